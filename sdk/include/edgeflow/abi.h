@@ -1,0 +1,322 @@
+/*
+ * edgeflow plugin ABI — the only interface that crosses a shared-library boundary.
+ *
+ * C11, depends only on <stdint.h> and <stddef.h>. Every struct starts with
+ * `uint32_t struct_size` so it can grow by appending fields; readers check the size before
+ * touching a field added after ABI 1.0. No C++ type, exception or allocation crosses it.
+ *
+ * Naming: ef_* types, ef_host_* callbacks the host provides (grouped in ef_host_api), hooks the
+ * plugin implements live in ef_component. Ownership and lifetime are written beside each pointer.
+ *
+ * Threading: a source's hooks run on the flow's thread; ef_host_api.emit/poll/ack deliveries to
+ * on_ack happen on that same thread, so a source needs no locking for its ack bookkeeping.
+ * Transformer hooks run on the flow's thread. A sink's write runs on the flow's thread; its
+ * ack() calls may come from any thread.
+ *
+ * A change to this file changes the ABI: tests/unit/abi_hash pins its hash.
+ */
+#ifndef EDGEFLOW_ABI_H
+#define EDGEFLOW_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EF_ABI_MAJOR 1u
+#define EF_ABI_MINOR 0u
+
+#if defined(_WIN32)
+#define EF_EXPORT __declspec(dllexport)
+#else
+#define EF_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The one symbol a plugin exports. */
+#define EF_ENTRY_SYMBOL "edgeflow_plugin_init"
+
+/* Result of a hook or host call. */
+typedef enum ef_status {
+  EF_OK = 0,
+  EF_ERROR = 1,    /* failed; the reason was passed to ef_host_api.fail() */
+  EF_BUSY = 2,     /* emit: in-flight bound reached and timeout elapsed; nothing was taken */
+  EF_STOPPING = 3  /* emit/poll: the flow is stopping; finish up and return from run */
+} ef_status;
+
+/* How one message ended at one sink, and (merged, worst wins) at the source. */
+typedef enum ef_ack_status {
+  EF_ACK_DELIVERED = 0, /* written, or durably buffered, by every sink it was routed to */
+  EF_ACK_RETRY = 1,     /* not delivered yet: do not commit, expect redelivery */
+  EF_ACK_REJECTED = 2   /* permanently refused; it is in the dead-letter destination */
+} ef_ack_status;
+
+typedef enum ef_kind {
+  EF_KIND_SOURCE = 1,
+  EF_KIND_TRANSFORMER = 2,
+  EF_KIND_SINK = 3
+} ef_kind;
+
+typedef enum ef_log_level {
+  EF_LOG_DEBUG = 0,
+  EF_LOG_INFO = 1,
+  EF_LOG_WARN = 2,
+  EF_LOG_ERROR = 3
+} ef_log_level;
+
+typedef enum ef_type {
+  EF_TYPE_NULL = 0,
+  EF_TYPE_BOOL = 1,
+  EF_TYPE_INT = 2,    /* fits int64 */
+  EF_TYPE_DOUBLE = 3, /* any other number */
+  EF_TYPE_STRING = 4,
+  EF_TYPE_ARRAY = 5,
+  EF_TYPE_OBJECT = 6
+} ef_type;
+
+/* Opaque host objects. */
+typedef struct ef_ctx ef_ctx;         /* one plugin instance in one flow; host-owned, lives from
+                                         create until destroy returns */
+typedef struct ef_message ef_message; /* host-owned message */
+typedef struct ef_batch ef_batch;     /* host-owned, valid only during the hook it is passed to */
+typedef struct ef_value ef_value;     /* a node of a host-owned JSON document; valid until that
+                                         document's structure changes or its message is released */
+
+/* Option types a plugin can declare. The host converts and checks config before create(). */
+typedef enum ef_option_type {
+  EF_OPT_STRING = 0,
+  EF_OPT_INT = 1,
+  EF_OPT_DOUBLE = 2,
+  EF_OPT_BOOL = 3,
+  EF_OPT_DURATION = 4, /* "250ms", "5s", "2m", "1h" or a number of ms; given as int ms */
+  EF_OPT_SIZE = 5,     /* "64KiB", "10MB" or a number of bytes; given as int bytes */
+  EF_OPT_ENUM = 6,     /* string, one of enum_values */
+  EF_OPT_STRING_LIST = 7,
+  EF_OPT_ANY = 8       /* any YAML value, given as JSON (maps, lists of maps...) */
+} ef_option_type;
+
+enum {
+  EF_OPT_REQUIRED = 1u << 0,
+  EF_OPT_SECRET = 1u << 1,    /* redacted wherever config is printed or logged */
+  EF_OPT_HAS_MIN = 1u << 2,
+  EF_OPT_HAS_MAX = 1u << 3
+};
+
+typedef struct ef_option_spec {
+  uint32_t struct_size;
+  const char* name;          /* plugin-owned, static */
+  uint32_t type;             /* ef_option_type */
+  uint32_t flags;            /* EF_OPT_* */
+  const char* default_value; /* YAML text, or NULL for none; plugin-owned, static */
+  double min;                /* with EF_OPT_HAS_MIN, for numbers, durations and sizes */
+  double max;                /* with EF_OPT_HAS_MAX */
+  const char* enum_values;   /* "a|b|c" for EF_OPT_ENUM, else NULL; plugin-owned, static */
+  const char* doc;           /* one sentence; plugin-owned, static */
+  const char* example;       /* YAML text; plugin-owned, static, may be NULL */
+} ef_option_spec;
+
+/* One acknowledgement delivered to a source: the token it gave the message, and the status. */
+typedef struct ef_ack {
+  uint32_t struct_size;
+  uint32_t status; /* ef_ack_status */
+  uint64_t token;
+} ef_ack;
+
+/*
+ * Hooks of one component (a source, transformer or sink type). `self` is what create() stored.
+ * Every hook returning ef_status reports failure by calling host->fail(ctx, ...) and returning
+ * EF_ERROR. Unused hooks are NULL.
+ */
+typedef struct ef_component {
+  uint32_t struct_size;
+  uint32_t kind;            /* ef_kind */
+  const char* type;         /* name used in flow YAML `type:`; plugin-owned, static */
+  const char* description;  /* plugin-owned, static */
+  const ef_option_spec* options; /* plugin-owned, static array */
+  uint32_t option_count;
+
+  /* Parse config only; do not connect anywhere (validate runs it). `config` is a JSON object
+     with every declared option present (defaults filled in), valid during the call only. */
+  ef_status (*create)(ef_ctx* ctx, const ef_value* config, void** self);
+  /* Connect / open. Called once before the first run/transform/write. */
+  ef_status (*start)(void* self);
+  /* Release connections; called once after the last hook, also after a failed start. */
+  void (*stop)(void* self);
+  void (*destroy)(void* self);
+
+  /* Source: read and emit until emit/poll answers EF_STOPPING or the input ends, then return
+     EF_OK. Returning EF_ERROR fails the flow (it is restarted with backoff). */
+  ef_status (*run)(void* self);
+  /* Source: acks for emitted messages, in any order, exactly once per message. Called on the
+     flow thread inside emit()/poll(), and after run() returns while the flow drains. */
+  void (*on_ack)(void* self, const ef_ack* acks, size_t count);
+
+  /* Transformer: change the batch in place (see the batch_* host calls). */
+  ef_status (*transform)(void* self, ef_batch* batch);
+
+  /* Sink: take the batch; call host->ack() once per message now or later (any thread). The
+     messages stay valid until acked. EF_ERROR here fails the flow. */
+  ef_status (*write)(void* self, ef_batch* batch);
+  /* Sink: push out anything buffered (called while draining); acks may follow. */
+  ef_status (*flush)(void* self, int32_t timeout_ms);
+} ef_component;
+
+typedef struct ef_plugin_info {
+  uint32_t struct_size;
+  uint32_t abi_major;      /* EF_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor;      /* EF_ABI_MINOR the plugin was built with */
+  const char* name;        /* plugin-owned, static */
+  const char* version;     /* plugin-owned, static */
+  const ef_component* components; /* plugin-owned, static array */
+  uint32_t component_count;
+} ef_plugin_info;
+
+typedef struct ef_header_view {
+  const char* name; /* host-owned, valid while the message is unchanged */
+  size_t name_len;
+  const char* value;
+  size_t value_len;
+} ef_header_view;
+
+/*
+ * Callbacks the host provides. The table is host-owned and lives as long as the plugin is
+ * loaded. Strings passed in are copied by the host unless stated; strings returned are
+ * host-owned and valid while the object they came from is unchanged.
+ */
+typedef struct ef_host_api {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+
+  /* --- diagnostics --- */
+  void (*log)(ef_ctx* ctx, uint32_t level, const char* text, size_t len);
+  /* Records why the current hook failed. ctx may be NULL inside edgeflow_plugin_init. */
+  void (*fail)(ef_ctx* ctx, const char* reason, size_t len);
+  /* "file:line:col" of a config key path ("routes[2].when") of this instance, or of the
+     instance itself for ""; host-owned, valid until destroy. */
+  const char* (*config_where)(ef_ctx* ctx, const char* key_path);
+  /* The instance's name: "<flow>/source", "<flow>/steps[0]:map", "<flow>/sinks.out". */
+  const char* (*instance_name)(ef_ctx* ctx);
+  /* Where the plugin may keep state (a directory path, created), NULL if none configured. */
+  const char* (*state_dir)(ef_ctx* ctx);
+
+  /* --- messages --- */
+  /* A new empty message owned by the caller until emitted or freed. */
+  ef_message* (*message_new)(ef_ctx* ctx);
+  void (*message_free)(ef_ctx* ctx, ef_message* msg);
+  /* Token handed back in ef_ack for this message (sources). */
+  void (*message_set_token)(ef_message* msg, uint64_t token);
+  /* Payload bytes; serialises the document first if it changed. */
+  const char* (*message_payload)(ef_message* msg, size_t* len);
+  void (*message_set_payload)(ef_message* msg, const char* data, size_t len);
+  const char* (*message_key)(const ef_message* msg, size_t* len);
+  void (*message_set_key)(ef_message* msg, const char* data, size_t len);
+  const char* (*message_content_type)(const ef_message* msg, size_t* len);
+  void (*message_set_content_type)(ef_message* msg, const char* data, size_t len);
+  int64_t (*message_timestamp_ms)(const ef_message* msg);
+  void (*message_set_timestamp_ms)(ef_message* msg, int64_t ts);
+  size_t (*message_header_count)(const ef_message* msg);
+  ef_header_view (*message_header_at)(const ef_message* msg, size_t index);
+  /* First header of that name, or NULL. */
+  const char* (*message_header)(const ef_message* msg, const char* name, size_t name_len,
+                                size_t* value_len);
+  /* Replaces every header of that name. */
+  void (*message_set_header)(ef_message* msg, const char* name, size_t name_len,
+                             const char* value, size_t value_len);
+  void (*message_remove_header)(ef_message* msg, const char* name, size_t name_len);
+  /* Source metadata (topic, partition, offset, lsn...), read as meta.<name> by expressions. */
+  const char* (*message_meta)(const ef_message* msg, const char* name, size_t name_len,
+                              size_t* value_len);
+  void (*message_set_meta)(ef_message* msg, const char* name, size_t name_len,
+                           const char* value, size_t value_len);
+
+  /* --- the structured document (JSON) of a message --- */
+  /* Root of the document, parsing the payload on first use; NULL (and fail() reason) if the
+     payload is not JSON. */
+  ef_value* (*message_doc)(ef_message* msg);
+  /* Replaces the document with an empty object and returns its root. */
+  ef_value* (*message_doc_reset)(ef_message* msg);
+  /* Path lookup: "after.items[0].sku". NULL when absent. */
+  ef_value* (*doc_get_path)(ef_message* msg, const char* path, size_t len);
+  /* Creates missing objects along the path; returns the (possibly new, null) leaf. */
+  ef_value* (*doc_set_path)(ef_message* msg, const char* path, size_t len);
+  int (*doc_remove_path)(ef_message* msg, const char* path, size_t len);
+
+  uint32_t (*value_type)(const ef_value* v);
+  int (*value_bool)(const ef_value* v);
+  int64_t (*value_int)(const ef_value* v);
+  double (*value_double)(const ef_value* v); /* ints convert */
+  const char* (*value_string)(const ef_value* v, size_t* len);
+  size_t (*value_size)(const ef_value* v); /* array elements or object members */
+  ef_value* (*value_at)(const ef_value* array, size_t index);
+  /* i-th member of an object; *name is valid like the value. */
+  ef_value* (*value_member_at)(const ef_value* object, size_t index, const char** name,
+                               size_t* name_len);
+  ef_value* (*value_find)(const ef_value* object, const char* name, size_t len);
+  /* Mutators take the message whose document holds v (its allocator). */
+  void (*value_set_null)(ef_message* msg, ef_value* v);
+  void (*value_set_bool)(ef_message* msg, ef_value* v, int b);
+  void (*value_set_int)(ef_message* msg, ef_value* v, int64_t i);
+  void (*value_set_double)(ef_message* msg, ef_value* v, double d);
+  void (*value_set_string)(ef_message* msg, ef_value* v, const char* s, size_t len);
+  void (*value_set_object)(ef_message* msg, ef_value* v);
+  void (*value_set_array)(ef_message* msg, ef_value* v);
+  /* Member of an object, created (null) when absent. */
+  ef_value* (*object_put)(ef_message* msg, ef_value* object, const char* name, size_t len);
+  int (*object_remove)(ef_message* msg, ef_value* object, const char* name, size_t len);
+  /* Appends a null element and returns it. */
+  ef_value* (*array_push)(ef_message* msg, ef_value* array);
+  /* Deep copy of src (from any document, or from a config value) into dst. */
+  void (*value_copy)(ef_message* msg, ef_value* dst, const ef_value* src);
+
+  /* --- sources --- */
+  /* Hands messages to the flow (ownership passes to the host on EF_OK). Blocks up to
+     timeout_ms (-1: until admitted or stopping) while the in-flight bound is reached, and
+     delivers pending acks through on_ack meanwhile. */
+  ef_status (*emit)(ef_ctx* ctx, ef_message* const* msgs, size_t count, int32_t timeout_ms);
+  /* Delivers pending acks and waits up to timeout_ms for more; EF_STOPPING once the flow is
+     asked to stop. A source blocked in its own I/O should call it at least every 100 ms. */
+  ef_status (*poll)(ef_ctx* ctx, int32_t timeout_ms);
+  /* Messages emitted and not yet acked. */
+  size_t (*in_flight)(ef_ctx* ctx);
+
+  /* --- batches (transformers and sinks) --- */
+  size_t (*batch_size)(const ef_batch* batch);
+  ef_message* (*batch_at)(const ef_batch* batch, size_t index);
+  /* Transformers: remove a message; it counts as delivered. */
+  void (*batch_drop)(ef_batch* batch, size_t index);
+  /* Transformers: remove a message and send it to the dead-letter destination. */
+  void (*batch_reject)(ef_batch* batch, size_t index, const char* reason, size_t len);
+  /* Transformers: a copy of the message at index (payload, document, headers, meta, routes),
+     sharing its ack, appended at the end of the batch and returned for editing. */
+  ef_message* (*batch_split)(ef_batch* batch, size_t index);
+  /* The flow's sinks, by index; names are host-owned. Resolve names once, in create(). */
+  size_t (*sink_count)(ef_ctx* ctx);
+  const char* (*sink_name)(ef_ctx* ctx, size_t index);
+  /* Index of the named sink, or -1. */
+  int32_t (*sink_index)(ef_ctx* ctx, const char* name, size_t len);
+  /* Transformers: send the message only to the given sinks (call once per sink). A message
+     never routed goes to every sink. At most 64 sinks per flow. */
+  void (*message_route)(ef_message* msg, uint32_t sink_index);
+  void (*message_clear_routes)(ef_message* msg); /* back to "every sink" */
+
+  /* --- sinks --- */
+  /* Resolves one message at this sink; reason (may be NULL) is copied. Any thread. */
+  void (*ack)(ef_ctx* ctx, ef_message* msg, uint32_t status, const char* reason, size_t len);
+  /* Resolves every message of the batch with one status (flow thread, during write). */
+  void (*ack_batch)(ef_ctx* ctx, ef_batch* batch, uint32_t status, const char* reason,
+                    size_t len);
+} ef_host_api;
+
+/* The one exported entry point. Returns a static descriptor, or NULL after host->fail(NULL,..).
+   host_abi_major/minor are the host's; a plugin may refuse an older host minor. */
+typedef const ef_plugin_info* (*ef_plugin_init_fn)(const ef_host_api* host,
+                                                   uint32_t host_abi_major,
+                                                   uint32_t host_abi_minor);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEFLOW_ABI_H */

@@ -1,0 +1,379 @@
+// The host side of messages and documents, shared by the runtime and the SDK test harness so
+// plugins see identical behaviour in both. A message keeps its payload bytes and, once asked
+// for, a parsed RapidJSON document: a chain of transformers parses at most once and the sink
+// serialises at most once (only if the document changed).
+#pragma once
+
+#include <edgeflow/abi.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace edgeflow::host {
+
+using Doc = rapidjson::Document;
+using JValue = rapidjson::Value;
+
+struct Message {
+  std::string payload;
+  std::string key;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> meta;
+  int64_t timestamp_ms = 0;
+  uint64_t token = 0;
+  uint64_t routes = 0;  // bit i: sink i; 0 with routed == false means every sink
+  bool routed = false;
+
+  std::unique_ptr<Doc> doc;
+  bool doc_valid = false;      // doc reflects the message
+  bool payload_stale = false;  // doc changed since payload was written
+  rapidjson::StringBuffer out; // reused serialisation buffer
+
+  // Back to an empty message, keeping buffers for reuse.
+  void clear() {
+    payload.clear();
+    key.clear();
+    content_type.clear();
+    headers.clear();
+    meta.clear();
+    timestamp_ms = 0;
+    token = 0;
+    routes = 0;
+    routed = false;
+    doc_valid = false;
+    payload_stale = false;
+  }
+
+  // Copy of everything a transformer can see; the caller sets up its own bookkeeping.
+  void copy_from(Message& o) {
+    payload = o.payload_bytes();
+    key = o.key;
+    content_type = o.content_type;
+    headers = o.headers;
+    meta = o.meta;
+    timestamp_ms = o.timestamp_ms;
+    token = o.token;
+    routes = o.routes;
+    routed = o.routed;
+    doc_valid = false;
+    payload_stale = false;
+    if (o.doc_valid) {
+      ensure_doc();
+      doc->CopyFrom(*o.doc, doc->GetAllocator());
+      doc_valid = true;
+    }
+  }
+
+  void ensure_doc() {
+    if (!doc) doc = std::make_unique<Doc>();
+  }
+
+  // The root, parsing the payload on first use; nullptr with *error set when it is not JSON.
+  JValue* root(std::string* error) {
+    if (doc_valid) return doc.get();
+    ensure_doc();
+    doc->GetAllocator().Clear();
+    doc->Parse(payload.data(), payload.size());
+    if (doc->HasParseError()) {
+      if (error) {
+        *error = std::string("payload is not JSON: ") +
+                 rapidjson::GetParseError_En(doc->GetParseError()) + " at offset " +
+                 std::to_string(doc->GetErrorOffset());
+      }
+      doc->SetNull();
+      return nullptr;
+    }
+    doc_valid = true;
+    return doc.get();
+  }
+
+  JValue* reset_doc() {
+    ensure_doc();
+    doc->SetObject();
+    doc->GetAllocator().Clear();
+    doc->SetObject();
+    doc_valid = true;
+    payload_stale = true;
+    return doc.get();
+  }
+
+  const std::string& payload_bytes() {
+    if (payload_stale) {
+      out.Clear();
+      rapidjson::Writer<rapidjson::StringBuffer> w(out);
+      doc->Accept(w);
+      payload.assign(out.GetString(), out.GetSize());
+      payload_stale = false;
+      if (content_type.empty()) content_type = "application/json";
+    }
+    return payload;
+  }
+
+  void set_payload(const char* d, size_t n) {
+    payload.assign(d, n);
+    doc_valid = false;
+    payload_stale = false;
+  }
+
+  void touched() { payload_stale = true; }
+  rapidjson::MemoryPoolAllocator<>& alloc() { return doc->GetAllocator(); }
+};
+
+inline Message* M(ef_message* m) { return reinterpret_cast<Message*>(m); }
+inline const Message* M(const ef_message* m) { return reinterpret_cast<const Message*>(m); }
+inline JValue* V(ef_value* v) { return reinterpret_cast<JValue*>(v); }
+inline const JValue* V(const ef_value* v) { return reinterpret_cast<const JValue*>(v); }
+inline ef_value* EV(const JValue* v) { return reinterpret_cast<ef_value*>(const_cast<JValue*>(v)); }
+
+// Walks "a.b[2].c". With create, missing objects are made (and arrays extended with nulls).
+inline JValue* walk_path(Message& m, std::string_view path, bool create, std::string* error) {
+  JValue* cur = m.root(error);
+  if (!cur) return nullptr;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '[') {
+      size_t close = path.find(']', i);
+      if (close == std::string_view::npos) return nullptr;
+      size_t idx = 0;
+      for (size_t k = i + 1; k < close; ++k) {
+        if (path[k] < '0' || path[k] > '9') return nullptr;
+        idx = idx * 10 + size_t(path[k] - '0');
+      }
+      if (!cur->IsArray()) {
+        if (!create) return nullptr;
+        cur->SetArray();
+      }
+      while (create && cur->Size() <= idx) cur->PushBack(JValue(), m.alloc());
+      if (idx >= cur->Size()) return nullptr;
+      cur = &(*cur)[rapidjson::SizeType(idx)];
+      i = close + 1;
+      if (i < path.size() && path[i] == '.') ++i;
+      continue;
+    }
+    size_t end = path.find_first_of(".[", i);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view name = path.substr(i, end - i);
+    if (!cur->IsObject()) {
+      if (!create) return nullptr;
+      cur->SetObject();
+    }
+    auto it = cur->FindMember(JValue(rapidjson::StringRef(name.data(), rapidjson::SizeType(name.size()))));
+    if (it == cur->MemberEnd()) {
+      if (!create) return nullptr;
+      cur->AddMember(JValue(name.data(), rapidjson::SizeType(name.size()), m.alloc()), JValue(),
+                     m.alloc());
+      cur = &(cur->MemberEnd() - 1)->value;
+    } else {
+      cur = &it->value;
+    }
+    i = end;
+    if (i < path.size() && path[i] == '.') ++i;
+  }
+  return cur;
+}
+
+inline const char* find_pair(const std::vector<std::pair<std::string, std::string>>& v,
+                             const char* name, size_t len, size_t* out_len) {
+  std::string_view n(name, len);
+  for (auto& [k, val] : v) {
+    if (k == n) {
+      *out_len = val.size();
+      return val.data();
+    }
+  }
+  return nullptr;
+}
+
+inline void set_pair(std::vector<std::pair<std::string, std::string>>& v, const char* name,
+                     size_t len, const char* value, size_t vlen) {
+  std::string_view n(name, len);
+  bool set = false;
+  for (auto it = v.begin(); it != v.end();) {
+    if (it->first == n) {
+      if (set) {
+        it = v.erase(it);
+        continue;
+      }
+      it->second.assign(value, vlen);
+      set = true;
+    }
+    ++it;
+  }
+  if (!set) v.emplace_back(std::string(n), std::string(value, vlen));
+}
+
+// Fills the message, document and value callbacks of a host table.
+inline void fill_message_api(ef_host_api& h) {
+  h.message_set_token = [](ef_message* m, uint64_t t) { M(m)->token = t; };
+  h.message_payload = [](ef_message* m, size_t* len) {
+    const std::string& p = M(m)->payload_bytes();
+    *len = p.size();
+    return p.data();
+  };
+  h.message_set_payload = [](ef_message* m, const char* d, size_t n) { M(m)->set_payload(d, n); };
+  h.message_key = [](const ef_message* m, size_t* len) {
+    *len = M(m)->key.size();
+    return M(m)->key.data();
+  };
+  h.message_set_key = [](ef_message* m, const char* d, size_t n) { M(m)->key.assign(d, n); };
+  h.message_content_type = [](const ef_message* m, size_t* len) {
+    *len = M(m)->content_type.size();
+    return M(m)->content_type.data();
+  };
+  h.message_set_content_type = [](ef_message* m, const char* d, size_t n) {
+    M(m)->content_type.assign(d, n);
+  };
+  h.message_timestamp_ms = [](const ef_message* m) { return M(m)->timestamp_ms; };
+  h.message_set_timestamp_ms = [](ef_message* m, int64_t t) { M(m)->timestamp_ms = t; };
+  h.message_header_count = [](const ef_message* m) { return M(m)->headers.size(); };
+  h.message_header_at = [](const ef_message* m, size_t i) {
+    auto& hd = M(m)->headers.at(i);
+    return ef_header_view{hd.first.data(), hd.first.size(), hd.second.data(), hd.second.size()};
+  };
+  h.message_header = [](const ef_message* m, const char* n, size_t nl, size_t* vl) {
+    return find_pair(M(m)->headers, n, nl, vl);
+  };
+  h.message_set_header = [](ef_message* m, const char* n, size_t nl, const char* v, size_t vl) {
+    set_pair(M(m)->headers, n, nl, v, vl);
+  };
+  h.message_remove_header = [](ef_message* m, const char* n, size_t nl) {
+    auto& hs = M(m)->headers;
+    std::string_view name(n, nl);
+    std::erase_if(hs, [&](auto& p) { return p.first == name; });
+  };
+  h.message_meta = [](const ef_message* m, const char* n, size_t nl, size_t* vl) {
+    return find_pair(M(m)->meta, n, nl, vl);
+  };
+  h.message_set_meta = [](ef_message* m, const char* n, size_t nl, const char* v, size_t vl) {
+    set_pair(M(m)->meta, n, nl, v, vl);
+  };
+
+  h.message_doc = [](ef_message* m) { return EV(M(m)->root(nullptr)); };
+  h.message_doc_reset = [](ef_message* m) { return EV(M(m)->reset_doc()); };
+  h.doc_get_path = [](ef_message* m, const char* p, size_t n) {
+    return EV(walk_path(*M(m), std::string_view(p, n), false, nullptr));
+  };
+  h.doc_set_path = [](ef_message* m, const char* p, size_t n) {
+    JValue* v = walk_path(*M(m), std::string_view(p, n), true, nullptr);
+    if (v) M(m)->touched();
+    return EV(v);
+  };
+  h.doc_remove_path = [](ef_message* m, const char* p, size_t n) -> int {
+    std::string_view path(p, n);
+    size_t dot = path.find_last_of('.');
+    if (!path.empty() && path.back() == ']') {
+      size_t open = path.find_last_of('[');
+      JValue* arr = walk_path(*M(m), path.substr(0, open), false, nullptr);
+      if (!arr || !arr->IsArray()) return 0;
+      size_t idx = std::strtoul(std::string(path.substr(open + 1)).c_str(), nullptr, 10);
+      if (idx >= arr->Size()) return 0;
+      arr->Erase(arr->Begin() + idx);
+      M(m)->touched();
+      return 1;
+    }
+    JValue* parent = dot == std::string_view::npos ? M(m)->root(nullptr)
+                                                   : walk_path(*M(m), path.substr(0, dot), false, nullptr);
+    std::string_view name = dot == std::string_view::npos ? path : path.substr(dot + 1);
+    if (!parent || !parent->IsObject()) return 0;
+    bool removed = parent->EraseMember(
+        JValue(rapidjson::StringRef(name.data(), rapidjson::SizeType(name.size()))));
+    if (removed) M(m)->touched();
+    return removed ? 1 : 0;
+  };
+
+  h.value_type = [](const ef_value* ev) -> uint32_t {
+    const JValue* v = V(ev);
+    if (!v || v->IsNull()) return EF_TYPE_NULL;
+    if (v->IsBool()) return EF_TYPE_BOOL;
+    if (v->IsInt64()) return EF_TYPE_INT;
+    if (v->IsNumber()) return EF_TYPE_DOUBLE;
+    if (v->IsString()) return EF_TYPE_STRING;
+    if (v->IsArray()) return EF_TYPE_ARRAY;
+    return EF_TYPE_OBJECT;
+  };
+  h.value_bool = [](const ef_value* v) -> int { return V(v)->IsBool() && V(v)->GetBool(); };
+  h.value_int = [](const ef_value* v) -> int64_t {
+    if (V(v)->IsInt64()) return V(v)->GetInt64();
+    if (V(v)->IsNumber()) return int64_t(V(v)->GetDouble());
+    return 0;
+  };
+  h.value_double = [](const ef_value* v) { return V(v)->IsNumber() ? V(v)->GetDouble() : 0.0; };
+  h.value_string = [](const ef_value* v, size_t* len) -> const char* {
+    if (!V(v)->IsString()) {
+      *len = 0;
+      return "";
+    }
+    *len = V(v)->GetStringLength();
+    return V(v)->GetString();
+  };
+  h.value_size = [](const ef_value* v) -> size_t {
+    if (V(v)->IsArray()) return V(v)->Size();
+    if (V(v)->IsObject()) return V(v)->MemberCount();
+    return 0;
+  };
+  h.value_at = [](const ef_value* v, size_t i) -> ef_value* {
+    if (!V(v)->IsArray() || i >= V(v)->Size()) return nullptr;
+    return EV(&(*V(v))[rapidjson::SizeType(i)]);
+  };
+  h.value_member_at = [](const ef_value* v, size_t i, const char** name, size_t* len) -> ef_value* {
+    if (!V(v)->IsObject() || i >= V(v)->MemberCount()) return nullptr;
+    auto it = V(v)->MemberBegin() + rapidjson::SizeType(i);
+    *name = it->name.GetString();
+    *len = it->name.GetStringLength();
+    return EV(&it->value);
+  };
+  h.value_find = [](const ef_value* v, const char* n, size_t len) -> ef_value* {
+    if (!V(v)->IsObject()) return nullptr;
+    auto it = V(v)->FindMember(JValue(rapidjson::StringRef(n, rapidjson::SizeType(len))));
+    return it == V(v)->MemberEnd() ? nullptr : EV(&it->value);
+  };
+  h.value_set_null = [](ef_message* m, ef_value* v) { V(v)->SetNull(); M(m)->touched(); };
+  h.value_set_bool = [](ef_message* m, ef_value* v, int b) { V(v)->SetBool(b != 0); M(m)->touched(); };
+  h.value_set_int = [](ef_message* m, ef_value* v, int64_t i) { V(v)->SetInt64(i); M(m)->touched(); };
+  h.value_set_double = [](ef_message* m, ef_value* v, double d) { V(v)->SetDouble(d); M(m)->touched(); };
+  h.value_set_string = [](ef_message* m, ef_value* v, const char* s, size_t n) {
+    V(v)->SetString(s, rapidjson::SizeType(n), M(m)->alloc());
+    M(m)->touched();
+  };
+  h.value_set_object = [](ef_message* m, ef_value* v) { V(v)->SetObject(); M(m)->touched(); };
+  h.value_set_array = [](ef_message* m, ef_value* v) { V(v)->SetArray(); M(m)->touched(); };
+  h.object_put = [](ef_message* m, ef_value* o, const char* n, size_t len) -> ef_value* {
+    JValue* obj = V(o);
+    if (!obj->IsObject()) obj->SetObject();
+    M(m)->touched();
+    auto it = obj->FindMember(JValue(rapidjson::StringRef(n, rapidjson::SizeType(len))));
+    if (it != obj->MemberEnd()) return EV(&it->value);
+    obj->AddMember(JValue(n, rapidjson::SizeType(len), M(m)->alloc()), JValue(), M(m)->alloc());
+    return EV(&(obj->MemberEnd() - 1)->value);
+  };
+  h.object_remove = [](ef_message* m, ef_value* o, const char* n, size_t len) -> int {
+    if (!V(o)->IsObject()) return 0;
+    bool r = V(o)->EraseMember(JValue(rapidjson::StringRef(n, rapidjson::SizeType(len))));
+    if (r) M(m)->touched();
+    return r ? 1 : 0;
+  };
+  h.array_push = [](ef_message* m, ef_value* a) -> ef_value* {
+    JValue* arr = V(a);
+    if (!arr->IsArray()) arr->SetArray();
+    arr->PushBack(JValue(), M(m)->alloc());
+    M(m)->touched();
+    return EV(&(*arr)[arr->Size() - 1]);
+  };
+  h.value_copy = [](ef_message* m, ef_value* dst, const ef_value* src) {
+    V(dst)->CopyFrom(*V(src), M(m)->alloc());
+    M(m)->touched();
+  };
+}
+
+}  // namespace edgeflow::host
