@@ -141,7 +141,8 @@ typedef struct ef_component {
   ef_status (*create)(ef_ctx* ctx, const ef_value* config, void** self);
   /* Connect / open. Called once before the first run/transform/write. */
   ef_status (*start)(void* self);
-  /* Release connections; called once after the last hook, also after a failed start. */
+  /* Release connections; called once after the last hook, also after a failed start. A sink
+     must not call ack() once stop() has returned (join the threads that do). */
   void (*stop)(void* self);
   void (*destroy)(void* self);
 

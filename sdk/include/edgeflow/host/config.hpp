@@ -435,7 +435,12 @@ struct ConfigBuilder {
   }
 
   static const char* kind_name(uint32_t kind) {
-    return kind == EF_KIND_SOURCE ? "source" : kind == EF_KIND_SINK ? "sink" : "transformer";
+    switch (kind) {
+      case EF_KIND_SOURCE: return "source";
+      case EF_KIND_TRANSFORMER: return "transformer";
+      case EF_KIND_SINK: return "sink";
+      default: return "section";  // the runtime's own settings
+    }
   }
 };
 

@@ -1,0 +1,901 @@
+#include "engine.hpp"
+
+#include "log.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <filesystem>
+
+namespace edgeflow {
+
+using Clock = std::chrono::steady_clock;
+using host::JValue;
+
+namespace {
+
+// The flow whose thread is running: acks raised on it are handled at once, not queued.
+thread_local Flow* t_flow = nullptr;
+
+Instance* I(ef_ctx* c) { return reinterpret_cast<Instance*>(c); }
+ef_ctx* C(Instance* i) { return reinterpret_cast<ef_ctx*>(i); }
+FlowMessage* FM(ef_message* m) { return static_cast<FlowMessage*>(host::M(m)); }
+Flow::Batch* B(ef_batch* b) { return reinterpret_cast<Flow::Batch*>(b); }
+const Flow::Batch* B(const ef_batch* b) { return reinterpret_cast<const Flow::Batch*>(b); }
+
+uint64_t message_bytes(FlowMessage* m) {
+  return m->payload.size() + (m->doc_valid && m->doc ? m->doc->GetAllocator().Size() : 0);
+}
+
+void bump_peak(std::atomic<int64_t>& peak, int64_t v) {
+  int64_t p = peak.load(std::memory_order_relaxed);
+  while (v > p && !peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
+  }
+}
+void bump_peak(std::atomic<uint64_t>& peak, uint64_t v) {
+  uint64_t p = peak.load(std::memory_order_relaxed);
+  while (v > p && !peak.compare_exchange_weak(p, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+const char* state_name(FlowState s) {
+  switch (s) {
+    case FlowState::created: return "created";
+    case FlowState::starting: return "starting";
+    case FlowState::running: return "running";
+    case FlowState::draining: return "draining";
+    case FlowState::backoff: return "backoff";
+    case FlowState::finished: return "finished";
+    case FlowState::stopped: return "stopped";
+    case FlowState::failed: return "failed";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+Flow::Flow(FlowSpec spec, std::string state_dir)
+    : spec_(std::move(spec)), state_dir_(std::move(state_dir)), rng_(std::random_device{}()) {
+  for (size_t i = 0; i < spec_.sinks.size(); ++i) sink_names_.push_back(spec_.sink_name(i));
+  steps_.resize(spec_.steps.size());
+  sinks_.resize(spec_.sinks.size());
+  per_sink_.resize(spec_.sinks.size());
+}
+
+Flow::~Flow() {
+  request_stop();
+  join();
+}
+
+void Flow::start() { thread_ = std::thread([this] { thread_main(); }); }
+
+void Flow::request_stop() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    stop_ = true;
+  }
+  inbox_cv_.notify_all();
+}
+
+void Flow::force_stop() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    force_ = true;
+    stop_ = true;
+  }
+  inbox_cv_.notify_all();
+}
+
+void Flow::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string Flow::last_error() const {
+  std::lock_guard lock(observe_mutex_);
+  return last_error_;
+}
+
+bool Flow::wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(observe_mutex_);
+  return observe_cv_.wait_for(lock, timeout, [&] {
+    lock.unlock();
+    bool ok = pred();
+    lock.lock();
+    return ok;
+  });
+}
+
+void Flow::set_state(FlowState s) {
+  {
+    std::lock_guard lock(observe_mutex_);
+    state_ = s;
+  }
+  observe_cv_.notify_all();
+  log_info(spec_.name, "", std::string("flow ") + state_name(s));
+}
+
+void Flow::fail(const Instance& inst, std::string_view what) {
+  std::string msg = scrub(inst.spec->key + " (" + inst.spec->type + "): " + std::string(what), spec_.secrets);
+  if (!failed_) log_error(spec_.name, inst.spec->key, msg);
+  failed_ = true;
+  {
+    std::lock_guard lock(observe_mutex_);
+    last_error_ = msg;
+  }
+  observe_cv_.notify_all();
+}
+
+void Flow::log(ef_log_level level, const Instance& inst, std::string_view text) const {
+  if (!log_enabled(level)) return;
+  edgeflow::log(level, spec_.name, inst.spec->key, scrub(std::string(text), spec_.secrets));
+}
+
+bool Flow::create_instances(std::vector<std::string>* errors) {
+  auto make = [&](Instance& inst, const InstanceSpec& is, int sink) {
+    inst = Instance{};
+    inst.flow = this;
+    inst.spec = &is;
+    inst.comp = is.component->component;
+    inst.sink = sink;
+    inst.name = spec_.name + "/" + is.key + ":" + is.type;
+    if (!state_dir_.empty()) inst.state_dir = state_dir_ + "/" + spec_.name;
+    if (inst.comp->create(C(&inst), reinterpret_cast<const ef_value*>(is.config.get()), &inst.self) == EF_OK)
+      return true;
+    inst.self = nullptr;
+    std::string why = inst.last_error.empty() ? "create failed (no reason given)" : inst.last_error;
+    // Plugins that know where in the YAML the problem is say so themselves.
+    std::string msg = why.rfind(spec_.file, 0) == 0 ? why : is.where + ": " + is.key + ": " + why;
+    if (errors) errors->push_back(scrub(msg, spec_.secrets));
+    else fail(inst, why);
+    return false;
+  };
+  bool ok = make(source_, spec_.source, -1);
+  for (size_t i = 0; i < steps_.size(); ++i) ok = make(steps_[i], spec_.steps[i], -1) && ok;
+  for (size_t i = 0; i < sinks_.size(); ++i) ok = make(sinks_[i].inst, spec_.sinks[i], int(i)) && ok;
+  ok = make(dlq_.inst, spec_.dead_letter, kDeadLetter) && ok;
+  return ok;
+}
+
+bool Flow::check(std::vector<std::string>& errors) {
+  bool ok = create_instances(&errors);
+  for (Instance* inst : {&source_, &dlq_.inst}) {
+    if (inst->self) inst->comp->destroy(inst->self);
+    inst->self = nullptr;
+  }
+  for (auto& s : steps_) {
+    if (s.self) s.comp->destroy(s.self);
+    s.self = nullptr;
+  }
+  for (auto& s : sinks_) {
+    if (s.inst.self) s.inst.comp->destroy(s.inst.self);
+    s.inst.self = nullptr;
+  }
+  return ok;
+}
+
+bool Flow::start_instances() {
+  auto start = [&](Instance& inst) {
+    if (!inst.comp->start) {
+      inst.started = true;
+      return true;
+    }
+    if (inst.comp->start(inst.self) != EF_OK) {
+      fail(inst, "start failed: " + inst.last_error);
+      inst.started = true;  // stop() is still owed after a failed start
+      return false;
+    }
+    inst.started = true;
+    return true;
+  };
+  // Downstream first, so nothing is emitted into a sink that is not ready.
+  if (!start(dlq_.inst)) return false;
+  for (auto& s : sinks_)
+    if (!start(s.inst)) return false;
+  for (auto& s : steps_)
+    if (!start(s)) return false;
+  return start(source_);
+}
+
+void Flow::teardown() {
+  auto stop = [](Instance& inst) {
+    if (inst.started && inst.comp->stop) inst.comp->stop(inst.self);
+    inst.started = false;
+  };
+  // Sinks first: after stop() they send no more acks, so what is open now stays open.
+  for (auto& s : sinks_) stop(s.inst);
+  stop(dlq_.inst);
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_work_.swap(inbox_);
+  }
+  for (auto& e : inbox_work_)
+    if (e.status == EF_ACK_DELIVERED && e.msg->in_use) handle_ack(e.sink, e.msg, e.status, e.reason);
+  inbox_work_.clear();
+
+  // Whatever is still open is neither delivered nor lost: the source hears "retry" and does not
+  // commit it, so it is read again after the restart.
+  uint64_t open = 0;
+  for (auto& o : origins_) {
+    if (!o->in_use) continue;
+    ready_.push_back(ef_ack{sizeof(ef_ack), EF_ACK_RETRY, o->token});
+    o->in_use = false;
+    free_origins_.push_back(o.get());
+    ++open;
+  }
+  if (open) {
+    stats_.unresolved_at_stop += open;
+    log_warn(spec_.name, "", std::to_string(open) +
+                                 " message(s) left unacknowledged at the source; they will be "
+                                 "delivered again after a restart");
+  }
+  deliver_acks();
+  for (auto& m : messages_) {
+    if (m->in_use) {
+      m->in_use = false;
+      free_messages_.push_back(m.get());
+    }
+  }
+  for (auto& s : sinks_) s.held.clear();
+  dlq_queue_.clear();
+  in_flight_ = 0;
+  in_flight_bytes_ = 0;
+  stats_.in_flight = 0;
+  stats_.in_flight_bytes = 0;
+
+  stop(source_);
+  for (auto& s : steps_) stop(s);
+  auto destroy = [](Instance& inst) {
+    if (inst.self) inst.comp->destroy(inst.self);
+    inst.self = nullptr;
+  };
+  destroy(source_);
+  for (auto& s : steps_) destroy(s);
+  for (auto& s : sinks_) {
+    destroy(s.inst);
+    s.failures = 0;
+  }
+  destroy(dlq_.inst);
+}
+
+bool Flow::run_once() {
+  failed_ = false;
+  set_state(FlowState::starting);
+  if (!create_instances(nullptr) || !start_instances()) {
+    teardown();
+    return false;
+  }
+  set_state(FlowState::running);
+  if (source_.comp->run(source_.self) != EF_OK && !failed_)
+    fail(source_, "run failed: " + source_.last_error);
+  if (!failed_) drain();
+  teardown();
+  return !failed_;
+}
+
+void Flow::thread_main() {
+  t_flow = this;
+  uint32_t attempt = 0;
+  for (;;) {
+    auto began = Clock::now();
+    if (run_once()) {
+      set_state(stop_ ? FlowState::stopped : FlowState::finished);
+      break;
+    }
+    if (stop_) {
+      set_state(FlowState::failed);
+      break;
+    }
+    if (Clock::now() - began > spec_.restart_max) attempt = 0;  // it ran well for a while
+    auto delay = backoff(++attempt, spec_.restart_initial, spec_.restart_max);
+    stats_.restarts++;
+    log_warn(spec_.name, "", "flow failed: " + last_error() + "; restart " + std::to_string(attempt) +
+                                 " in " + std::to_string(delay.count()) + "ms");
+    set_state(FlowState::backoff);
+    std::unique_lock lock(inbox_mutex_);
+    if (inbox_cv_.wait_for(lock, delay, [&] { return stop_.load(); })) {
+      lock.unlock();
+      set_state(FlowState::failed);
+      break;
+    }
+  }
+  t_flow = nullptr;
+}
+
+std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseconds initial,
+                                        std::chrono::milliseconds cap) {
+  // Capped exponential with full jitter: retrying peers spread out instead of stampeding.
+  int64_t ceiling = initial.count();
+  for (uint32_t i = 1; i < attempt && ceiling < cap.count(); ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, cap.count());
+  std::uniform_int_distribution<int64_t> d(1, std::max<int64_t>(1, ceiling));
+  return std::chrono::milliseconds(d(rng_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+FlowMessage* Flow::new_message() {
+  FlowMessage* m;
+  if (free_messages_.empty()) {
+    messages_.push_back(std::make_unique<FlowMessage>());
+    m = messages_.back().get();
+  } else {
+    m = free_messages_.back();
+    free_messages_.pop_back();
+    m->clear();
+  }
+  m->origin = nullptr;
+  m->dlq_of = nullptr;
+  m->pending = 0;
+  m->attempts = 0;
+  m->status = EF_ACK_DELIVERED;
+  m->in_use = true;
+  return m;
+}
+
+void Flow::free_message(FlowMessage* m) {
+  if (!m || !m->in_use) return;
+  m->in_use = false;
+  free_messages_.push_back(m);
+}
+
+Origin* Flow::new_origin() {
+  Origin* o;
+  if (free_origins_.empty()) {
+    origins_.push_back(std::make_unique<Origin>());
+    o = origins_.back().get();
+  } else {
+    o = free_origins_.back();
+    free_origins_.pop_back();
+  }
+  *o = Origin{};
+  o->in_use = true;
+  return o;
+}
+
+FlowMessage* Flow::split(Batch& b, size_t index) {
+  FlowMessage* src = (*b.msgs)[index];
+  FlowMessage* m = new_message();
+  m->copy_from(*src);
+  m->origin = src->origin;
+  m->origin->pending++;
+  m->seq = ++seq_;
+  b.msgs->push_back(m);
+  if (b.fates) {
+    b.fates->push_back(Batch::keep);
+    b.reasons->emplace_back();
+  }
+  return m;
+}
+
+int32_t Flow::sink_index(std::string_view name) const {
+  for (size_t i = 0; i < sink_names_.size(); ++i)
+    if (sink_names_[i] == name) return int32_t(i);
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data path
+
+ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
+  pump();
+  if (stopping()) return EF_STOPPING;
+  if (n == 0) return EF_OK;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; ++i) bytes += message_bytes(FM(msgs[i]));
+  if (!admit(n, bytes, timeout_ms)) return stopping() ? EF_STOPPING : EF_BUSY;
+
+  std::vector<FlowMessage*> batch;
+  batch.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    FlowMessage* m = FM(msgs[i]);
+    Origin* o = new_origin();
+    o->token = m->token;
+    o->pending = 1;
+    o->bytes = message_bytes(m);
+    m->origin = o;
+    m->seq = ++seq_;
+    batch.push_back(m);
+  }
+  in_flight_ += int64_t(n);
+  in_flight_bytes_ += bytes;
+  stats_.emitted.fetch_add(n, std::memory_order_relaxed);
+  stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
+  stats_.in_flight_bytes.store(in_flight_bytes_, std::memory_order_relaxed);
+  bump_peak(stats_.peak_in_flight, in_flight_);
+  bump_peak(stats_.peak_in_flight_bytes, in_flight_bytes_);
+
+  run_pipeline(batch);
+  pump();
+  return EF_OK;
+}
+
+ef_status Flow::poll(int32_t timeout_ms) {
+  pump();
+  if (stopping()) return EF_STOPPING;
+  if (timeout_ms > 0) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    wait_inbox(std::min(deadline, next_retry()));
+    pump();
+  }
+  return stopping() ? EF_STOPPING : EF_OK;
+}
+
+bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
+  auto over = [&] {
+    return in_flight_ > 0 && (in_flight_ + int64_t(n) > spec_.max_in_flight ||
+                              in_flight_bytes_ + bytes > spec_.max_in_flight_bytes);
+  };
+  if (!over()) return true;
+  stats_.backpressure_waits++;
+  observe_cv_.notify_all();
+  auto deadline = timeout_ms < 0 ? Clock::time_point::max()
+                                 : Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (over()) {
+    if (stopping() || Clock::now() >= deadline) return false;
+    wait_inbox(std::min(deadline, next_retry()));
+    pump();
+  }
+  return !stopping();
+}
+
+void Flow::run_pipeline(std::vector<FlowMessage*>& batch) {
+  for (size_t i = 0; i < steps_.size() && !batch.empty() && !failed_; ++i) run_step(i, batch);
+  if (!failed_) dispatch(batch);
+}
+
+void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
+  Instance& inst = steps_[step];
+  std::vector<Batch::Fate> fates(batch.size(), Batch::keep);
+  std::vector<std::string> reasons(batch.size());
+  Batch b{this, &batch, &fates, &reasons};
+  const size_t original = batch.size();
+  if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK) {
+    // One bad message must not sink its neighbours: undo the splits, run each alone, and send
+    // only the ones that still fail to the dead letter.
+    std::string batch_error = inst.last_error;
+    for (size_t i = original; i < batch.size(); ++i) release(batch[i]);
+    batch.resize(original);
+    std::vector<FlowMessage*> out;
+    for (size_t i = 0; i < original; ++i) {
+      std::vector<FlowMessage*> one{batch[i]};
+      std::vector<Batch::Fate> f1{Batch::keep};
+      std::vector<std::string> r1(1);
+      Batch b1{this, &one, &f1, &r1};
+      inst.last_error.clear();
+      if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b1)) != EF_OK) {
+        for (size_t k = 1; k < one.size(); ++k) release(one[k]);
+        one.resize(1);
+        f1.assign(1, Batch::reject);
+        r1.assign(1, inst.last_error.empty() ? batch_error : inst.last_error);
+      }
+      for (size_t k = 0; k < one.size(); ++k) {
+        out.push_back(one[k]);
+        fates.push_back(f1[k]);
+        reasons.push_back(std::move(r1[k]));
+      }
+    }
+    fates.erase(fates.begin(), fates.begin() + long(original));
+    reasons.erase(reasons.begin(), reasons.begin() + long(original));
+    batch.swap(out);
+  }
+  size_t keep = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    FlowMessage* m = batch[i];
+    if (fates[i] == Batch::keep) {
+      batch[keep++] = m;
+    } else if (fates[i] == Batch::drop) {
+      release(m);
+    } else {
+      m->pending = 1;
+      dead_letter(m, inst.spec->key, reasons[i]);
+    }
+  }
+  batch.resize(keep);
+}
+
+void Flow::dispatch(std::vector<FlowMessage*>& batch) {
+  const uint64_t all = sinks_.size() == 64 ? ~0ull : (1ull << sinks_.size()) - 1;
+  // Masks and sub-batches are fixed before any write: a sink may ack (and so release) a
+  // message synchronously, after which it must not be read again.
+  masks_.resize(batch.size());
+  for (auto& v : per_sink_) v.clear();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    FlowMessage* m = batch[i];
+    uint64_t mask = m->routed ? (m->routes & all) : all;
+    masks_[i] = mask;
+    m->pending = uint32_t(std::popcount(mask));
+    for (uint64_t bits = mask; bits; bits &= bits - 1) per_sink_[size_t(std::countr_zero(bits))].push_back(m);
+  }
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (masks_[i] == 0) release(batch[i]);  // routed only to sinks that do not exist
+  for (size_t s = 0; s < sinks_.size() && !failed_; ++s) {
+    auto& sub = per_sink_[s];
+    if (sub.empty()) continue;
+    if (!sinks_[s].held.empty()) {
+      // Behind a retry: keep this sink's order.
+      sinks_[s].held.insert(sinks_[s].held.end(), sub.begin(), sub.end());
+      continue;
+    }
+    std::vector<FlowMessage*> work;
+    work.swap(sub);
+    write(int(s), work);
+    work.clear();
+    sub.swap(work);
+  }
+}
+
+void Flow::write(int sink, std::vector<FlowMessage*>& batch) {
+  if (batch.empty() || failed_) return;
+  Instance& inst = sink_instance(sink);
+  Batch b{this, &batch};
+  if (inst.comp->write(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK)
+    fail(inst, "write failed: " + inst.last_error);
+}
+
+void Flow::sink_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason) {
+  if (t_flow == this) {
+    handle_ack(sink, m, status, reason);
+    return;
+  }
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(AckEvent{sink, m, status, std::string(reason)});
+  }
+  inbox_cv_.notify_all();
+}
+
+void Flow::handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason) {
+  if (!m->in_use) {
+    log_error(spec_.name, sink_instance(sink).spec->key, "ack for a message that is not in flight (acked twice?)");
+    return;
+  }
+  if (m->dlq_of) {
+    FlowMessage* orig = m->dlq_of;
+    free_message(m);
+    if (status != EF_ACK_DELIVERED) {
+      // Never drop: with no dead letter to hold it, the flow stops and the source keeps it.
+      fail(dlq_.inst, "dead-letter write failed: " + std::string(reason.empty() ? "no reason given" : reason));
+      return;
+    }
+    stats_.dead_lettered++;
+    sink_done(orig, EF_ACK_REJECTED);
+    return;
+  }
+  const std::string& stage = sink_instance(sink).spec->key;
+  if (status == EF_ACK_DELIVERED) {
+    if (sink >= 0) sinks_[size_t(sink)].failures = 0;
+    sink_done(m, EF_ACK_DELIVERED);
+  } else if (status == EF_ACK_RETRY && sink >= 0) {
+    m->attempts++;
+    stats_.retries++;
+    if (spec_.retry.max_attempts > 0 && m->attempts >= uint64_t(spec_.retry.max_attempts)) {
+      dead_letter(m, stage, std::string(reason) + " (gave up after " + std::to_string(m->attempts) + " attempts)");
+      return;
+    }
+    SinkState& s = sinks_[size_t(sink)];
+    s.held.push_back(m);
+    s.failures++;
+    auto delay = backoff(s.failures, spec_.retry.initial, spec_.retry.max);
+    s.next_attempt = Clock::now() + delay;
+    if (s.failures == 1 || s.failures % 10 == 0)
+      log_warn(spec_.name, stage, scrub("delivery failed, retrying in " + std::to_string(delay.count()) +
+                                            "ms (failure " + std::to_string(s.failures) + "): " + std::string(reason),
+                                        spec_.secrets));
+  } else {
+    dead_letter(m, stage, reason.empty() ? "rejected (no reason given)" : reason);
+  }
+}
+
+void Flow::sink_done(FlowMessage* m, uint8_t status) {
+  m->status = std::max(m->status, status);
+  if (--m->pending == 0) release(m);
+}
+
+void Flow::release(FlowMessage* m) {
+  Origin* o = m->origin;
+  uint8_t status = m->status;
+  free_message(m);
+  if (!o) return;
+  o->status = std::max(o->status, status);
+  if (--o->pending > 0) return;
+  ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
+  if (o->status == EF_ACK_DELIVERED) stats_.delivered.fetch_add(1, std::memory_order_relaxed);
+  in_flight_--;
+  in_flight_bytes_ -= o->bytes;
+  stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
+  stats_.in_flight_bytes.store(in_flight_bytes_, std::memory_order_relaxed);
+  o->in_use = false;
+  free_origins_.push_back(o);
+}
+
+void Flow::dead_letter(FlowMessage* m, const std::string& stage, std::string_view reason) {
+  FlowMessage* e = new_message();
+  e->dlq_of = m;
+  JValue* root = e->reset_doc();
+  auto& a = e->alloc();
+  auto str = [&](std::string_view s) { return JValue(s.data(), rapidjson::SizeType(s.size()), a); };
+  root->AddMember("flow", str(spec_.name), a);
+  root->AddMember("stage", str(stage), a);
+  root->AddMember("reason", str(reason), a);
+  root->AddMember("attempts", JValue(m->attempts), a);
+  root->AddMember("failed_at", str(iso_timestamp()), a);
+  root->AddMember("key", str(m->key), a);
+  JValue headers(rapidjson::kObjectType);
+  for (auto& [k, v] : m->headers) headers.AddMember(str(k), str(v), a);
+  root->AddMember("headers", headers, a);
+  JValue meta(rapidjson::kObjectType);
+  for (auto& [k, v] : m->meta) meta.AddMember(str(k), str(v), a);
+  root->AddMember("meta", meta, a);
+  // JSON payloads are kept as JSON so the dead letter can be replayed and read as is.
+  JValue payload;
+  if (JValue* doc = m->root(nullptr)) payload.CopyFrom(*doc, a);
+  else payload = str(m->payload);
+  root->AddMember("payload", payload, a);
+  e->content_type = "application/json";
+  e->key = m->key;
+  dlq_queue_.push_back(e);
+  uint64_t n = stats_.dead_lettered.load() + dlq_queue_.size();
+  if (n <= 10 || n % 1000 == 0)
+    log_warn(spec_.name, stage,
+             scrub("message sent to the dead letter (" + std::to_string(n) + " so far): " + std::string(reason),
+                   spec_.secrets));
+}
+
+Clock::time_point Flow::next_retry() const {
+  auto t = Clock::time_point::max();
+  for (auto& s : sinks_)
+    if (!s.held.empty()) t = std::min(t, s.next_attempt);
+  return t;
+}
+
+void Flow::run_due_retries() {
+  auto now = Clock::now();
+  for (size_t s = 0; s < sinks_.size() && !failed_; ++s) {
+    auto& st = sinks_[s];
+    if (st.held.empty() || now < st.next_attempt) continue;
+    std::sort(st.held.begin(), st.held.end(), [](auto* x, auto* y) { return x->seq < y->seq; });
+    scratch_.clear();
+    scratch_.swap(st.held);
+    write(int(s), scratch_);
+  }
+}
+
+void Flow::pump() {
+  for (;;) {
+    {
+      std::lock_guard lock(inbox_mutex_);
+      inbox_work_.swap(inbox_);
+    }
+    bool progress = !inbox_work_.empty();
+    for (auto& e : inbox_work_) handle_ack(e.sink, e.msg, e.status, e.reason);
+    inbox_work_.clear();
+    if (!dlq_queue_.empty() && !failed_) {
+      std::vector<FlowMessage*> q;
+      q.swap(dlq_queue_);
+      write(kDeadLetter, q);
+      progress = true;
+    }
+    auto next = next_retry();
+    if (next != Clock::time_point::max() && next <= Clock::now()) {
+      run_due_retries();
+      progress = true;
+    }
+    if (!progress || failed_) break;
+  }
+  deliver_acks();
+}
+
+bool Flow::wait_inbox(Clock::time_point deadline) {
+  std::unique_lock lock(inbox_mutex_);
+  auto ready = [&] { return !inbox_.empty() || stop_.load() != stop_seen_; };
+  bool woke = deadline == Clock::time_point::max() ? (inbox_cv_.wait(lock, ready), true)
+                                                    : inbox_cv_.wait_until(lock, deadline, ready);
+  stop_seen_ = stop_.load();
+  return woke;
+}
+
+void Flow::deliver_acks() {
+  if (ready_.empty() || !source_.self || delivering_) return;
+  delivering_ = true;
+  std::vector<ef_ack> acks;
+  acks.swap(ready_);
+  source_.comp->on_ack(source_.self, acks.data(), acks.size());
+  delivering_ = false;
+  acks.clear();
+  if (ready_.empty()) ready_.swap(acks);  // keep the capacity
+  observe_cv_.notify_all();
+}
+
+void Flow::drain() {
+  set_state(FlowState::draining);
+  auto flush = [&](Instance& inst) {
+    if (inst.comp->flush && inst.comp->flush(inst.self, int32_t(spec_.drain_timeout.count())) != EF_OK)
+      fail(inst, "flush failed: " + inst.last_error);
+  };
+  for (auto& s : sinks_) flush(s.inst);
+  pump();
+  flush(dlq_.inst);
+  auto deadline = stop_ ? Clock::now() + spec_.drain_timeout : Clock::time_point::max();
+  while (in_flight_ > 0 && !failed_ && !force_) {
+    // A stop asked for while the source finished on its own bounds the remaining wait.
+    if (stop_ && deadline == Clock::time_point::max()) deadline = Clock::now() + spec_.drain_timeout;
+    if (Clock::now() >= deadline) break;
+    wait_inbox(std::min(deadline, next_retry()));
+    pump();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+Runtime::Runtime(RuntimeOptions options)
+    : options_(std::move(options)), plugins_(runtime_host_api()) {
+  for (auto& d : options_.plugin_dirs) plugins_.load_dir(d);
+}
+
+Runtime::~Runtime() {
+  request_stop();
+  for (auto& f : flows_) f->join();
+}
+
+bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
+  auto specs = load_flows(paths, plugins_, diag);
+  if (!diag.ok()) return false;
+  std::string state = options_.state_dir.empty() ? "edgeflow-state" : options_.state_dir;
+  for (auto& spec : specs) {
+    if (!spec.dead_letter.component) {
+      // No dead letter named: keep rejected messages in the runtime's local store.
+      const ComponentRef* file = plugins_.find(EF_KIND_SINK, "file");
+      if (!file) {
+        diag.errors.push_back(spec.where + ": dead_letter: no dead_letter configured and the "
+                                           "built-in file sink is not loaded; add `dead_letter: "
+                                           "{ type: ..., ... }` or load edgeflow-file.so");
+        continue;
+      }
+      YAML::Node n(YAML::NodeType::Map);
+      n["path"] = state + "/dlq/" + spec.name + ".jsonl";
+      spec.dead_letter.key = "dead_letter";
+      spec.dead_letter.type = "file";
+      spec.dead_letter.where = spec.where;
+      spec.dead_letter.component = file;
+      spec.dead_letter.config = std::make_shared<host::Doc>();
+      host::ConfigBuilder b{spec.file, diag, spec.dead_letter.locations, nullptr};
+      b.build(n, *file->component, "dead_letter", {}, *spec.dead_letter.config);
+    }
+    flows_.push_back(std::make_unique<Flow>(std::move(spec), options_.state_dir));
+  }
+  for (auto& f : flows_) f->check(diag.errors);
+  if (!diag.ok()) flows_.clear();
+  return diag.ok();
+}
+
+void Runtime::start() {
+  for (auto& f : flows_) f->start();
+}
+
+void Runtime::request_stop() {
+  ++stop_requests_;
+  for (auto& f : flows_) {
+    if (stop_requests_ > 1) f->force_stop();
+    else f->request_stop();
+  }
+}
+
+void Runtime::wait() {
+  for (auto& f : flows_) f->join();
+}
+
+int Runtime::exit_code() const {
+  for (auto& f : flows_) {
+    if (f->state() == FlowState::failed || f->stats().unresolved_at_stop > 0) return 1;
+  }
+  return 0;
+}
+
+Flow* Runtime::flow(std::string_view name) {
+  for (auto& f : flows_)
+    if (f->name() == name) return f.get();
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host callback table
+
+const ef_host_api* runtime_host_api() {
+  static const ef_host_api api = [] {
+    ef_host_api h{};
+    h.struct_size = sizeof(ef_host_api);
+    h.abi_major = EF_ABI_MAJOR;
+    h.abi_minor = EF_ABI_MINOR;
+    host::fill_message_api(h);
+
+    h.log = [](ef_ctx* c, uint32_t level, const char* text, size_t len) {
+      ef_log_level l = level > EF_LOG_ERROR ? EF_LOG_ERROR : ef_log_level(level);
+      if (!c) return edgeflow::log(l, "", "plugin", std::string_view(text, len));
+      I(c)->flow->log(l, *I(c), std::string_view(text, len));
+    };
+    h.fail = [](ef_ctx* c, const char* reason, size_t len) {
+      if (!c) return set_init_failure(std::string(reason, len));
+      I(c)->last_error.assign(reason, len);
+    };
+    h.config_where = [](ef_ctx* c, const char* key) -> const char* {
+      Instance* inst = I(c);
+      if (!key || !*key) return inst->spec->where.c_str();
+      auto it = inst->spec->locations.find(host::join_key(inst->spec->key, key));
+      return it == inst->spec->locations.end() ? inst->spec->where.c_str() : it->second.c_str();
+    };
+    h.instance_name = [](ef_ctx* c) { return I(c)->name.c_str(); };
+    h.state_dir = [](ef_ctx* c) -> const char* {
+      Instance* inst = I(c);
+      if (inst->state_dir.empty()) return nullptr;
+      std::error_code ec;
+      std::filesystem::create_directories(inst->state_dir, ec);
+      if (ec) {
+        inst->flow->log(EF_LOG_ERROR, *inst, "cannot create state directory " + inst->state_dir + ": " + ec.message());
+        return nullptr;
+      }
+      return inst->state_dir.c_str();
+    };
+
+    h.message_new = [](ef_ctx* c) { return reinterpret_cast<ef_message*>(static_cast<host::Message*>(I(c)->flow->new_message())); };
+    h.message_free = [](ef_ctx* c, ef_message* m) { I(c)->flow->free_message(FM(m)); };
+
+    h.emit = [](ef_ctx* c, ef_message* const* msgs, size_t n, int32_t timeout) {
+      return I(c)->flow->emit(msgs, n, timeout);
+    };
+    h.poll = [](ef_ctx* c, int32_t timeout) { return I(c)->flow->poll(timeout); };
+    h.in_flight = [](ef_ctx* c) { return size_t(I(c)->flow->stats().in_flight.load()); };
+
+    h.batch_size = [](const ef_batch* b) { return B(b)->msgs->size(); };
+    h.batch_at = [](const ef_batch* b, size_t i) -> ef_message* {
+      if (i >= B(b)->msgs->size()) return nullptr;
+      return reinterpret_cast<ef_message*>(static_cast<host::Message*>((*B(b)->msgs)[i]));
+    };
+    h.batch_drop = [](ef_batch* b, size_t i) {
+      if (B(b)->fates && i < B(b)->fates->size()) (*B(b)->fates)[i] = Flow::Batch::drop;
+    };
+    h.batch_reject = [](ef_batch* b, size_t i, const char* reason, size_t len) {
+      if (!B(b)->fates || i >= B(b)->fates->size()) return;
+      (*B(b)->fates)[i] = Flow::Batch::reject;
+      (*B(b)->reasons)[i].assign(reason ? reason : "", reason ? len : 0);
+    };
+    h.batch_split = [](ef_batch* b, size_t i) -> ef_message* {
+      if (!B(b)->fates || i >= B(b)->msgs->size()) return nullptr;
+      return reinterpret_cast<ef_message*>(static_cast<host::Message*>(B(b)->flow->split(*B(b), i)));
+    };
+    h.sink_count = [](ef_ctx* c) { return I(c)->flow->sink_count(); };
+    h.sink_name = [](ef_ctx* c, size_t i) -> const char* {
+      return i < I(c)->flow->sink_count() ? I(c)->flow->sink_name(i).data() : nullptr;
+    };
+    h.sink_index = [](ef_ctx* c, const char* name, size_t len) {
+      return I(c)->flow->sink_index(std::string_view(name, len));
+    };
+    h.message_route = [](ef_message* m, uint32_t idx) {
+      if (idx >= 64) return;
+      host::Message* hm = host::M(m);
+      if (!hm->routed) {
+        hm->routes = 0;
+        hm->routed = true;
+      }
+      hm->routes |= 1ull << idx;
+    };
+    h.message_clear_routes = [](ef_message* m) {
+      host::M(m)->routed = false;
+      host::M(m)->routes = 0;
+    };
+    h.ack = [](ef_ctx* c, ef_message* m, uint32_t status, const char* reason, size_t len) {
+      I(c)->flow->sink_ack(I(c)->sink, FM(m), status, std::string_view(reason ? reason : "", reason ? len : 0));
+    };
+    h.ack_batch = [](ef_ctx* c, ef_batch* b, uint32_t status, const char* reason, size_t len) {
+      std::string_view r(reason ? reason : "", reason ? len : 0);
+      for (FlowMessage* m : *B(b)->msgs) I(c)->flow->sink_ack(I(c)->sink, m, status, r);
+    };
+    return h;
+  }();
+  return &api;
+}
+
+}  // namespace edgeflow

@@ -1,0 +1,238 @@
+// The engine: one thread per flow runs the source and, inline, the transformer steps and sink
+// writes of every batch it emits. Acks flow back through the same thread, so the source sees
+// them without locks and commits only what every sink (or the dead letter) has resolved.
+#pragma once
+
+#include "flow_config.hpp"
+#include "loader.hpp"
+
+#include <edgeflow/host/message.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace edgeflow {
+
+class Flow;
+
+struct Origin {
+  uint64_t token = 0;
+  uint64_t bytes = 0;
+  uint32_t pending = 0;  // messages derived from it (splits) not yet resolved
+  uint8_t status = EF_ACK_DELIVERED;
+  bool in_use = false;
+};
+
+struct FlowMessage : host::Message {
+  Origin* origin = nullptr;
+  FlowMessage* dlq_of = nullptr;  // set on dead-letter envelopes: the message they carry
+  uint64_t seq = 0;               // emission order, kept under retries
+  uint32_t pending = 0;           // sinks (or the dead letter) still to answer for it
+  uint32_t attempts = 0;
+  uint8_t status = EF_ACK_DELIVERED;  // worst answer so far
+  bool in_use = false;
+};
+
+// One plugin instance in one flow: what ef_ctx points to.
+struct Instance {
+  Flow* flow = nullptr;
+  const InstanceSpec* spec = nullptr;
+  const ef_component* comp = nullptr;
+  void* self = nullptr;
+  int sink = -1;        // index into the flow's sinks; kDeadLetter for the dead letter
+  std::string name;     // "<flow>/<key>[:<type>]"
+  std::string state_dir;
+  std::string last_error;
+  bool started = false;
+};
+
+enum class FlowState { created, starting, running, draining, backoff, finished, stopped, failed };
+const char* state_name(FlowState s);
+
+struct FlowStats {
+  std::atomic<uint64_t> emitted{0};
+  std::atomic<uint64_t> delivered{0};      // source messages resolved as delivered
+  std::atomic<uint64_t> dead_lettered{0};  // messages written to the dead letter
+  std::atomic<uint64_t> retries{0};        // retry answers from sinks
+  std::atomic<uint64_t> restarts{0};
+  std::atomic<uint64_t> backpressure_waits{0};
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<int64_t> peak_in_flight{0};
+  std::atomic<uint64_t> in_flight_bytes{0};
+  std::atomic<uint64_t> peak_in_flight_bytes{0};
+  std::atomic<uint64_t> unresolved_at_stop{0};  // left open for redelivery by a drain timeout
+};
+
+struct RuntimeOptions {
+  std::vector<std::string> plugin_dirs;
+  std::string state_dir;  // empty: no positions kept, dead letters under ./edgeflow-state
+};
+
+class Flow {
+ public:
+  static constexpr int kDeadLetter = -2;
+
+  Flow(FlowSpec spec, std::string state_dir);
+  ~Flow();
+  Flow(const Flow&) = delete;
+  Flow& operator=(const Flow&) = delete;
+
+  const FlowSpec& spec() const { return spec_; }
+  const std::string& name() const { return spec_.name; }
+  void start();
+  void request_stop();
+  void force_stop();  // a second signal: skip the rest of the drain
+  void join();
+  FlowState state() const { return state_.load(); }
+  std::string last_error() const;
+  const FlowStats& stats() const { return stats_; }
+  // Waits until pred() holds, re-checked on every state change, backpressure and ack progress.
+  bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+  // Creates and destroys every instance once, without starting: plugin-level config errors.
+  bool check(std::vector<std::string>& errors);
+
+  // --- called through the host API ---
+  FlowMessage* new_message();
+  void free_message(FlowMessage* m);
+  ef_status emit(ef_message* const* msgs, size_t n, int32_t timeout_ms);
+  ef_status poll(int32_t timeout_ms);
+  void sink_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason);
+  size_t sink_count() const { return sinks_.size(); }
+  int32_t sink_index(std::string_view name) const;
+  std::string_view sink_name(size_t i) const { return sink_names_[i]; }
+  void log(ef_log_level level, const Instance& inst, std::string_view text) const;
+
+  struct Batch {
+    Flow* flow;
+    std::vector<FlowMessage*>* msgs;
+    // Transformer steps only: what happens to each message after the step.
+    enum Fate : uint8_t { keep, drop, reject };
+    std::vector<Fate>* fates = nullptr;
+    std::vector<std::string>* reasons = nullptr;
+  };
+  FlowMessage* split(Batch& b, size_t index);
+
+ private:
+  struct AckEvent {
+    int sink;
+    FlowMessage* msg;
+    uint32_t status;
+    std::string reason;
+  };
+  struct SinkState {
+    Instance inst;
+    std::vector<FlowMessage*> held;  // waiting for a retry, or behind one (order per sink)
+    uint32_t failures = 0;
+    std::chrono::steady_clock::time_point next_attempt{};
+  };
+
+  void thread_main();
+  bool run_once();
+  bool create_instances(std::vector<std::string>* errors);
+  bool start_instances();
+  void teardown();
+  void set_state(FlowState s);
+  void fail(const Instance& inst, std::string_view what);
+  bool stopping() const { return stop_.load() || failed_; }
+
+  bool admit(size_t n, uint64_t bytes, int32_t timeout_ms);
+  void run_pipeline(std::vector<FlowMessage*>& batch);
+  void run_step(size_t step, std::vector<FlowMessage*>& batch);
+  void dispatch(std::vector<FlowMessage*>& batch);
+  void write(int sink, std::vector<FlowMessage*>& batch);
+  void pump();
+  bool wait_inbox(std::chrono::steady_clock::time_point deadline);
+  void handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason);
+  void sink_done(FlowMessage* m, uint8_t status);
+  void release(FlowMessage* m);
+  void dead_letter(FlowMessage* m, const std::string& stage, std::string_view reason);
+  void run_due_retries();
+  std::chrono::steady_clock::time_point next_retry() const;
+  void deliver_acks();
+  void drain();
+  std::chrono::milliseconds backoff(uint32_t attempt, std::chrono::milliseconds initial,
+                                    std::chrono::milliseconds cap);
+  Origin* new_origin();
+  Instance& sink_instance(int sink) { return sink == kDeadLetter ? dlq_.inst : sinks_[size_t(sink)].inst; }
+
+  FlowSpec spec_;
+  std::string state_dir_;
+  std::vector<std::string> sink_names_;
+  FlowStats stats_;
+  std::atomic<FlowState> state_{FlowState::created};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> force_{false};
+  bool failed_ = false;     // this run failed (flow thread only)
+  bool stop_seen_ = false;  // wait_inbox has woken for the stop request already
+  bool delivering_ = false; // inside the source's on_ack
+  std::thread thread_;
+
+  Instance source_;
+  std::vector<Instance> steps_;
+  std::vector<SinkState> sinks_;
+  SinkState dlq_;
+
+  // Flow-thread-only pools and queues.
+  std::vector<std::unique_ptr<FlowMessage>> messages_;
+  std::vector<FlowMessage*> free_messages_;
+  std::vector<std::unique_ptr<Origin>> origins_;
+  std::vector<Origin*> free_origins_;
+  std::vector<ef_ack> ready_;
+  std::vector<FlowMessage*> dlq_queue_;
+  std::vector<FlowMessage*> scratch_;
+  std::vector<std::vector<FlowMessage*>> per_sink_;
+  std::vector<uint64_t> masks_;
+  uint64_t seq_ = 0;
+  int64_t in_flight_ = 0;
+  uint64_t in_flight_bytes_ = 0;
+  std::mt19937_64 rng_;
+
+  // Acks from other threads.
+  std::mutex inbox_mutex_;
+  std::condition_variable inbox_cv_;
+  std::vector<AckEvent> inbox_;
+  std::vector<AckEvent> inbox_work_;
+
+  mutable std::mutex observe_mutex_;
+  std::condition_variable observe_cv_;
+  std::string last_error_;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options);
+  ~Runtime();
+
+  const PluginRegistry& plugins() const { return plugins_; }
+  const RuntimeOptions& options() const { return options_; }
+  // Parses and checks the flows (spec, then each plugin's own create()), collecting every error.
+  bool load(const std::vector<std::string>& paths, host::Diagnostics& diag);
+  void start();
+  void request_stop();
+  // Blocks until every flow has ended (finished, stopped or failed for good).
+  void wait();
+  // 0: every flow finished or stopped with nothing left open; 1 otherwise.
+  int exit_code() const;
+  Flow* flow(std::string_view name);
+  const std::vector<std::unique_ptr<Flow>>& flows() const { return flows_; }
+
+ private:
+  RuntimeOptions options_;
+  PluginRegistry plugins_;
+  std::vector<std::unique_ptr<Flow>> flows_;
+  int stop_requests_ = 0;
+};
+
+// The runtime's host callback table (one per process).
+const ef_host_api* runtime_host_api();
+
+}  // namespace edgeflow

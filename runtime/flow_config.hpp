@@ -1,0 +1,66 @@
+// Flow files: YAML → checked FlowSpecs. Every problem is collected (not just the first) with
+// file:line:col, the key path and the fix, before anything starts.
+#pragma once
+
+#include "loader.hpp"
+
+#include <edgeflow/host/config.hpp>
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace edgeflow {
+
+struct InstanceSpec {
+  std::string key;    // "source", "steps[0]", "sinks.out", "dead_letter"
+  std::string type;
+  std::string where;  // file:line:col of the instance's map
+  const ComponentRef* component = nullptr;
+  std::shared_ptr<host::Doc> config;  // every declared option, defaults filled in
+  host::Locations locations;          // key paths relative to the instance
+};
+
+struct RetryPolicy {
+  std::chrono::milliseconds initial{100};
+  std::chrono::milliseconds max{30000};
+  int64_t max_attempts = 0;  // 0: retry until delivered (backpressure holds the source)
+};
+
+struct FlowSpec {
+  std::string name;
+  std::string file;
+  std::string where;
+  InstanceSpec source;
+  std::vector<InstanceSpec> steps;
+  std::vector<InstanceSpec> sinks;  // in file order; the name is key without "sinks."
+  InstanceSpec dead_letter;         // type empty: the runtime's local dead-letter file
+  int64_t max_in_flight = 10000;
+  uint64_t max_in_flight_bytes = 64ull << 20;
+  std::chrono::milliseconds drain_timeout{30000};
+  RetryPolicy retry;
+  std::chrono::milliseconds restart_initial{1000};
+  std::chrono::milliseconds restart_max{60000};
+  std::set<std::string> secrets;  // secret option values, scrubbed from anything printed
+
+  std::string sink_name(size_t i) const { return sinks[i].key.substr(6); }
+};
+
+// Expands the given files and directories (*.yaml, *.yml, sorted) into flow specs.
+std::vector<FlowSpec> load_flows(const std::vector<std::string>& paths, const PluginRegistry& plugins,
+                                 host::Diagnostics& diag);
+
+// The option tables of the runtime's own flow keys, for docs and inspect.
+const ef_component& flow_settings_component();
+const ef_component& retry_settings_component();
+const ef_component& restart_settings_component();
+
+// The effective config of a flow as YAML-ish text, secrets replaced by "<redacted>".
+std::string describe_flow(const FlowSpec& flow);
+
+// Replaces every secret value in text by "<redacted>".
+std::string scrub(std::string text, const std::set<std::string>& secrets);
+
+}  // namespace edgeflow

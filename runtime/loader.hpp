@@ -1,0 +1,55 @@
+// Finds plugins in the configured directories, loads each with Boost.DLL (RTLD_LOCAL), imports
+// its single entry point and checks the ABI before anything of it is used.
+#pragma once
+
+#include <edgeflow/abi.h>
+
+#include <boost/dll/shared_library.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edgeflow {
+
+struct LoadedPlugin {
+  std::string file;
+  boost::dll::shared_library library;
+  const ef_plugin_info* info = nullptr;
+};
+
+struct ComponentRef {
+  const ef_component* component = nullptr;
+  const LoadedPlugin* plugin = nullptr;
+};
+
+const char* kind_name(uint32_t kind);
+
+class PluginRegistry {
+ public:
+  explicit PluginRegistry(const ef_host_api* host) : host_(host) {}
+
+  // Loads every plugin file (*.so) of a directory; refusals are recorded, not thrown.
+  void load_dir(const std::filesystem::path& dir);
+  // Loads one file; on refusal returns false and records why (file, versions, reason).
+  bool load_file(const std::filesystem::path& file);
+
+  const ComponentRef* find(uint32_t kind, std::string_view type) const;
+  std::vector<std::string> types(uint32_t kind) const;
+  const std::vector<ComponentRef>& components() const { return components_; }
+  const std::vector<std::string>& refusals() const { return refusals_; }
+
+ private:
+  bool refuse(const std::string& file, const std::string& why);
+  const ef_host_api* host_;
+  std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+  std::vector<ComponentRef> components_;
+  std::vector<std::string> refusals_;
+};
+
+// Records the reason a plugin gives through host->fail(nullptr, ...) during init.
+void set_init_failure(std::string reason);
+
+}  // namespace edgeflow
