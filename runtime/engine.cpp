@@ -576,11 +576,15 @@ void Flow::handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_vie
       return;
     }
     SinkState& s = sinks_[size_t(sink)];
+    // The first retry answer of a round schedules the next attempt; the rest of the round
+    // (the same failed write, or writes queued behind it) joins it.
+    bool first = s.held.empty();
     s.held.push_back(m);
+    if (!first) return;
     s.failures++;
     auto delay = backoff(s.failures, spec_.retry.initial, spec_.retry.max);
     s.next_attempt = Clock::now() + delay;
-    if (s.failures == 1 || s.failures % 10 == 0)
+    if (s.failures <= 3 || s.failures % 10 == 0)
       log_warn(spec_.name, stage, scrub("delivery failed, retrying in " + std::to_string(delay.count()) +
                                             "ms (failure " + std::to_string(s.failures) + "): " + std::string(reason),
                                         spec_.secrets));

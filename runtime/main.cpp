@@ -127,8 +127,13 @@ std::string option_line(const ef_option_spec& o) {
   if (o.flags & EF_OPT_REQUIRED) s += " required";
   else if (o.default_value) s += std::string(" default ") + o.default_value;
   if (o.flags & EF_OPT_SECRET) s += " secret";
-  if (o.flags & EF_OPT_HAS_MIN) s += " min " + std::to_string(o.min);
-  if (o.flags & EF_OPT_HAS_MAX) s += " max " + std::to_string(o.max);
+  auto num = [](double d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", d);
+    return std::string(buf);
+  };
+  if (o.flags & EF_OPT_HAS_MIN) s += " min " + num(o.min);
+  if (o.flags & EF_OPT_HAS_MAX) s += " max " + num(o.max);
   s += "\n      " + std::string(o.doc ? o.doc : "");
   if (o.example) s += "\n      example: " + std::string(o.name) + ": " + o.example;
   return s + "\n";

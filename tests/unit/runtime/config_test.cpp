@@ -1,0 +1,181 @@
+// Flow files: every mistake is reported with file:line:col, the key path and a fix.
+#include "engine.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+using namespace edgeflow;
+using edgeflow::test::TempDir;
+
+namespace {
+
+class Config : public ::testing::Test {
+ protected:
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
+  TempDir dir;
+
+  // Loads the given flow text; returns all errors joined, empty when it loaded.
+  std::string errors(const std::string& yaml, const std::string& name = "flow.yaml") {
+    host::Diagnostics diag;
+    rt.load({dir.write(name, yaml)}, diag);
+    return edgeflow::test::join(diag.errors);
+  }
+  std::string at(const std::string& where) { return dir.file("flow.yaml") + ":" + where; }
+};
+
+const char* kGood = R"(flow: good
+source: { type: sequence, count: 5 }
+sinks:
+  out: { type: flaky }
+dead_letter: { type: flaky }
+)";
+
+}  // namespace
+
+TEST_F(Config, AValidFlowLoads) {
+  EXPECT_EQ(errors(kGood), "");
+  ASSERT_EQ(rt.flows().size(), 1u);
+  EXPECT_EQ(rt.flows()[0]->spec().source.config->operator[]("count").GetInt64(), 5);
+  // Defaults are filled in from the plugin's spec.
+  EXPECT_EQ(rt.flows()[0]->spec().source.config->operator[]("batch_size").GetInt64(), 10);
+}
+
+TEST_F(Config, UnknownOptionNamesLineColumnKeyAndSuggestsTheRightOne) {
+  std::string e = errors("flow: f\nsource: { type: sequence, cout: 5 }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("2:27: source.cout: unknown option 'cout' for source 'sequence'. Did you mean 'count'?")),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("Known options: count, batch_size, tags"), std::string::npos) << e;
+}
+
+TEST_F(Config, WrongTypeSaysWhatWasExpected) {
+  std::string e = errors("flow: f\nsource:\n  type: sequence\n  count: many\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("4:10: source.count: expected integer, got 'many'")), std::string::npos) << e;
+}
+
+TEST_F(Config, OutOfRangeValuesAreRefused) {
+  std::string e = errors("flow: f\nsource: { type: sequence, batch_size: 0 }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find("source.batch_size: must be at least 1, got 0"), std::string::npos) << e;
+}
+
+TEST_F(Config, MissingRequiredOptionSaysHowToAddIt) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out:\n    type: file\n");
+  EXPECT_NE(e.find(at("5:5: sinks.out: missing required option 'path'")), std::string::npos) << e;
+  EXPECT_NE(e.find("add `path: "), std::string::npos) << e;
+}
+
+TEST_F(Config, UnknownPluginTypeListsTheKnownOnes) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flakey }\n");
+  EXPECT_NE(e.find(at("4:16: sinks.out.type: unknown sink type 'flakey'. Did you mean 'flaky'?")),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("Known sink types: "), std::string::npos) << e;
+  EXPECT_NE(e.find("flaky"), std::string::npos) << e;
+}
+
+TEST_F(Config, EveryErrorIsReportedNotJustTheFirst) {
+  std::string e = errors("flow: f\nsource: { type: sequence, count: x }\nsteps:\n  - type: nope\nsinks: {}\n");
+  EXPECT_NE(e.find("source.count: expected integer"), std::string::npos) << e;
+  EXPECT_NE(e.find("steps[0].type: unknown transformer type 'nope'"), std::string::npos) << e;
+  EXPECT_NE(e.find("sinks: a flow needs at least one named sink"), std::string::npos) << e;
+}
+
+TEST_F(Config, UnknownTopLevelKeyIsAnError) {
+  std::string e = errors(std::string(kGood) + "sink: {}\n");
+  EXPECT_NE(e.find(at("6:1: sink: unknown key 'sink' at the top of a flow. Did you mean 'sinks'?")),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, YamlSyntaxErrorsHaveTheirLine) {
+  std::string e = errors("flow: f\nsource: { type: sequence\nsinks: [\n");
+  EXPECT_NE(e.find(dir.file("flow.yaml") + ":"), std::string::npos) << e;
+  EXPECT_NE(e.find("YAML syntax error"), std::string::npos) << e;
+}
+
+TEST_F(Config, FlowSettingsAreCheckedToo) {
+  std::string e = errors(std::string(kGood) + "retry: { initial_backof: 1s }\nmax_in_flight: 0\n");
+  EXPECT_NE(e.find("retry.initial_backof: unknown option 'initial_backof' for section 'retry'. Did you mean "
+                   "'initial_backoff'?"), std::string::npos) << e;
+  EXPECT_NE(e.find("max_in_flight: must be at least 1, got 0"), std::string::npos) << e;
+  EXPECT_EQ(errors(std::string(kGood) + "retry: { initial_backoff: 250ms, max_attempts: 3 }\n"
+                                        "max_in_flight_bytes: 1MiB\ndrain_timeout: 2s\n", "ok.yaml"), "");
+  auto& spec = rt.flows()[0]->spec();
+  EXPECT_EQ(spec.retry.initial.count(), 250);
+  EXPECT_EQ(spec.retry.max_attempts, 3);
+  EXPECT_EQ(spec.max_in_flight_bytes, 1u << 20);
+  EXPECT_EQ(spec.drain_timeout.count(), 2000);
+}
+
+TEST_F(Config, DurationsAndSizesNeedUnitsItUnderstands) {
+  std::string e = errors(std::string(kGood) + "drain_timeout: 5 minutes\nmax_in_flight_bytes: 3 apples\n");
+  EXPECT_NE(e.find("drain_timeout: expected a duration like 250ms, 5s, 2m or 1h, got '5 minutes'"), std::string::npos) << e;
+  EXPECT_NE(e.find("max_in_flight_bytes: expected a size like 512, 64KiB, 10MB or 1GiB, got '3 apples'"),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, EnvAndFileInterpolation) {
+  setenv("EDGEFLOW_TEST_COUNT", "42", 1);
+  std::string tagfile = dir.write("tag.txt", "from-file\n");
+  EXPECT_EQ(errors("flow: f\nsource: { type: sequence, count: \"${env:EDGEFLOW_TEST_COUNT}\", tags: [\"${file:" +
+                   tagfile + "}\"] }\nsinks: { out: { type: flaky } }\ndead_letter: { type: flaky }\n"), "");
+  auto& cfg = *rt.flows()[0]->spec().source.config;
+  EXPECT_EQ(cfg["count"].GetInt64(), 42);
+  EXPECT_STREQ(cfg["tags"][0].GetString(), "from-file");
+}
+
+TEST_F(Config, MissingEnvironmentVariableIsAnErrorAtItsLocation) {
+  unsetenv("EDGEFLOW_TEST_UNSET");
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky, record: \"${env:EDGEFLOW_TEST_UNSET}\" }\n");
+  EXPECT_NE(e.find(at("4:31: sinks.out.record: environment variable EDGEFLOW_TEST_UNSET is not set")),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, DuplicateFlowNamesAcrossFilesAreRefused) {
+  dir.write("a.yaml", kGood);
+  dir.write("b.yaml", kGood);
+  dir.write("notes.txt", "not a flow");
+  host::Diagnostics diag;
+  rt.load({dir.path().string()}, diag);
+  std::string e = edgeflow::test::join(diag.errors);
+  EXPECT_NE(e.find(dir.file("b.yaml") + ":1:7: flow: flow 'good' is already defined at " + dir.file("a.yaml") + ":1:7"),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, ADirectoryLoadsEveryFlowFileInIt) {
+  dir.write("a.yaml", kGood);
+  std::string other = kGood;
+  other.replace(other.find("good"), 4, "other");
+  dir.write("b.yml", other);
+  dir.write("README.md", "# not a flow");
+  host::Diagnostics diag;
+  ASSERT_TRUE(rt.load({dir.path().string()}, diag)) << edgeflow::test::join(diag.errors);
+  ASSERT_EQ(rt.flows().size(), 2u);
+  EXPECT_EQ(rt.flows()[0]->name(), "good");
+  EXPECT_EQ(rt.flows()[1]->name(), "other");
+}
+
+TEST_F(Config, PluginCreateErrorsPointIntoTheYaml) {
+  std::string e = errors("flow: f\nsource:\n  type: sequence\n  tags: []\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("4:9: tags: give at least one tag")), std::string::npos) << e;
+}
+
+TEST_F(Config, SecretsNeverAppearInErrorsOrPrintedConfig) {
+  setenv("EDGEFLOW_TEST_TOKEN", "wrong", 1);
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky, token: \"${env:EDGEFLOW_TEST_TOKEN}\" }\n");
+  EXPECT_NE(e.find("flaky: token '<redacted>' refused"), std::string::npos) << e;
+  EXPECT_EQ(e.find("wrong"), std::string::npos) << e;
+
+  setenv("EDGEFLOW_TEST_TOKEN", "s3cr3t-value", 1);
+  ASSERT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky, token: \"${env:EDGEFLOW_TEST_TOKEN}\" }\n"
+                   "dead_letter: { type: flaky }\n", "ok.yaml"), "");
+  std::string printed = describe_flow(rt.flows()[0]->spec());
+  EXPECT_EQ(printed.find("s3cr3t-value"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("\"token\":\"<redacted>\""), std::string::npos) << printed;
+}
+
+TEST_F(Config, WithoutADeadLetterTheLocalStoreIsUsed) {
+  ASSERT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n"), "");
+  auto& dl = rt.flows()[0]->spec().dead_letter;
+  EXPECT_EQ(dl.type, "file");
+  EXPECT_EQ(std::string((*dl.config)["path"].GetString()), dir.file("state") + "/dlq/f.jsonl");
+}

@@ -1,0 +1,320 @@
+// The engine end to end through real plugins (testkit): ack merging, retries, dead letters,
+// backpressure, drains, restarts and isolation between flows.
+#include "engine.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <dlfcn.h>
+
+#include <map>
+#include <sstream>
+
+using namespace edgeflow;
+using namespace std::chrono_literals;
+using edgeflow::test::read_lines;
+using edgeflow::test::TempDir;
+
+namespace {
+
+class Engine : public ::testing::Test {
+ protected:
+  TempDir dir;
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
+
+  // Substitutes $DIR in the YAML, loads and starts it.
+  void start(std::string yaml) {
+    for (size_t at; (at = yaml.find("$DIR")) != std::string::npos;) yaml.replace(at, 4, dir.path().string());
+    host::Diagnostics diag;
+    ASSERT_TRUE(rt.load({dir.write("flow.yaml", yaml)}, diag)) << edgeflow::test::join(diag.errors);
+    rt.start();
+  }
+  void run(const std::string& yaml) {
+    start(yaml);
+    rt.wait();
+  }
+  Flow& flow(const std::string& name = "f") { return *rt.flow(name); }
+
+  // token -> statuses the source saw, in order (a token acked twice shows up twice).
+  std::map<uint64_t, std::vector<int>> acks(const std::string& file = "acks.txt") {
+    std::map<uint64_t, std::vector<int>> out;
+    for (auto& line : read_lines(dir.file(file))) {
+      std::istringstream in(line);
+      uint64_t token;
+      int status;
+      in >> token >> status;
+      out[token].push_back(status);
+    }
+    return out;
+  }
+  static int n_of(const std::string& json) { return std::stoi(json.substr(json.find("\"n\":") + 4)); }
+};
+
+void open_gates() {
+  std::string path = std::string(EDGEFLOW_TEST_PLUGIN_DIR) + "/edgeflow-testkit.so";
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(h, nullptr) << "testkit is not loaded";
+  auto open = reinterpret_cast<void (*)()>(dlsym(h, "testkit_open_gates"));
+  ASSERT_NE(open, nullptr);
+  open();
+  dlclose(h);
+}
+
+}  // namespace
+
+TEST_F(Engine, RetryThenSuccessDeliversEverythingInOrder) {
+  run(R"(flow: f
+source: { type: sequence, count: 200, batch_size: 20, acks_file: $DIR/acks.txt }
+sinks:
+  out: { type: flaky, retry_first: 3, record: $DIR/out.txt }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+retry: { initial_backoff: 1ms, max_backoff: 5ms }
+)");
+  auto out = read_lines(dir.file("out.txt"));
+  ASSERT_EQ(out.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(n_of(out[size_t(i)]), i);
+  EXPECT_GE(flow().stats().retries.load(), 60u);  // three failed writes, 20+ messages each
+  EXPECT_EQ(flow().stats().delivered.load(), 200u);
+  EXPECT_TRUE(read_lines(dir.file("dlq.txt")).empty());
+  auto a = acks();
+  ASSERT_EQ(a.size(), 200u);
+  for (auto& [token, statuses] : a) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_DELIVERED}) << token;
+  EXPECT_EQ(flow().state(), FlowState::finished);
+}
+
+TEST_F(Engine, FanOutResolvesOnceWithTheWorstStatus) {
+  run(R"(flow: f
+source: { type: sequence, count: 30, tags: [a, b, c], acks_file: $DIR/acks.txt }
+sinks:
+  one: { type: flaky, record: $DIR/one.txt }
+  two: { type: flaky, reject: '"c"', record: $DIR/two.txt }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+)");
+  EXPECT_EQ(read_lines(dir.file("one.txt")).size(), 30u);
+  EXPECT_EQ(read_lines(dir.file("two.txt")).size(), 20u);
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 10u);
+  for (auto& line : dlq) {
+    EXPECT_NE(line.find("\"stage\":\"sinks.two\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"reason\":\"flaky: refused"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"tag\":\"c\""), std::string::npos) << line;
+  }
+  auto a = acks();
+  ASSERT_EQ(a.size(), 30u);
+  for (auto& [token, statuses] : a) {
+    int want = token % 3 == 2 ? EF_ACK_REJECTED : EF_ACK_DELIVERED;
+    EXPECT_EQ(statuses, std::vector<int>{want}) << token;
+  }
+  EXPECT_EQ(flow().stats().dead_lettered.load(), 10u);
+  EXPECT_EQ(flow().stats().delivered.load(), 20u);
+}
+
+TEST_F(Engine, RoutedMessagesGoOnlyToTheirSinks) {
+  run(R"(flow: f
+source: { type: sequence, count: 30, tags: [a, b, c] }
+steps: [ { type: script, route_field: tag } ]
+sinks:
+  a: { type: flaky, record: $DIR/a.txt }
+  b: { type: flaky, record: $DIR/b.txt }
+dead_letter: { type: flaky }
+)");
+  // "c" names no sink, so it is not routed and goes everywhere.
+  auto a = read_lines(dir.file("a.txt")), b = read_lines(dir.file("b.txt"));
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u);
+  for (auto& l : a) EXPECT_EQ(l.find("\"b\""), std::string::npos) << l;
+  for (auto& l : b) EXPECT_EQ(l.find("\"a\""), std::string::npos) << l;
+}
+
+TEST_F(Engine, TransformerRejectionGoesToTheDeadLetterWithStageAndReason) {
+  run(R"(flow: f
+source: { type: sequence, count: 10, tags: [a, b], acks_file: $DIR/acks.txt }
+steps: [ { type: script, reject: '"b"' } ]
+sinks: { out: { type: flaky, record: $DIR/out.txt } }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+)");
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), 5u);
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 5u);
+  EXPECT_NE(dlq[0].find("\"flow\":\"f\",\"stage\":\"steps[0]\",\"reason\":\"script: refused {\\\"n\\\":1,"),
+            std::string::npos) << dlq[0];
+  EXPECT_NE(dlq[0].find("\"payload\":{\"n\":1,\"tag\":\"b\"}"), std::string::npos) << dlq[0];
+  for (auto& [token, statuses] : acks())
+    EXPECT_EQ(statuses, std::vector<int>{token % 2 ? EF_ACK_REJECTED : EF_ACK_DELIVERED}) << token;
+}
+
+TEST_F(Engine, AThrowingTransformerDeadLettersOnlyTheMessageItChokesOn) {
+  run(R"(flow: f
+source: { type: sequence, count: 20, batch_size: 10 }
+steps: [ { type: script, throw_on: '"n":7,' } ]
+sinks: { out: { type: flaky, record: $DIR/out.txt } }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+)");
+  auto out = read_lines(dir.file("out.txt"));
+  EXPECT_EQ(out.size(), 19u);
+  for (auto& l : out) EXPECT_NE(n_of(l), 7);
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].find("script: cannot handle"), std::string::npos) << dlq[0];
+  EXPECT_EQ(flow().state(), FlowState::finished);
+  EXPECT_EQ(flow().stats().restarts.load(), 0u);
+}
+
+TEST_F(Engine, DroppedMessagesAreAckedAsDeliveredAndSplitsShareTheirAck) {
+  run(R"(flow: f
+source: { type: sequence, count: 12, tags: [a, b, c], acks_file: $DIR/acks.txt }
+steps: [ { type: script, drop: '"b"', split: '"c"' } ]
+sinks: { out: { type: flaky, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+)");
+  auto out = read_lines(dir.file("out.txt"));
+  EXPECT_EQ(out.size(), 4u + 2 * 4u);  // a once, c twice, b never
+  auto a = acks();
+  ASSERT_EQ(a.size(), 12u);
+  for (auto& [token, statuses] : a) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_DELIVERED}) << token;
+}
+
+TEST_F(Engine, ADeadLetterFailureStopsTheFlowAndNothingIsAcked) {
+  start(R"(flow: f
+source: { type: sequence, count: 10, tags: [a, b], acks_file: $DIR/acks.txt }
+steps: [ { type: script, reject: '"b"' } ]
+sinks: { out: { type: flaky } }
+dead_letter: { type: flaky, reject: flow }
+restart: { initial_backoff: 1ms, max_backoff: 5ms }
+)");
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().restarts.load() >= 2; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  EXPECT_NE(flow().last_error().find("dead-letter write failed"), std::string::npos) << flow().last_error();
+  EXPECT_EQ(flow().stats().dead_lettered.load(), 0u);
+  auto a = acks();
+  for (uint64_t t = 1; t < 10; t += 2) {
+    // Rejected messages never count as handled: the source heard "retry" every time.
+    for (int s : a[t]) EXPECT_EQ(s, EF_ACK_RETRY) << t;
+    EXPECT_FALSE(a[t].empty()) << t;
+  }
+  EXPECT_EQ(rt.exit_code(), 1);
+}
+
+TEST_F(Engine, RetriesGiveUpAfterMaxAttemptsIntoTheDeadLetter) {
+  run(R"(flow: f
+source: { type: sequence, count: 5, acks_file: $DIR/acks.txt }
+sinks: { out: { type: flaky, retry_always: true } }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+retry: { initial_backoff: 1ms, max_backoff: 2ms, max_attempts: 3 }
+)");
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 5u);
+  EXPECT_NE(dlq[0].find("flaky: try again later (gave up after 3 attempts)"), std::string::npos) << dlq[0];
+  EXPECT_NE(dlq[0].find("\"attempts\":3"), std::string::npos) << dlq[0];
+  for (auto& [token, statuses] : acks()) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_REJECTED}) << token;
+}
+
+TEST_F(Engine, BackpressureHoldsTheSourceAtTheInFlightBound) {
+  start(R"(flow: f
+source: { type: sequence, count: 2000, batch_size: 10 }
+sinks: { out: { type: flaky, async: true, gated: true, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+max_in_flight: 100
+)");
+  // The sink acks nothing until the gate opens: the source must stop at exactly the bound.
+  ASSERT_TRUE(flow().wait_for([&] {
+    return flow().stats().backpressure_waits.load() > 0 && flow().stats().in_flight.load() == 100;
+  }, 30s));
+  EXPECT_EQ(flow().stats().emitted.load(), 100u);
+  open_gates();
+  rt.wait();
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), 2000u);
+  EXPECT_EQ(flow().stats().peak_in_flight.load(), 100);
+  EXPECT_EQ(flow().stats().delivered.load(), 2000u);
+}
+
+TEST_F(Engine, BackpressureAlsoBoundsBytes) {
+  run(R"(flow: f
+source: { type: sequence, count: 1000, batch_size: 5 }
+sinks: { out: { type: flaky, async: true, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+max_in_flight_bytes: 1KiB
+)");
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), 1000u);
+  EXPECT_LE(flow().stats().peak_in_flight_bytes.load(), 1024u);
+  EXPECT_GT(flow().stats().peak_in_flight_bytes.load(), 0u);
+}
+
+TEST_F(Engine, StopDrainsEverythingInFlight) {
+  start(R"(flow: f
+source: { type: sequence, count: 100000000, batch_size: 50, acks_file: $DIR/acks.txt }
+sinks: { out: { type: flaky, async: true, reverse: true, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+max_in_flight: 500
+)");
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().delivered.load() >= 2000; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  auto& s = flow().stats();
+  EXPECT_EQ(flow().state(), FlowState::stopped);
+  EXPECT_EQ(s.unresolved_at_stop.load(), 0u);
+  EXPECT_EQ(s.delivered.load(), s.emitted.load());
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), s.emitted.load());
+  EXPECT_EQ(acks().size(), s.emitted.load());
+  EXPECT_EQ(rt.exit_code(), 0);
+}
+
+TEST_F(Engine, ADrainTimeoutLeavesMessagesUnackedForRedelivery) {
+  start(R"(flow: f
+source: { type: sequence, count: 40, batch_size: 10, acks_file: $DIR/acks.txt, hold_open: true }
+sinks: { out: { type: flaky, async: true, gated: true } }
+dead_letter: { type: flaky }
+drain_timeout: 20ms
+)");
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().emitted.load() == 40; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  EXPECT_EQ(flow().stats().unresolved_at_stop.load(), 40u);
+  auto a = acks();
+  ASSERT_EQ(a.size(), 40u);
+  for (auto& [token, statuses] : a) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_RETRY}) << token;
+  EXPECT_EQ(rt.exit_code(), 1);
+}
+
+TEST_F(Engine, AFailingFlowIsRestartedWhileTheOthersRun) {
+  std::string yaml = R"(flow: broken
+source: { type: sequence, count: 100 }
+sinks: { out: { type: flaky, fail_write: true } }
+dead_letter: { type: flaky }
+restart: { initial_backoff: 1ms, max_backoff: 10ms }
+---
+flow: healthy
+source: { type: sequence, count: 5000, batch_size: 50 }
+sinks: { out: { type: flaky, record: $DIR/healthy.txt } }
+dead_letter: { type: flaky }
+)";
+  start(yaml);
+  Flow& broken = flow("broken");
+  Flow& healthy = flow("healthy");
+  ASSERT_TRUE(healthy.wait_for([&] { return healthy.state() == FlowState::finished; }, 30s));
+  ASSERT_TRUE(broken.wait_for([&] { return broken.stats().restarts.load() >= 3; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  EXPECT_EQ(read_lines(dir.file("healthy.txt")).size(), 5000u);
+  EXPECT_EQ(healthy.stats().restarts.load(), 0u);
+  EXPECT_NE(broken.last_error().find("write failed: flaky: write failed on purpose"), std::string::npos)
+      << broken.last_error();
+  EXPECT_EQ(broken.stats().delivered.load(), 0u);
+}
+
+TEST_F(Engine, ASourceThatThrowsFailsOnlyItsOwnRunAndKeepsWhatWasDelivered) {
+  start(R"(flow: f
+source: { type: sequence, count: 100, batch_size: 10, fail_after: 30, acks_file: $DIR/acks.txt }
+sinks: { out: { type: flaky, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+restart: { initial_backoff: 1ms, max_backoff: 2ms }
+)");
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().restarts.load() >= 1; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  EXPECT_NE(flow().last_error().find("run failed: sequence: failing on purpose after 30"), std::string::npos)
+      << flow().last_error();
+  // Every message emitted before the failure was delivered and acked before the restart.
+  for (auto& [token, statuses] : acks()) EXPECT_EQ(statuses.front(), EF_ACK_DELIVERED) << token;
+}

@@ -1,0 +1,89 @@
+#include "engine.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace edgeflow;
+
+namespace {
+
+std::string bad(const std::string& name) { return std::string(EDGEFLOW_BAD_PLUGIN_DIR) + "/edgeflow-" + name + ".so"; }
+
+// Loads one file and returns the single refusal it produced.
+std::string refusal_of(const std::string& file) {
+  PluginRegistry reg(runtime_host_api());
+  EXPECT_FALSE(reg.load_file(file));
+  EXPECT_EQ(reg.refusals().size(), 1u);
+  EXPECT_TRUE(reg.components().empty());
+  return reg.refusals().empty() ? "" : reg.refusals()[0];
+}
+
+}  // namespace
+
+TEST(Loader, LoadsTestkitAndListsItsComponents) {
+  PluginRegistry reg(runtime_host_api());
+  reg.load_dir(EDGEFLOW_TEST_PLUGIN_DIR);
+  EXPECT_TRUE(reg.refusals().empty());
+  ASSERT_NE(reg.find(EF_KIND_SOURCE, "sequence"), nullptr);
+  ASSERT_NE(reg.find(EF_KIND_TRANSFORMER, "script"), nullptr);
+  ASSERT_NE(reg.find(EF_KIND_SINK, "flaky"), nullptr);
+  EXPECT_EQ(reg.find(EF_KIND_SINK, "sequence"), nullptr);  // kinds are separate namespaces
+  EXPECT_STREQ(reg.find(EF_KIND_SINK, "flaky")->plugin->info->name, "testkit");
+}
+
+TEST(Loader, RefusesAnotherAbiMajorNamingBothVersions) {
+  std::string why = refusal_of(bad("bad_major"));
+  EXPECT_NE(why.find(bad("bad_major")), std::string::npos) << why;
+  EXPECT_NE(why.find("built for edgeflow ABI 2.0"), std::string::npos) << why;
+  EXPECT_NE(why.find("this runtime speaks ABI 1.0"), std::string::npos) << why;
+  EXPECT_NE(why.find("major versions must match"), std::string::npos) << why;
+}
+
+TEST(Loader, RefusesANewerMinor) {
+  std::string why = refusal_of(bad("newer_minor"));
+  EXPECT_NE(why.find("built for edgeflow ABI 1.1, newer than this runtime's ABI 1.0"), std::string::npos) << why;
+}
+
+TEST(Loader, RefusesALibraryWithoutTheEntrySymbol) {
+  std::string why = refusal_of(bad("no_entry"));
+  EXPECT_NE(why.find("no 'edgeflow_plugin_init' symbol"), std::string::npos) << why;
+}
+
+TEST(Loader, RefusesAFileThatIsNotASharedLibrary) {
+  std::string why = refusal_of(bad("not_a_library"));
+  EXPECT_NE(why.find("not a loadable shared library"), std::string::npos) << why;
+  EXPECT_NE(why.find("edgeflow-not_a_library.so"), std::string::npos) << why;
+}
+
+TEST(Loader, ReportsTheReasonAPluginGivesForFailingInit) {
+  std::string why = refusal_of(bad("init_error"));
+  EXPECT_NE(why.find("plugin init failed: license file /etc/edgeflow/license.key is missing"), std::string::npos) << why;
+}
+
+TEST(Loader, TurnsAnExceptionInInitIntoARefusal) {
+  std::string why = refusal_of(bad("init_throws"));
+  EXPECT_NE(why.find("plugin init failed: describe() exploded"), std::string::npos) << why;
+}
+
+TEST(Loader, ABadPluginInADirectoryDoesNotStopTheGoodOnes) {
+  PluginRegistry reg(runtime_host_api());
+  reg.load_dir(EDGEFLOW_BAD_PLUGIN_DIR);
+  reg.load_dir(EDGEFLOW_TEST_PLUGIN_DIR);
+  EXPECT_EQ(reg.refusals().size(), 6u);
+  EXPECT_NE(reg.find(EF_KIND_SOURCE, "sequence"), nullptr);
+}
+
+TEST(Loader, RefusesASecondPluginProvidingTheSameType) {
+  PluginRegistry reg(runtime_host_api());
+  ASSERT_TRUE(reg.load_file(std::string(EDGEFLOW_TEST_PLUGIN_DIR) + "/edgeflow-testkit.so"));
+  // The same file under another registry entry: every type is already taken.
+  EXPECT_FALSE(reg.load_file(std::string(EDGEFLOW_TEST_PLUGIN_DIR) + "/edgeflow-testkit.so"));
+  ASSERT_EQ(reg.refusals().size(), 1u);
+  EXPECT_NE(reg.refusals()[0].find("is already provided by"), std::string::npos) << reg.refusals()[0];
+}
+
+TEST(Loader, AMissingPluginDirectoryIsReported) {
+  PluginRegistry reg(runtime_host_api());
+  reg.load_dir("/nonexistent/edgeflow/plugins");
+  ASSERT_EQ(reg.refusals().size(), 1u);
+  EXPECT_NE(reg.refusals()[0].find("cannot read plugin directory"), std::string::npos);
+}
