@@ -331,6 +331,8 @@ FlowMessage* Flow::new_message() {
   m->pending = 0;
   m->attempts = 0;
   m->status = EF_ACK_DELIVERED;
+  m->fate = FlowMessage::keep;
+  m->reason.clear();
   m->in_use = true;
   return m;
 }
@@ -363,10 +365,6 @@ FlowMessage* Flow::split(Batch& b, size_t index) {
   m->origin->pending++;
   m->seq = ++seq_;
   b.msgs->push_back(m);
-  if (b.fates) {
-    b.fates->push_back(Batch::keep);
-    b.reasons->emplace_back();
-  }
   return m;
 }
 
@@ -388,7 +386,8 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   if (!admit(n, bytes, timeout_ms)) return stopping() ? EF_STOPPING : EF_BUSY;
 
   std::vector<FlowMessage*> batch;
-  batch.reserve(n);
+  batch.swap(emit_batch_);  // reuse its capacity
+  batch.clear();
   for (size_t i = 0; i < n; ++i) {
     FlowMessage* m = FM(msgs[i]);
     Origin* o = new_origin();
@@ -408,6 +407,7 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   bump_peak(stats_.peak_in_flight_bytes, in_flight_bytes_);
 
   run_pipeline(batch);
+  batch.swap(emit_batch_);
   pump();
   return EF_OK;
 }
@@ -448,9 +448,7 @@ void Flow::run_pipeline(std::vector<FlowMessage*>& batch) {
 
 void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
   Instance& inst = steps_[step];
-  std::vector<Batch::Fate> fates(batch.size(), Batch::keep);
-  std::vector<std::string> reasons(batch.size());
-  Batch b{this, &batch, &fates, &reasons};
+  Batch b{this, &batch, true};
   const size_t original = batch.size();
   if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK) {
     // One bad message must not sink its neighbours: undo the splits, run each alone, and send
@@ -458,39 +456,31 @@ void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
     std::string batch_error = inst.last_error;
     for (size_t i = original; i < batch.size(); ++i) release(batch[i]);
     batch.resize(original);
-    std::vector<FlowMessage*> out;
-    for (size_t i = 0; i < original; ++i) {
-      std::vector<FlowMessage*> one{batch[i]};
-      std::vector<Batch::Fate> f1{Batch::keep};
-      std::vector<std::string> r1(1);
-      Batch b1{this, &one, &f1, &r1};
+    isolated_.clear();
+    for (FlowMessage* m : batch) {
+      m->fate = FlowMessage::keep;
+      std::vector<FlowMessage*> one{m};
+      Batch b1{this, &one, true};
       inst.last_error.clear();
       if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b1)) != EF_OK) {
         for (size_t k = 1; k < one.size(); ++k) release(one[k]);
         one.resize(1);
-        f1.assign(1, Batch::reject);
-        r1.assign(1, inst.last_error.empty() ? batch_error : inst.last_error);
+        m->fate = FlowMessage::reject;
+        m->reason = inst.last_error.empty() ? batch_error : inst.last_error;
       }
-      for (size_t k = 0; k < one.size(); ++k) {
-        out.push_back(one[k]);
-        fates.push_back(f1[k]);
-        reasons.push_back(std::move(r1[k]));
-      }
+      isolated_.insert(isolated_.end(), one.begin(), one.end());
     }
-    fates.erase(fates.begin(), fates.begin() + long(original));
-    reasons.erase(reasons.begin(), reasons.begin() + long(original));
-    batch.swap(out);
+    batch.swap(isolated_);
   }
   size_t keep = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    FlowMessage* m = batch[i];
-    if (fates[i] == Batch::keep) {
+  for (FlowMessage* m : batch) {
+    if (m->fate == FlowMessage::keep) {
       batch[keep++] = m;
-    } else if (fates[i] == Batch::drop) {
+    } else if (m->fate == FlowMessage::drop) {
       release(m);
     } else {
       m->pending = 1;
-      dead_letter(m, inst.spec->key, reasons[i]);
+      dead_letter(m, inst.spec->key, m->reason);
     }
   }
   batch.resize(keep);
@@ -530,7 +520,7 @@ void Flow::dispatch(std::vector<FlowMessage*>& batch) {
 void Flow::write(int sink, std::vector<FlowMessage*>& batch) {
   if (batch.empty() || failed_) return;
   Instance& inst = sink_instance(sink);
-  Batch b{this, &batch};
+  Batch b{this, &batch, false};
   if (inst.comp->write(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK)
     fail(inst, "write failed: " + inst.last_error);
 }
@@ -858,16 +848,18 @@ const ef_host_api* runtime_host_api() {
       if (i >= B(b)->msgs->size()) return nullptr;
       return reinterpret_cast<ef_message*>(static_cast<host::Message*>((*B(b)->msgs)[i]));
     };
+    // drop, reject and split only mean something to a transformer step.
     h.batch_drop = [](ef_batch* b, size_t i) {
-      if (B(b)->fates && i < B(b)->fates->size()) (*B(b)->fates)[i] = Flow::Batch::drop;
+      if (B(b)->step && i < B(b)->msgs->size()) (*B(b)->msgs)[i]->fate = FlowMessage::drop;
     };
     h.batch_reject = [](ef_batch* b, size_t i, const char* reason, size_t len) {
-      if (!B(b)->fates || i >= B(b)->fates->size()) return;
-      (*B(b)->fates)[i] = Flow::Batch::reject;
-      (*B(b)->reasons)[i].assign(reason ? reason : "", reason ? len : 0);
+      if (!B(b)->step || i >= B(b)->msgs->size()) return;
+      FlowMessage* m = (*B(b)->msgs)[i];
+      m->fate = FlowMessage::reject;
+      m->reason.assign(reason ? reason : "", reason ? len : 0);
     };
     h.batch_split = [](ef_batch* b, size_t i) -> ef_message* {
-      if (!B(b)->fates || i >= B(b)->msgs->size()) return nullptr;
+      if (!B(b)->step || i >= B(b)->msgs->size()) return nullptr;
       return reinterpret_cast<ef_message*>(static_cast<host::Message*>(B(b)->flow->split(*B(b), i)));
     };
     h.sink_count = [](ef_ctx* c) { return I(c)->flow->sink_count(); };

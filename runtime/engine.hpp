@@ -38,6 +38,9 @@ struct FlowMessage : host::Message {
   uint32_t pending = 0;           // sinks (or the dead letter) still to answer for it
   uint32_t attempts = 0;
   uint8_t status = EF_ACK_DELIVERED;  // worst answer so far
+  enum Fate : uint8_t { keep, drop, reject };
+  Fate fate = keep;    // what the current transformer step decided
+  std::string reason;  // why it was rejected
   bool in_use = false;
 };
 
@@ -114,10 +117,7 @@ class Flow {
   struct Batch {
     Flow* flow;
     std::vector<FlowMessage*>* msgs;
-    // Transformer steps only: what happens to each message after the step.
-    enum Fate : uint8_t { keep, drop, reject };
-    std::vector<Fate>* fates = nullptr;
-    std::vector<std::string>* reasons = nullptr;
+    bool step;  // a transformer's batch: drop, reject and split are allowed
   };
   FlowMessage* split(Batch& b, size_t index);
 
@@ -189,6 +189,8 @@ class Flow {
   std::vector<ef_ack> ready_;
   std::vector<FlowMessage*> dlq_queue_;
   std::vector<FlowMessage*> scratch_;
+  std::vector<FlowMessage*> isolated_;
+  std::vector<FlowMessage*> emit_batch_;
   std::vector<std::vector<FlowMessage*>> per_sink_;
   std::vector<uint64_t> masks_;
   uint64_t seq_ = 0;
