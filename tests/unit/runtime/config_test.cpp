@@ -13,8 +13,8 @@ namespace {
 
 class Config : public ::testing::Test {
  protected:
-  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
   TempDir dir;
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
 
   // Loads the given flow text; returns all errors joined, empty when it loaded.
   std::string errors(const std::string& yaml, const std::string& name = "flow.yaml") {
