@@ -409,6 +409,7 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   run_pipeline(batch);
   batch.swap(emit_batch_);
   pump();
+  observe_cv_.notify_all();  // observers wait on emitted counts too
   return EF_OK;
 }
 

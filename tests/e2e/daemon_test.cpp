@@ -93,7 +93,7 @@ sinks: { out: { type: stdout } }
 
   std::string log = slurp(dir.file("stderr.log"));
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(log, m, std::regex("generated=(\\d+) delivered=(\\d+) dead_lettered=0 unresolved=0")))
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("emitted=(\\d+) delivered=(\\d+) dead_lettered=0 unresolved=0")))
       << log;
   size_t generated = std::stoul(m[1]);
   EXPECT_EQ(std::stoul(m[2]), generated);
