@@ -870,19 +870,6 @@ const ef_host_api* runtime_host_api() {
     h.sink_index = [](ef_ctx* c, const char* name, size_t len) {
       return I(c)->flow->sink_index(std::string_view(name, len));
     };
-    h.message_route = [](ef_message* m, uint32_t idx) {
-      if (idx >= 64) return;
-      host::Message* hm = host::M(m);
-      if (!hm->routed) {
-        hm->routes = 0;
-        hm->routed = true;
-      }
-      hm->routes |= 1ull << idx;
-    };
-    h.message_clear_routes = [](ef_message* m) {
-      host::M(m)->routed = false;
-      host::M(m)->routes = 0;
-    };
     h.ack = [](ef_ctx* c, ef_message* m, uint32_t status, const char* reason, size_t len) {
       I(c)->flow->sink_ack(I(c)->sink, FM(m), status, std::string_view(reason ? reason : "", reason ? len : 0));
     };

@@ -27,13 +27,25 @@ namespace {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// Where the source's position is kept: which file (path, device, inode) and the offset.
+// Where the source's position is kept: the offset, and which file it belongs to (its path and
+// a fingerprint of its first bytes: a rotated or rewritten file may reuse the inode).
 struct Position {
   uint64_t offset = 0;
-  uint64_t dev = 0;
-  uint64_t ino = 0;
+  uint64_t fp_len = 0;
+  uint64_t fp = 0;
   std::string path;
 };
+
+constexpr uint64_t kFingerprintBytes = 256;
+
+// FNV-1a of the first n bytes of the file; 0 when it has fewer.
+uint64_t fingerprint(int fd, uint64_t n) {
+  char buf[kFingerprintBytes];
+  if (n > sizeof buf || ::pread(fd, buf, n, 0) != ssize_t(n)) return 0;
+  uint64_t h = 1469598103934665603ull;
+  for (uint64_t i = 0; i < n; ++i) h = (h ^ uint8_t(buf[i])) * 1099511628211ull;
+  return h;
+}
 
 bool write_all(int fd, const char* data, size_t n) {
   while (n > 0) {
@@ -105,8 +117,8 @@ class FileSource : public Source {
     } else {
       state_file_ = dir_ + "/" + sanitize(context().name()) + ".pos";
       Position p = load();
-      if (p.path == cfg_.path && p.dev == uint64_t(st.st_dev) && p.ino == uint64_t(st.st_ino) &&
-          p.offset <= uint64_t(st.st_size)) {
+      if (p.path == cfg_.path && p.offset <= uint64_t(st.st_size) && p.fp_len <= p.offset &&
+          fingerprint(fd_, p.fp_len) == p.fp) {
         offset_ = p.offset;
       } else if (!p.path.empty()) {
         context().warn("stored position " + std::to_string(p.offset) + " is for another file or a truncated one (" +
@@ -115,7 +127,8 @@ class FileSource : public Source {
     }
     if (offset_ && ::lseek(fd_, off_t(offset_), SEEK_SET) < 0) throw Error(errno_text("cannot seek in " + cfg_.path));
     read_at_ = offset_;
-    committed_ = {offset_, uint64_t(st.st_dev), uint64_t(st.st_ino), cfg_.path};
+    committed_ = offset_;
+    stored_ = offset_;
     if (offset_) context().info("resuming " + cfg_.path + " at byte " + std::to_string(offset_));
   }
 
@@ -171,7 +184,7 @@ class FileSource : public Source {
 
   void on_ack(std::span<const ef_ack> acks) override {
     for (auto& a : acks) tracker_.resolve(a.token, ef_ack_status(a.status));
-    if (auto p = tracker_.take()) committed_.offset = *p;
+    if (auto p = tracker_.take()) committed_ = *p;
     persist(false);
   }
 
@@ -198,20 +211,21 @@ class FileSource : public Source {
   }
 
   void persist(bool now) {
-    if (state_file_.empty() || committed_.offset == stored_) return;
+    if (state_file_.empty() || committed_ == stored_) return;
     auto t = std::chrono::steady_clock::now();
     if (!now && t - last_store_ < cfg_.commit_interval) return;
+    uint64_t fp_len = std::min(committed_, kFingerprintBytes);
     std::ostringstream out;
-    out << committed_.offset << ' ' << committed_.dev << ' ' << committed_.ino << '\n' << committed_.path << '\n';
+    out << committed_ << ' ' << fp_len << ' ' << fingerprint(fd_, fp_len) << '\n' << cfg_.path << '\n';
     store_atomically(state_file_, out.str());
-    stored_ = committed_.offset;
+    stored_ = committed_;
     last_store_ = t;
   }
 
   Position load() const {
     Position p;
     std::ifstream in(state_file_);
-    if (in >> p.offset >> p.dev >> p.ino) {
+    if (in >> p.offset >> p.fp_len >> p.fp) {
       in.ignore(1);
       std::getline(in, p.path);
     }
@@ -231,7 +245,7 @@ class FileSource : public Source {
   uint64_t offset_ = 0;
   uint64_t read_at_ = 0;
   uint64_t stored_ = 0;
-  Position committed_;
+  uint64_t committed_ = 0;
   std::chrono::steady_clock::time_point last_store_{};
   CommitTracker<uint64_t> tracker_;
 };

@@ -213,7 +213,7 @@ inline void set_pair(std::vector<std::pair<std::string, std::string>>& v, const 
   if (!set) v.emplace_back(std::string(n), std::string(value, vlen));
 }
 
-// Fills the message, document and value callbacks of a host table.
+// Fills the message, routing, document and value callbacks of a host table.
 inline void fill_message_api(ef_host_api& h) {
   h.message_set_token = [](ef_message* m, uint64_t t) { M(m)->token = t; };
   h.message_payload = [](ef_message* m, size_t* len) {
@@ -257,6 +257,20 @@ inline void fill_message_api(ef_host_api& h) {
   };
   h.message_set_meta = [](ef_message* m, const char* n, size_t nl, const char* v, size_t vl) {
     set_pair(M(m)->meta, n, nl, v, vl);
+  };
+
+  h.message_route = [](ef_message* m, uint32_t idx) {
+    if (idx >= 64) return;
+    Message* hm = M(m);
+    if (!hm->routed) {
+      hm->routes = 0;
+      hm->routed = true;
+    }
+    hm->routes |= 1ull << idx;
+  };
+  h.message_clear_routes = [](ef_message* m) {
+    M(m)->routed = false;
+    M(m)->routes = 0;
   };
 
   h.message_doc = [](ef_message* m) { return EV(M(m)->root(nullptr)); };
