@@ -1,8 +1,14 @@
-// Engine overhead: generate -> passthrough -> drop through the real daemon, at batch sizes 1,
-// 64 and 1024, plus the idle RSS of a daemon running one flow. CPU time and peak RSS come from
-// the kernel (wait4 rusage) for the whole daemon process, so nothing is estimated.
+// Engine overhead, measured on the real daemon:
+//   1. generate -> passthrough -> drop at batch sizes 1, 64 and 1024;
+//   2. the idle RSS of a daemon running one flow;
+//   3. side by side with peers on the same input: copying a JSON-lines file through edgeflow
+//      (file -> passthrough -> file) against cat (the floor), jq -c . and mlr (Miller), each
+//      when installed.
+// CPU time and peak RSS come from the kernel (wait4 rusage) for each whole process, and every
+// edgeflow run is checked to have delivered every message, so nothing is estimated.
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -11,14 +17,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
 
 struct Result {
-  double wall, cpu;
-  long max_rss_kib;
+  double wall = 0, cpu = 0;
+  long max_rss_kib = 0;
 };
 
 std::string temp_dir() {
@@ -32,39 +41,62 @@ double now() {
   return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
 }
 
-pid_t spawn(const std::vector<std::string>& args, int stderr_fd) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (stderr_fd >= 0) dup2(stderr_fd, 2);
-    std::vector<char*> argv{const_cast<char*>(EDGEFLOW_BIN)};
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(EDGEFLOW_BIN, argv.data());
-    _exit(127);
-  }
-  return pid;
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "bench_engine: %s\n", why.c_str());
+  std::exit(1);
 }
 
-Result run_flow(const std::string& dir, long count, int batch) {
-  std::string flow = dir + "/flow.yaml";
-  std::ofstream(flow) << "flow: bench\n"
-                      << "source: { type: generate, count: " << count << ", batch_size: " << batch << " }\n"
-                      << "steps: [ { type: passthrough } ]\n"
-                      << "sinks: { out: { type: drop } }\n"
-                      << "max_in_flight: 100000\n";
+// Runs argv with stdin/stdout/stderr redirected to files ("" leaves them alone).
+Result run(const std::vector<std::string>& args, const std::string& in, const std::string& out,
+           const std::string& err) {
   double t0 = now();
-  pid_t pid = spawn({"run", "--log-level", "warn", "--state-dir", dir + "/state", flow}, -1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto redirect = [](const std::string& path, int fd, int flags) {
+      if (path.empty()) return;
+      int f = open(path.c_str(), flags, 0644);
+      if (f < 0) _exit(126);
+      dup2(f, fd);
+    };
+    redirect(in, 0, O_RDONLY);
+    redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
+    redirect(err, 2, O_WRONLY | O_CREAT | O_TRUNC);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
   int status = 0;
   rusage ru{};
   wait4(pid, &status, 0, &ru);
-  double wall = now() - t0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "edgeflow failed (status %d)\n", status);
-    std::exit(1);
-  }
-  double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-               double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  return {wall, cpu, ru.ru_maxrss};
+  Result r;
+  r.wall = now() - t0;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(args[0] + " failed (status " + std::to_string(status) + ")");
+  r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  r.max_rss_kib = ru.ru_maxrss;
+  return r;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Runs a flow to its end and checks the daemon's own summary: every message delivered.
+Result run_flow(const std::string& dir, const std::string& yaml, long expect) {
+  std::string flow = dir + "/flow.yaml", log = dir + "/edgeflow.log";
+  std::ofstream(flow) << yaml;
+  Result r = run({EDGEFLOW_BIN, "run", "--state-dir", dir + "/state", flow}, "", "", log);
+  std::string text = slurp(log);
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("emitted=(\\d+) delivered=(\\d+) dead_lettered=0 unresolved=0")) ||
+      std::stol(m[1]) != expect || std::stol(m[2]) != expect)
+    die("edgeflow did not deliver all " + std::to_string(expect) + " messages:\n" + text);
+  std::filesystem::remove_all(dir + "/state");
+  return r;
 }
 
 // RSS of a daemon with one quiet flow, read once the flow reports running.
@@ -73,7 +105,12 @@ long idle_rss_kib(const std::string& dir) {
   std::ofstream(flow) << "flow: idle\nsource: { type: generate, rate: 1 }\nsinks: { out: { type: drop } }\n";
   int fds[2];
   if (pipe(fds) != 0) return -1;
-  pid_t pid = spawn({"run", "--state-dir", dir + "/state", flow}, fds[1]);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    execl(EDGEFLOW_BIN, EDGEFLOW_BIN, "run", "--state-dir", (dir + "/state").c_str(), flow.c_str(), nullptr);
+    _exit(127);
+  }
   close(fds[1]);
   FILE* err = fdopen(fds[0], "r");
   char line[4096];
@@ -91,24 +128,72 @@ long idle_rss_kib(const std::string& dir) {
   return rss;
 }
 
+bool installed(const std::string& tool) {
+  return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+void row(const char* name, long n, const Result& r, const std::optional<Result>& base) {
+  std::printf("%-34s %9.3f %9.3f %12.3f %14.0f %10ld", name, r.wall, r.cpu, r.cpu / double(n) * 1e6,
+              double(n) / r.cpu, r.max_rss_kib);
+  if (base) std::printf("   %6.2fx", r.cpu / base->cpu);
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   long scale = argc > 1 ? std::atol(argv[1]) : 1;  // multiply message counts for longer runs
   std::string dir = temp_dir();
-  std::printf("edgeflow engine benchmark: generate -> passthrough -> drop (%s)\n", EDGEFLOW_BIN);
-  std::printf("%-8s %12s %10s %10s %16s %16s %12s\n", "batch", "messages", "wall s", "cpu s",
-              "msg/s (wall)", "msg/s per core", "cpu s/M msg");
+  std::printf("edgeflow engine benchmark (%s), %ld CPU(s)\n\n", EDGEFLOW_BIN, sysconf(_SC_NPROCESSORS_ONLN));
+
+  std::printf("1. generate -> passthrough -> drop\n");
+  std::printf("%-8s %12s %10s %10s %16s %16s %12s %14s\n", "batch", "messages", "wall s", "cpu s", "msg/s (wall)",
+              "msg/s per core", "cpu s/M msg", "peak RSS KiB");
   struct Case {
     int batch;
     long count;
   };
-  for (Case c : {Case{1, 500000}, Case{64, 4000000}, Case{1024, 10000000}}) {
+  for (Case c : {Case{1, 1000000}, Case{64, 5000000}, Case{1024, 10000000}}) {
     long n = c.count * scale;
-    Result r = run_flow(dir, n, c.batch);
-    std::printf("%-8d %12ld %10.3f %10.3f %16.0f %16.0f %12.3f   peak RSS %ld KiB\n", c.batch, n, r.wall, r.cpu,
-                double(n) / r.wall, double(n) / r.cpu, r.cpu / double(n) * 1e6, r.max_rss_kib);
+    std::ostringstream y;
+    y << "flow: bench\nsource: { type: generate, count: " << n << ", batch_size: " << c.batch
+      << " }\nsteps: [ { type: passthrough } ]\nsinks: { out: { type: drop } }\nmax_in_flight: 100000\n";
+    Result r = run_flow(dir, y.str(), n);
+    std::printf("%-8d %12ld %10.3f %10.3f %16.0f %16.0f %12.3f %14ld\n", c.batch, n, r.wall, r.cpu, double(n) / r.wall,
+                double(n) / r.cpu, r.cpu / double(n) * 1e6, r.max_rss_kib);
   }
-  std::printf("idle RSS with one flow: %ld KiB\n", idle_rss_kib(dir));
+
+  std::printf("\n2. idle RSS of the daemon with one flow: %ld KiB\n", idle_rss_kib(dir));
+
+  long n = 2000000 * scale;
+  std::string in = dir + "/in.jsonl", out = dir + "/out.jsonl";
+  run_flow(dir,
+           "flow: make\nsource: { type: generate, count: " + std::to_string(n) +
+               ", batch_size: 1024 }\nsinks: { out: { type: file, path: " + in + ", fsync: false } }\n",
+           n);
+  std::printf("\n3. copy %ld JSON lines (%.0f MiB) file -> file, side by side (ratio: CPU against edgeflow)\n", n,
+              double(std::filesystem::file_size(in)) / 1048576.0);
+  std::printf("%-34s %9s %9s %12s %14s %10s %9s\n", "", "wall s", "cpu s", "cpu s/M msg", "msg/s per core",
+              "RSS KiB", "ratio");
+  auto copy_flow = [&](bool parse) {
+    std::filesystem::remove(out);
+    return run_flow(dir,
+                    "flow: copy\nsource: { type: file, path: " + in + ", batch_size: 1024 }\nsteps: [ { type: passthrough, parse: " +
+                        (parse ? "true" : "false") + " } ]\nsinks: { out: { type: file, path: " + out +
+                        ", fsync: false } }\nmax_in_flight: 100000\n",
+                    n);
+  };
+  Result ef = copy_flow(false);
+  row("edgeflow (bytes only)", n, ef, std::nullopt);
+  Result efp = copy_flow(true);
+  row("edgeflow (parse: true)", n, efp, std::nullopt);
+  if (std::filesystem::file_size(out) != std::filesystem::file_size(in)) die("edgeflow's copy differs in size");
+  row("cat (the floor)", n, run({"cat"}, in, out, ""), ef);
+  if (installed("jq")) row("jq -c . (parses, re-serialises)", n, run({"jq", "-c", "."}, in, out, ""), efp);
+  else std::printf("jq: not installed (apt-get install jq), skipped\n");
+  if (installed("mlr")) row("mlr --jsonl cat (Miller, Go)", n, run({"mlr", "--jsonl", "cat"}, in, out, ""), efp);
+  else std::printf("mlr: not installed (apt-get install miller), skipped\n");
+  std::printf("ratio > 1: the peer spent that many times edgeflow's CPU (bytes-only row for cat, parse row "
+              "for the JSON tools)\n");
   std::filesystem::remove_all(dir);
 }

@@ -1,0 +1,25 @@
+#include "passthrough.cpp"
+
+#include <edgeflow/testing/harness.hpp>
+
+#include <gtest/gtest.h>
+
+using edgeflow::testing::Harness;
+
+TEST(Passthrough, KeepsEverythingUnchanged) {
+  Harness<Passthrough> h("");
+  auto r = h.transform({{.payload = "not json", .key = "k"}, {.payload = "{\"a\":1}"}});
+  ASSERT_EQ(r.kept.size(), 2u);
+  EXPECT_EQ(r.kept[0].payload, "not json");
+  EXPECT_EQ(r.kept[0].key, "k");
+  EXPECT_TRUE(r.rejected.empty());
+}
+
+TEST(Passthrough, ParseRejectsWhatIsNotJson) {
+  Harness<Passthrough> h("parse: true");
+  auto r = h.transform({{.payload = "{\"a\":1}"}, {.payload = "{\"a\":"}});
+  ASSERT_EQ(r.kept.size(), 1u);
+  EXPECT_EQ(r.kept[0].payload, "{\"a\":1}");
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].reason, "payload is not JSON");
+}
