@@ -285,9 +285,11 @@ typedef struct ef_host_api {
   /* --- batches (transformers and sinks) --- */
   size_t (*batch_size)(const ef_batch* batch);
   ef_message* (*batch_at)(const ef_batch* batch, size_t index);
-  /* Transformers: remove a message; it counts as delivered. */
+  /* Transformers: drop a message; it counts as delivered. It is only marked during the hook
+     (indexes stay stable) and leaves the batch when the hook returns. */
   void (*batch_drop)(ef_batch* batch, size_t index);
-  /* Transformers: remove a message and send it to the dead-letter destination. */
+  /* Transformers: send a message to the dead-letter destination with reason (copied); marked
+     like batch_drop. */
   void (*batch_reject)(ef_batch* batch, size_t index, const char* reason, size_t len);
   /* Transformers: a copy of the message at index (payload, document, headers, meta, routes),
      sharing its ack, appended at the end of the batch and returned for editing. */
