@@ -685,7 +685,8 @@ void Flow::pump() {
 
 bool Flow::wait_inbox(Clock::time_point deadline) {
   std::unique_lock lock(inbox_mutex_);
-  auto ready = [&] { return !inbox_.empty() || stop_.load() != stop_seen_; };
+  // A second signal (force_) must also wake a drain that has already seen the first.
+  auto ready = [&] { return !inbox_.empty() || stop_.load() != stop_seen_ || force_.load(); };
   bool woke = deadline == Clock::time_point::max() ? (inbox_cv_.wait(lock, ready), true)
                                                     : inbox_cv_.wait_until(lock, deadline, ready);
   stop_seen_ = stop_.load();

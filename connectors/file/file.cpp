@@ -297,7 +297,7 @@ class FileSink : public Sink {
     if (!ok) {
       std::string why = errno_text("cannot write " + cfg_.path);
       // Take back a partial batch so the retry does not leave half of it twice.
-      if (::ftruncate(fd_, st.st_size) != 0) why += " (and could not undo a partial write)";
+      if (S_ISREG(st.st_mode) && ::ftruncate(fd_, st.st_size) != 0) why += " (and could not undo a partial write)";
       return ack_all(b, EF_ACK_RETRY, why);
     }
     for (size_t i = 0; i < b.size(); ++i) {

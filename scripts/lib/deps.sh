@@ -1,0 +1,59 @@
+# shellcheck shell=bash disable=SC2034  # the lists are used by the scripts that source this
+# The one list of Debian packages edgeflow needs, and the function that installs them.
+# Sourced by scripts/quickstart.sh and scripts/test.sh (and packaging/Containerfile); add a
+# package here, never in the scripts themselves.
+
+# Everything needed to configure and build the whole tree (tests and benchmarks included).
+EDGEFLOW_BUILD_DEPS=(
+  cmake
+  ninja-build
+  g++
+  ccache
+  pkg-config
+  libyaml-cpp-dev
+  rapidjson-dev
+  libboost-dev
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+)
+
+# What scripts/test.sh needs on top of the build deps: servers and tools the integration tests
+# start themselves (postgresql, mosquitto, ... when those connectors land).
+EDGEFLOW_TEST_DEPS=(
+)
+
+# What a machine needs to *run* a release build (the .deb and the container declare the same).
+EDGEFLOW_RUNTIME_DEPS=(
+  libyaml-cpp0.7
+)
+
+# edgeflow_install_deps PACKAGE...
+# Installs the packages that are missing, with apt-get; does nothing (and needs neither root nor
+# the network) when every one is already installed, so re-runs are fast.
+edgeflow_install_deps() {
+  local missing=() p
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps: no dpkg-query here (not Debian-like): install the equivalents of: $*" >&2
+    echo "deps: carrying on; CMake will say what is missing" >&2
+    return 0
+  fi
+  for p in "$@"; do
+    if [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != ii* ]]; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    echo "deps: all ${#} packages already installed"
+    return 0
+  fi
+  echo "deps: missing: ${missing[*]}"
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "deps: installing packages needs root; run this script with sudo, or first:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs (.ci/run):
+#
+#   bash scripts/test.sh
+#
+# Installs the build and test dependencies (apt-get, only when something is missing), builds
+# everything in build-test/ with AddressSanitizer + UndefinedBehaviorSanitizer and with the
+# benchmarks (compiled, not run), then runs the whole ctest suite. The exit code is ctest's.
+# Extra arguments go to ctest, e.g. `bash scripts/test.sh -R Engine`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/deps.sh
+source scripts/lib/deps.sh
+
+build_dir="${BUILD_DIR:-build-test}"
+jobs="$(nproc)"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "dependencies"
+edgeflow_install_deps "${EDGEFLOW_BUILD_DEPS[@]}" "${EDGEFLOW_TEST_DEPS[@]}"
+
+step "configure $build_dir/ (sanitizers, tests, benchmarks)"
+generator=()
+[[ -f "$build_dir/CMakeCache.txt" ]] || generator=(-G Ninja)
+if command -v ccache >/dev/null 2>&1; then
+  echo "ccache: $(command -v ccache) (CMakeLists.txt uses it as the compiler launcher)"
+fi
+cmake -S . -B "$build_dir" "${generator[@]}" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DEDGEFLOW_SANITIZE=ON \
+  -DEDGEFLOW_BUILD_TESTS=ON \
+  -DEDGEFLOW_BUILD_BENCH=ON
+
+step "build (-j$jobs)"
+started=$SECONDS
+cmake --build "$build_dir" -j "$jobs"
+echo "built in $((SECONDS - started))s"
+
+# Sanitizers: stop at the first report, with a symbolised stack; leaks are errors too.
+# Caller-set options win: they come last.
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+step "ctest (-j$jobs)"
+started=$SECONDS
+status=0
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600 "$@" || status=$?
+echo "ctest finished in $((SECONDS - started))s with status $status"
+exit "$status"
