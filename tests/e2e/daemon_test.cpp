@@ -161,3 +161,44 @@ TEST(Daemon, ValidatePrintShowsTheEffectiveConfigWithSecretsRedacted) {
   EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
   EXPECT_NE(all.find("ok: 1 flow(s) valid"), std::string::npos) << all;
 }
+
+TEST(Daemon, GenerateMapRouteIntoTwoFilesWritesEveryRecordExactly) {
+  TempDir dir;
+  std::string flow = dir.write("flow.yaml", R"(flow: canonical
+source: { type: generate, count: 200, batch_size: 16, keys: 4 }
+steps:
+  - type: map
+    unmapped: drop
+    set:
+      event_id: id
+      account: upper(key)
+      parity: "id % 2 == 0 ? 'even' : 'odd'"
+      region: lookup('regions', key, 'unknown')
+      doubled: id * 2
+    key: concat('acct-', id % 4)
+    lookups: { regions: { k-0: north, k-1: south } }
+  - type: route
+    routes:
+      - when: parity == 'even'
+        to: [even]
+      - to: [odd]
+sinks:
+  even: { type: file, path: )" + dir.file("even.jsonl") + R"( }
+  odd: { type: file, path: )" + dir.file("odd.jsonl") + R"( }
+dead_letter: { type: file, path: )" + dir.file("dlq.jsonl") + R"( }
+)");
+  Daemon d({"run", "--state-dir", dir.file("state"), flow}, dir.file("stderr.log"));
+  EXPECT_EQ(d.wait(), 0) << slurp(dir.file("stderr.log"));
+  std::vector<std::string> even, odd;
+  for (int i = 0; i < 200; ++i) {
+    const char* region = i % 4 == 0 ? "north" : i % 4 == 1 ? "south" : "unknown";
+    std::string line = "{\"event_id\":" + std::to_string(i) + ",\"account\":\"K-" + std::to_string(i % 4) +
+                       "\",\"parity\":\"" + (i % 2 ? "odd" : "even") + "\",\"region\":\"" + region +
+                       "\",\"doubled\":" + std::to_string(2 * i) + "}";
+    (i % 2 ? odd : even).push_back(line);
+  }
+  EXPECT_EQ(read_lines(dir.file("even.jsonl")), even);
+  EXPECT_EQ(read_lines(dir.file("odd.jsonl")), odd);
+  EXPECT_TRUE(read_lines(dir.file("dlq.jsonl")).empty());
+  EXPECT_NE(slurp(dir.file("stderr.log")).find("emitted=200 delivered=200 dead_lettered=0 unresolved=0"), std::string::npos);
+}

@@ -293,6 +293,7 @@ struct ConfigBuilder {
       for (size_t i = 0; i < n.size(); ++i) {
         std::string s;
         std::string k = key + "[" + std::to_string(i) + "]";
+        locations[k] = where(file, n[i].Mark());
         if (!n[i].IsScalar()) {
           diag.add(file, n[i].Mark(), k, "expected a string");
           continue;

@@ -125,6 +125,16 @@ class Val {
 
   // An owned deep copy: safe to keep after the document it came from changes.
   Val materialize() const {
+    if (v_.index() == 6) {
+      Array a;
+      for (auto& e : array()) a.push_back(e.materialize());
+      return Val(std::move(a));
+    }
+    if (v_.index() == 7) {
+      Object o;
+      for (auto& [k, e] : object()) o.emplace_back(k, e.materialize());
+      return Val(std::move(o));
+    }
     if (v_.index() != 5) return *this;
     if (ref().is_array()) {
       Array a;
