@@ -626,7 +626,7 @@ void Flow::dead_letter(FlowMessage* m, const std::string& stage, std::string_vie
   root->AddMember("meta", meta, a);
   // JSON payloads are kept as JSON so the dead letter can be replayed and read as is.
   JValue payload;
-  if (JValue* doc = m->root(nullptr)) payload.CopyFrom(*doc, a);
+  if (JValue* doc = m->root(nullptr)) host::deep_copy(payload, *doc, a);
   else payload = str(m->payload);
   root->AddMember("payload", payload, a);
   e->content_type = "application/json";

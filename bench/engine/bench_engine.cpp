@@ -6,97 +6,14 @@
 //      when installed.
 // CPU time and peak RSS come from the kernel (wait4 rusage) for each whole process, and every
 // edgeflow run is checked to have delivered every message, so nothing is estimated.
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include "bench.hpp"
 
 #include <csignal>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <vector>
 
 namespace {
 
-struct Result {
-  double wall = 0, cpu = 0;
-  long max_rss_kib = 0;
-};
-
-std::string temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "edgeflow-bench-XXXXXX").string();
-  return mkdtemp(tmpl.data());
-}
-
-double now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
-[[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "bench_engine: %s\n", why.c_str());
-  std::exit(1);
-}
-
-// Runs argv with stdin/stdout/stderr redirected to files ("" leaves them alone).
-Result run(const std::vector<std::string>& args, const std::string& in, const std::string& out,
-           const std::string& err) {
-  double t0 = now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    auto redirect = [](const std::string& path, int fd, int flags) {
-      if (path.empty()) return;
-      int f = open(path.c_str(), flags, 0644);
-      if (f < 0) _exit(126);
-      dup2(f, fd);
-    };
-    redirect(in, 0, O_RDONLY);
-    redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
-    redirect(err, 2, O_WRONLY | O_CREAT | O_TRUNC);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  rusage ru{};
-  wait4(pid, &status, 0, &ru);
-  Result r;
-  r.wall = now() - t0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(args[0] + " failed (status " + std::to_string(status) + ")");
-  r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  r.max_rss_kib = ru.ru_maxrss;
-  return r;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Runs a flow to its end and checks the daemon's own summary: every message delivered.
-Result run_flow(const std::string& dir, const std::string& yaml, long expect) {
-  std::string flow = dir + "/flow.yaml", log = dir + "/edgeflow.log";
-  std::ofstream(flow) << yaml;
-  Result r = run({EDGEFLOW_BIN, "run", "--state-dir", dir + "/state", flow}, "", "", log);
-  std::string text = slurp(log);
-  std::string want = "emitted=" + std::to_string(expect) + " delivered=" + std::to_string(expect) +
-                     " dead_lettered=0 unresolved=0";
-  if (text.find(want) == std::string::npos)
-    die("edgeflow did not deliver all " + std::to_string(expect) + " messages:\n" + text);
-  std::filesystem::remove_all(dir + "/state");
-  return r;
-}
+using namespace bench;
 
 // RSS of a daemon with one quiet flow, read once the flow reports running.
 long idle_rss_kib(const std::string& dir) {
@@ -125,17 +42,6 @@ long idle_rss_kib(const std::string& dir) {
   fclose(err);
   waitpid(pid, nullptr, 0);
   return rss;
-}
-
-bool installed(const std::string& tool) {
-  return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-void row(const char* name, long n, const Result& r, const std::optional<Result>& base) {
-  std::printf("%-34s %9.3f %9.3f %12.3f %14.0f %10ld", name, r.wall, r.cpu, r.cpu / double(n) * 1e6,
-              double(n) / r.cpu, r.max_rss_kib);
-  if (base) std::printf("   %6.2fx", r.cpu / base->cpu);
-  std::printf("\n");
 }
 
 }  // namespace
@@ -172,8 +78,7 @@ int main(int argc, char** argv) {
            n);
   std::printf("\n3. copy %ld JSON lines (%.0f MiB) file -> file, side by side (ratio: CPU against edgeflow)\n", n,
               double(std::filesystem::file_size(in)) / 1048576.0);
-  std::printf("%-34s %9s %9s %12s %14s %10s %9s\n", "", "wall s", "cpu s", "cpu s/M msg", "msg/s per core",
-              "RSS KiB", "ratio");
+  header();
   auto copy_flow = [&](bool parse) {
     std::filesystem::remove(out);
     return run_flow(dir,

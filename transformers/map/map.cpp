@@ -117,15 +117,22 @@ class Map : public Transformer {
           header_values.push_back(text_of(e.eval(m), ("headers." + name).c_str()));
         }
 
+        Value root;
         if (drop_unmapped_) {
-          m.reset_doc();
+          root = m.reset_doc();
         } else {
           for (auto& r : renames_) m.remove(r.first.text());
           for (auto& p : removes_) m.remove(p);
         }
         for (size_t k = 0; k < renames_.size(); ++k)
           if (present[k]) expr::assign(m, m.put(renames_[k].second), moved[k]);
-        for (size_t k = 0; k < sets_.size(); ++k) expr::assign(m, m.put(sets_[k].first), values[k]);
+        if (!root) root = Value(host().message_doc(m.raw()));
+        for (size_t k = 0; k < sets_.size(); ++k) {
+          // A top-level target needs no path walk (most canonical events are flat).
+          const std::string& t = sets_[k].first;
+          Value dst = t.find_first_of(".[") == std::string::npos ? m.put(root, t) : m.put(t);
+          expr::assign(m, dst, values[k]);
+        }
         if (key_) m.set_key(key);
         for (size_t k = 0; k < headers_.size(); ++k) m.set_header(headers_[k].first, header_values[k]);
       } catch (const expr::EvalError& e) {

@@ -74,6 +74,9 @@ enum class Op : uint8_t {
 struct Seg {
   std::string name;
   int64_t index = -1;  // >= 0: an array index
+  // Where the member was found last time: events of one source share their shape, so this
+  // usually saves the search (flows run on one thread; a stale hint only costs the search).
+  mutable size_t hint = 0;
 };
 
 struct Node;
@@ -939,7 +942,24 @@ inline Value walk(Scope& sc, const std::vector<Seg>& path) {
       if (!v.is_array()) return Value();
       v = v.at(size_t(s.index));
     } else {
-      v = v[s.name];
+      // member_at answers null for a non-object or an index out of range: one call on a hit.
+      auto [name, val] = v.member(s.hint);
+      if (val && name == s.name) {
+        v = val;
+        continue;
+      }
+      if (!v.is_object()) return Value();
+      size_t n = v.size();
+      Value found;
+      for (size_t i = 0; i < n; ++i) {
+        auto [name, val] = v.member(i);
+        if (name == s.name) {
+          s.hint = i;
+          found = val;
+          break;
+        }
+      }
+      v = found;
     }
     if (!v) return v;
   }

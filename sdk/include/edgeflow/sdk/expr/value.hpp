@@ -124,7 +124,11 @@ class Val {
   }
 
   // An owned deep copy: safe to keep after the document it came from changes.
-  Val materialize() const {
+  Val materialize() && {
+    if (v_.index() >= 5) return std::as_const(*this).materialize();
+    return std::move(*this);
+  }
+  Val materialize() const& {
     if (v_.index() == 6) {
       Array a;
       for (auto& e : array()) a.push_back(e.materialize());
