@@ -5,8 +5,8 @@
 #
 # Installs the build dependencies (apt-get, only when something is missing: run as root or with
 # sudo the first time), builds a Release edgeflow in build/ (Ninja; ccache when installed), then
-# runs examples/quickstart.yaml: 50 generated events, printed here and appended to
-# edgeflow-state/quickstart-out.jsonl. BUILD_DIR=... builds somewhere else.
+# runs examples/quickstart.yaml: 50 generated events mapped to a canonical shape, the large ones
+# printed here, all of them appended to edgeflow-state/quickstart-out.jsonl. BUILD_DIR=... builds somewhere else.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,5 +55,5 @@ if ((status != 0)); then
   echo "quickstart: edgeflow exited with status $status after ${took}s; $lines event(s) written" >&2
   exit "$status"
 fi
-echo "quickstart: ok — $lines events generated, passed through and written to stdout and $out in ${took}s"
+echo "quickstart: ok — $lines events generated, mapped, routed (large ones to stdout) and written to $out in ${took}s"
 echo "next: $build_dir/bin/edgeflow validate --print $flow; $build_dir/bin/edgeflow plugins list; README.md"
