@@ -23,3 +23,14 @@ TEST(Passthrough, ParseRejectsWhatIsNotJson) {
   ASSERT_EQ(r.rejected.size(), 1u);
   EXPECT_EQ(r.rejected[0].reason, "payload is not JSON");
 }
+
+TEST(Passthrough, APayloadNestedTooDeeplyIsRejectedNotParsed) {
+  // Parsing, serialising and copying recurse per level: a million '[' must not reach them.
+  Harness<Passthrough> h("parse: true");
+  std::string deep(1000000, '['), ok = std::string(999, '[') + std::string(999, ']');
+  auto r = h.transform({{.payload = deep}, {.payload = ok}, {.payload = R"({"s":"[[[[ in a string ]"})"}});
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].payload.size(), deep.size());
+  ASSERT_EQ(r.kept.size(), 2u);
+  EXPECT_EQ(r.kept[0].payload, ok);
+}

@@ -11,8 +11,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <cstdint>
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -165,9 +166,37 @@ struct Message {
     }
   }
 
+  static constexpr size_t kMaxDepth = 1000;
+
+  // Nesting depth of JSON text, strings skipped. Parsing, serialising and copying a document
+  // recurse once per level, so a payload of a million '[' must be refused, not parsed.
+  static size_t nesting_depth(std::string_view s) {
+    size_t depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < s.size(); ++i) {
+      char c = s[i];
+      if (in_string) {
+        if (c == '\\') ++i;
+        else if (c == '"') in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '[' || c == '{') {
+        max = std::max(max, ++depth);
+      } else if ((c == ']' || c == '}') && depth) {
+        --depth;
+      }
+    }
+    return max;
+  }
+
   // The root, parsing the payload on first use; nullptr with *error set when it is not JSON.
   JValue* root(std::string* error) {
     if (doc_valid) return doc;
+    // Only a payload longer than the limit can be nested deeper than it.
+    if (payload.size() > kMaxDepth && nesting_depth(payload) > kMaxDepth) {
+      if (error) *error = "payload is not accepted as JSON: nested deeper than " + std::to_string(kMaxDepth) + " levels";
+      return nullptr;
+    }
     ensure_doc();
     doc->SetNull();
     doc->GetAllocator().Clear();
