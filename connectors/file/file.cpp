@@ -158,6 +158,9 @@ class FileSource : public Source {
         if (!poll(int32_t(cfg_.poll_interval.count()))) return;
         continue;
       }
+      // Lines carry the time they were read: the file holds no time of its own.
+      read_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
       const char* p = buf.data();
       const char* end = p + n;
       uint64_t chunk_start = read_at_;
@@ -195,6 +198,7 @@ class FileSource : public Source {
     Message m = new_message();
     m.set_payload(line);
     m.set_content_type("application/json");
+    m.set_timestamp_ms(read_ms_);
     m.set_token(tracker_.track(after));
     batch.push_back(m.raw());
   }
@@ -246,6 +250,7 @@ class FileSource : public Source {
   uint64_t read_at_ = 0;
   uint64_t stored_ = 0;
   uint64_t committed_ = 0;
+  int64_t read_ms_ = 0;
   std::chrono::steady_clock::time_point last_store_{};
   CommitTracker<uint64_t> tracker_;
 };

@@ -40,6 +40,7 @@ TEST_F(FileSourceTest, EmitsOneMessagePerLineSkippingBlankOnes) {
   auto out = h.emitted();
   EXPECT_EQ(payloads(out), (std::vector<std::string>{"{\"a\":1}", "{\"a\":2}", "{\"a\":3}"}));
   EXPECT_EQ(out[0].content_type, "application/json");
+  EXPECT_GT(out[0].timestamp_ms, 1700000000000);  // the time it was read
 }
 
 TEST_F(FileSourceTest, ResumesAfterTheContiguousPrefixOfResolvedLines) {

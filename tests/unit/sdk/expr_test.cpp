@@ -138,6 +138,7 @@ TEST(Expr, ArithmeticFailuresRejectTheMessage) {
   EXPECT_EQ(run("id % 0"), "error: remainder by zero");
   EXPECT_EQ(run("big + 1"), "error: integer overflow: cannot add 9223372036854775807 and 1");
   EXPECT_EQ(run("name - 1"), "error: cannot subtract string and int");
+  EXPECT_EQ(run("1e308 * 10"), "error: cannot multiply 1e+308 and 10: out of range");
 }
 
 TEST(Expr, Comparisons) {
@@ -195,6 +196,7 @@ TEST(Expr, StringFunctions) {
   EXPECT_EQ(run("substr('zoë lovelace', 0, 3)"), "\"zoë\"");
   EXPECT_EQ(run("substr('abcdef', 2)"), "\"cdef\"");
   EXPECT_EQ(run("substr('abcdef', -2)"), "\"ef\"");
+  EXPECT_EQ(run("substr('abc', 9100000000000000000, 9100000000000000000)"), "\"\"");
   EXPECT_EQ(run("replace('a-b-c', '-', '+')"), "\"a+b+c\"");
   EXPECT_EQ(run("split('a,b,,c', ',')"), R"(["a","b","","c"])");
   EXPECT_EQ(run("length('zoë')"), "3");
@@ -237,6 +239,8 @@ TEST(Expr, TimeFunctions) {
   EXPECT_EQ(run("format_time(when)"), "\"2026-11-24T11:00:00.500Z\"");
   EXPECT_EQ(run("format_time(-1)"), "\"1969-12-31T23:59:59.999Z\"");
   EXPECT_EQ(run("parse_time('24/11/2026')"), "error: parse_time: '24/11/2026' is not an ISO-8601 date-time");
+  EXPECT_EQ(run("parse_time('2026-02-29')"), "error: parse_time: '2026-02-29' is not an ISO-8601 date-time");
+  EXPECT_EQ(run("parse_time('2028-02-29')"), "1835395200000");
   EXPECT_EQ(run("now() > 1795000000000"), "true");
 }
 
@@ -257,6 +261,8 @@ TEST(Expr, JsonEncodeAndDecode) {
   EXPECT_EQ(run("json_decode(nested).x[1]"), "2.5");
   EXPECT_EQ(run("json_decode(nested)"), R"({"x":[1,2.5,true,null]})");
   EXPECT_EQ(run("json_decode('[1,')"), "error: json_decode: unexpected end at offset 3");
+  EXPECT_EQ(run("json_decode('01')"), "error: json_decode: bad number '01' at offset 2");
+  EXPECT_EQ(run("json_decode('-.5')"), "error: json_decode: bad number '-.5' at offset 3");
 }
 
 TEST(Expr, CoalesceExistsAndTypeChecks) {

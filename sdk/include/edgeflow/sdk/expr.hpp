@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -80,7 +81,7 @@ struct Seg {
 };
 
 struct Node;
-using Fn = Val (*)(const Node& call, std::vector<Val>& args);
+using Fn = Val (*)(const Node& call, std::span<Val> args);
 
 struct FnSpec {
   const char* name;
@@ -185,25 +186,25 @@ inline Val parse_number_text(const std::string& s, bool want_int, const char* wh
 
 // --- functions -----------------------------------------------------------------------------
 
-inline const std::string& str_arg(const std::vector<Val>& a, size_t i, const char* fn) {
+inline const std::string& str_arg(std::span<const Val> a, size_t i, const char* fn) {
   if (!a[i].is_string())
     eval_fail(std::string(fn) + ": argument " + std::to_string(i + 1) + " must be a string, got " + type_name(a[i]));
   return a[i].as_string();
 }
-inline int64_t int_arg(const std::vector<Val>& a, size_t i, const char* fn) {
+inline int64_t int_arg(std::span<const Val> a, size_t i, const char* fn) {
   if (!a[i].is_number())
     eval_fail(std::string(fn) + ": argument " + std::to_string(i + 1) + " must be a number, got " + type_name(a[i]));
   return to_int(a[i].as_double(), fn);
 }
 
-inline Val f_lower(const Node&, std::vector<Val>& a) { return Val(lower_ascii(str_arg(a, 0, "lower"))); }
-inline Val f_upper(const Node&, std::vector<Val>& a) { return Val(upper_ascii(str_arg(a, 0, "upper"))); }
-inline Val f_trim(const Node&, std::vector<Val>& a) {
+inline Val f_lower(const Node&, std::span<Val> a) { return Val(lower_ascii(str_arg(a, 0, "lower"))); }
+inline Val f_upper(const Node&, std::span<Val> a) { return Val(upper_ascii(str_arg(a, 0, "upper"))); }
+inline Val f_trim(const Node&, std::span<Val> a) {
   const std::string& s = str_arg(a, 0, "trim");
   size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
   return b == std::string::npos ? Val(std::string()) : Val(s.substr(b, e - b + 1));
 }
-inline Val f_concat(const Node&, std::vector<Val>& a) {
+inline Val f_concat(const Node&, std::span<Val> a) {
   std::string s;
   for (size_t i = 0; i < a.size(); ++i) {
     if (a[i].is_null()) eval_fail("concat: argument " + std::to_string(i + 1) + " is null");
@@ -211,17 +212,18 @@ inline Val f_concat(const Node&, std::vector<Val>& a) {
   }
   return Val(std::move(s));
 }
-inline Val f_substr(const Node&, std::vector<Val>& a) {
+inline Val f_substr(const Node&, std::span<Val> a) {
   const std::string& s = str_arg(a, 0, "substr");
   int64_t start = int_arg(a, 1, "substr");
   int64_t n = int64_t(utf8_length(s));
   if (start < 0) start = std::max<int64_t>(0, n + start);
   int64_t len = a.size() > 2 ? int_arg(a, 2, "substr") : n;
   if (len < 0) eval_fail("substr: length must not be negative");
-  size_t b = utf8_offset(s, start), e = utf8_offset(s, std::min(n, start + len));
+  start = std::min(start, n);
+  size_t b = utf8_offset(s, start), e = utf8_offset(s, start + std::min(len, n - start));
   return Val(s.substr(b, e > b ? e - b : 0));
 }
-inline Val f_replace(const Node&, std::vector<Val>& a) {
+inline Val f_replace(const Node&, std::span<Val> a) {
   std::string s = str_arg(a, 0, "replace");
   const std::string& from = str_arg(a, 1, "replace");
   const std::string& to = str_arg(a, 2, "replace");
@@ -229,7 +231,7 @@ inline Val f_replace(const Node&, std::vector<Val>& a) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
   return Val(std::move(s));
 }
-inline Val f_split(const Node&, std::vector<Val>& a) {
+inline Val f_split(const Node&, std::span<Val> a) {
   const std::string& s = str_arg(a, 0, "split");
   const std::string& sep = str_arg(a, 1, "split");
   if (sep.empty()) eval_fail("split: the separator is empty");
@@ -239,79 +241,80 @@ inline Val f_split(const Node&, std::vector<Val>& a) {
   out.emplace_back(s.substr(at));
   return Val(std::move(out));
 }
-inline Val f_length(const Node&, std::vector<Val>& a) {
+inline Val f_length(const Node&, std::span<Val> a) {
   if (a[0].is_string()) return Val(int64_t(utf8_length(a[0].as_string())));
   if (a[0].is_array() || a[0].is_object()) return Val(int64_t(a[0].size()));
   eval_fail(std::string("length: expected a string, array or object, got ") + type_name(a[0]));
 }
-inline Val f_starts_with(const Node&, std::vector<Val>& a) {
+inline Val f_starts_with(const Node&, std::span<Val> a) {
   return Val(std::string_view(str_arg(a, 0, "starts_with")).starts_with(str_arg(a, 1, "starts_with")));
 }
-inline Val f_ends_with(const Node&, std::vector<Val>& a) {
+inline Val f_ends_with(const Node&, std::span<Val> a) {
   return Val(std::string_view(str_arg(a, 0, "ends_with")).ends_with(str_arg(a, 1, "ends_with")));
 }
-inline Val f_contains(const Node&, std::vector<Val>& a) {
+inline Val f_contains(const Node&, std::span<Val> a) {
   return Val(str_arg(a, 0, "contains").find(str_arg(a, 1, "contains")) != std::string::npos);
 }
-inline Val f_regex_match(const Node& n, std::vector<Val>& a) {
+inline Val f_regex_match(const Node& n, std::span<Val> a) {
   const std::string& s = str_arg(a, 0, "regex_match");
   return Val(regexec(&n.regex->re, s.c_str(), 0, nullptr, 0) == 0);
 }
-inline Val f_regex_extract(const Node& n, std::vector<Val>& a) {
+inline Val f_regex_extract(const Node& n, std::span<Val> a) {
   const std::string& s = str_arg(a, 0, "regex_extract");
   size_t group = n.kids.size() > 2 ? size_t(n.kids[2].lit.as_int()) : 0;
   std::vector<regmatch_t> m(n.regex->groups + 1);
   if (regexec(&n.regex->re, s.c_str(), m.size(), m.data(), 0) != 0 || m[group].rm_so < 0) return {};
   return Val(s.substr(size_t(m[group].rm_so), size_t(m[group].rm_eo - m[group].rm_so)));
 }
-inline Val f_int(const Node&, std::vector<Val>& a) {
+inline Val f_int(const Node&, std::span<Val> a) {
   if (a[0].is_int()) return a[0];
   if (a[0].is_number()) return Val(to_int(a[0].as_double(), "int"));
   if (a[0].is_string()) return parse_number_text(a[0].as_string(), true, "int");
   if (a[0].is_bool()) return Val(int64_t(a[0].as_bool()));
   eval_fail(std::string("int: cannot convert ") + type_name(a[0]));
 }
-inline Val f_float(const Node&, std::vector<Val>& a) {
+inline Val f_float(const Node&, std::span<Val> a) {
   if (a[0].is_number()) return Val(a[0].as_double());
   if (a[0].is_string()) return parse_number_text(a[0].as_string(), false, "float");
   eval_fail(std::string("float: cannot convert ") + type_name(a[0]));
 }
-inline Val f_round(const Node&, std::vector<Val>& a) {
+inline Val f_round(const Node&, std::span<Val> a) {
   double d = number_of(a[0], "round");
   int64_t digits = a.size() > 1 ? int_arg(a, 1, "round") : 0;
   if (digits == 0) return Val(to_int(std::round(d), "round"));
-  double scale = std::pow(10.0, double(digits));
-  return Val(std::round(d * scale) / scale);
+  double scale = std::pow(10.0, double(digits)), r = std::round(d * scale) / scale;
+  if (!std::isfinite(r)) eval_fail("round: " + std::to_string(digits) + " digits is out of range");
+  return Val(r);
 }
-inline Val f_string(const Node&, std::vector<Val>& a) { return Val(to_text(a[0])); }
-inline Val f_now(const Node&, std::vector<Val>&) { return Val(builtin::now_ms()); }
-inline Val f_parse_time(const Node&, std::vector<Val>& a) {
+inline Val f_string(const Node&, std::span<Val> a) { return Val(to_text(a[0])); }
+inline Val f_now(const Node&, std::span<Val>) { return Val(builtin::now_ms()); }
+inline Val f_parse_time(const Node&, std::span<Val> a) {
   if (a[0].is_number()) return Val(to_int(a[0].as_double(), "parse_time"));
   return Val(builtin::parse_iso8601(str_arg(a, 0, "parse_time")));
 }
-inline Val f_format_time(const Node&, std::vector<Val>& a) {
+inline Val f_format_time(const Node&, std::span<Val> a) {
   int64_t ms = a[0].is_string() ? builtin::parse_iso8601(a[0].as_string()) : int_arg(a, 0, "format_time");
   return Val(builtin::format_iso8601(ms));
 }
-inline Val f_sha256(const Node&, std::vector<Val>& a) { return Val(builtin::sha256_hex(to_text(a[0]))); }
-inline Val f_hmac(const Node&, std::vector<Val>& a) {
+inline Val f_sha256(const Node&, std::span<Val> a) { return Val(builtin::sha256_hex(to_text(a[0]))); }
+inline Val f_hmac(const Node&, std::span<Val> a) {
   return Val(builtin::hmac_sha256_hex(str_arg(a, 0, "hmac_sha256"), to_text(a[1])));
 }
-inline Val f_uuid(const Node&, std::vector<Val>&) { return Val(builtin::uuid4()); }
-inline Val f_json_encode(const Node&, std::vector<Val>& a) {
+inline Val f_uuid(const Node&, std::span<Val>) { return Val(builtin::uuid4()); }
+inline Val f_json_encode(const Node&, std::span<Val> a) {
   std::string s;
   append_json(s, a[0]);
   return Val(std::move(s));
 }
-inline Val f_json_decode(const Node&, std::vector<Val>& a) { return JsonReader(str_arg(a, 0, "json_decode")).read(); }
-inline Val f_type(const Node&, std::vector<Val>& a) { return Val(type_name(a[0])); }
-inline Val f_is_null(const Node&, std::vector<Val>& a) { return Val(a[0].is_null()); }
-inline Val f_is_string(const Node&, std::vector<Val>& a) { return Val(a[0].is_string()); }
-inline Val f_is_number(const Node&, std::vector<Val>& a) { return Val(a[0].is_number()); }
-inline Val f_is_int(const Node&, std::vector<Val>& a) { return Val(a[0].is_int()); }
-inline Val f_is_bool(const Node&, std::vector<Val>& a) { return Val(a[0].is_bool()); }
-inline Val f_is_array(const Node&, std::vector<Val>& a) { return Val(a[0].is_array()); }
-inline Val f_is_object(const Node&, std::vector<Val>& a) { return Val(a[0].is_object()); }
+inline Val f_json_decode(const Node&, std::span<Val> a) { return JsonReader(str_arg(a, 0, "json_decode")).read(); }
+inline Val f_type(const Node&, std::span<Val> a) { return Val(type_name(a[0])); }
+inline Val f_is_null(const Node&, std::span<Val> a) { return Val(a[0].is_null()); }
+inline Val f_is_string(const Node&, std::span<Val> a) { return Val(a[0].is_string()); }
+inline Val f_is_number(const Node&, std::span<Val> a) { return Val(a[0].is_number()); }
+inline Val f_is_int(const Node&, std::span<Val> a) { return Val(a[0].is_int()); }
+inline Val f_is_bool(const Node&, std::span<Val> a) { return Val(a[0].is_bool()); }
+inline Val f_is_array(const Node&, std::span<Val> a) { return Val(a[0].is_array()); }
+inline Val f_is_object(const Node&, std::span<Val> a) { return Val(a[0].is_object()); }
 
 // coalesce, exists and lookup are special forms, handled by the evaluator.
 inline const std::vector<FnSpec>& functions() {
@@ -915,18 +918,22 @@ inline Val arith(Op op, const Val& a, const Val& b) {
     if (overflow) eval_fail(std::string("integer overflow: cannot ") + what + " " + std::to_string(x) + " and " + std::to_string(y));
     return Val(r);
   }
-  double x = a.as_double(), y = b.as_double();
+  double x = a.as_double(), y = b.as_double(), r;
   switch (op) {
-    case Op::add: return Val(x + y);
-    case Op::sub: return Val(x - y);
-    case Op::mul: return Val(x * y);
+    case Op::add: r = x + y; break;
+    case Op::sub: r = x - y; break;
+    case Op::mul: r = x * y; break;
     case Op::div:
       if (y == 0) eval_fail("division by zero");
-      return Val(x / y);
+      r = x / y;
+      break;
     default:
       if (y == 0) eval_fail("remainder by zero");
-      return Val(std::fmod(x, y));
+      r = std::fmod(x, y);
   }
+  // JSON has no infinity: a result out of range is this message's error, not a broken payload.
+  if (!std::isfinite(r)) eval_fail(std::string("cannot ") + what + " " + to_text(a) + " and " + to_text(b) + ": out of range");
+  return Val(r);
 }
 
 inline Val header_or_meta(Scope& sc, Op op, const std::string& name) {
@@ -969,6 +976,12 @@ inline Value walk(Scope& sc, const std::vector<Seg>& path) {
 inline Val eval(const Node& n, Scope& sc);
 
 inline Val eval_call(const Node& n, Scope& sc) {
+  // Most calls take a few arguments: keep them off the heap.
+  if (n.kids.size() <= 4) {
+    Val args[4];
+    for (size_t i = 0; i < n.kids.size(); ++i) args[i] = eval(n.kids[i], sc);
+    return n.fn->fn(n, std::span<Val>(args, n.kids.size()));
+  }
   std::vector<Val> args;
   args.reserve(n.kids.size());
   for (auto& k : n.kids) args.push_back(eval(k, sc));

@@ -174,7 +174,9 @@ inline int64_t parse_iso8601(std::string_view s) {
   int64_t mo = num(2);
   expect('-');
   int64_t d = num(2);
-  if (mo < 1 || mo > 12 || d < 1 || d > 31) bad();
+  static const int64_t days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in[mo - 1] + (mo == 2 && leap)) bad();
   int64_t h = 0, mi = 0, sec = 0, ms = 0, offset_min = 0;
   if (i < s.size()) {
     if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') bad();

@@ -313,6 +313,11 @@ class JsonReader {
     }
     std::string_view t = s_.substr(start, i_ - start);
     if (t.empty() || t == "-") fail("expected a value");
+    // RFC 8259: a digit first, and no leading zero before another digit (01, .5 and -.5 are not JSON).
+    std::string_view digits = t.front() == '-' ? t.substr(1) : t;
+    if (digits.empty() || !std::isdigit(static_cast<unsigned char>(digits.front())) ||
+        (digits.size() > 1 && digits[0] == '0' && std::isdigit(static_cast<unsigned char>(digits[1]))))
+      fail("bad number '" + std::string(t) + "'");
     if (integral) {
       int64_t v = 0;
       auto r = std::from_chars(t.data(), t.data() + t.size(), v);
@@ -395,7 +400,10 @@ inline void assign(Message m, Value dst, const Val& v) {
     case Val::Kind::null: m.set(dst, nullptr); return;
     case Val::Kind::boolean: m.set(dst, v.as_bool()); return;
     case Val::Kind::integer: m.set(dst, v.as_int()); return;
-    case Val::Kind::number: m.set(dst, v.as_double()); return;
+    case Val::Kind::number:
+      if (!std::isfinite(v.as_double())) throw EvalError("cannot write " + std::to_string(v.as_double()) + " into JSON");
+      m.set(dst, v.as_double());
+      return;
     case Val::Kind::string: m.set(dst, std::string_view(v.as_string())); return;
     case Val::Kind::ref: m.copy(dst, v.ref()); return;
     case Val::Kind::array:
