@@ -21,6 +21,8 @@
 // on random schemas and messages while this was written.
 #pragma once
 
+#include <edgeflow/sdk/suggest.hpp>
+
 #include <rapidjson/document.h>
 #include <rapidjson/internal/regex.h>
 #include <rapidjson/pointer.h>
@@ -114,18 +116,6 @@ inline std::string json_text(const JVal& v, size_t max = 60) {
   size_t cut = max;
   while (cut > 0 && (uint8_t(s[cut]) & 0xC0) == 0x80) --cut;
   return s.substr(0, cut) + "...";
-}
-
-inline size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 // --- keywords ---------------------------------------------------------------------------------
@@ -482,13 +472,7 @@ class SchemaPrep {
                  "Schema draft-04. Rewrite the constraint, or list it in ignore_keywords to accept "
                  "messages without checking it");
       } else {
-        std::vector<std::string> known(supported_keywords().begin(), supported_keywords().end());
-        std::string best;
-        size_t best_d = 3;
-        for (auto& n : known) {
-          size_t d = edit_distance(k, n);
-          if (d < best_d) best_d = d, best = n;
-        }
+        std::string best = edgeflow::sdk::closest(k, supported_keywords());
         fail(kp, "unknown keyword '" + k + "'." + (best.empty() ? "" : " Did you mean '" + best + "'?") +
                      " Unknown keywords are refused so that a typo never turns a check off; name "
                      "vendor extensions x-..., or list it in ignore_keywords");

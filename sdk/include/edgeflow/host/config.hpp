@@ -5,6 +5,7 @@
 
 #include <edgeflow/abi.h>
 #include <edgeflow/host/message.hpp>
+#include <edgeflow/sdk/suggest.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -130,29 +131,9 @@ inline bool parse_size(std::string_view s, uint64_t& bytes) {
   return true;
 }
 
-inline size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 // " Did you mean 'x'?" when a known name is close to the given one.
 inline std::string suggest(std::string_view given, const std::vector<std::string>& known) {
-  std::string best;
-  size_t best_d = 3;
-  for (auto& k : known) {
-    size_t d = edit_distance(given, k);
-    if (d < best_d) {
-      best_d = d;
-      best = k;
-    }
-  }
+  std::string best = sdk::closest(given, known);
   return best.empty() ? "" : " Did you mean '" + best + "'?";
 }
 

@@ -11,6 +11,7 @@
 #include <edgeflow/sdk/expr/builtins.hpp>
 #include <edgeflow/sdk/expr/value.hpp>
 #include <edgeflow/sdk/host.hpp>
+#include <edgeflow/sdk/suggest.hpp>
 
 #include <regex.h>
 
@@ -754,12 +755,9 @@ class Parser {
     for (auto& f : functions())
       if (name == f.name) fn = &f;
     if (!fn) {
-      std::string best;
-      size_t best_d = 3;
-      for (auto& f : functions()) {
-        size_t d = distance(name, f.name);
-        if (d < best_d) best_d = d, best = f.name;
-      }
+      std::vector<std::string_view> names;
+      for (auto& f : functions()) names.push_back(f.name);
+      std::string best = closest(name, names);
       fail(pos, "unknown function '" + name + "'" + (best.empty() ? "" : "; did you mean '" + best + "'?") +
                     " See docs/expressions.md for the list");
     }
@@ -820,18 +818,6 @@ class Parser {
     }
     return n;
   }
-  static size_t distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j)
-        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
-  }
-
   std::string_view s_;
   size_t i_;
   const Env& env_;
