@@ -21,6 +21,7 @@ EDGEFLOW_BUILD_DEPS=(
 # What scripts/test.sh needs on top of the build deps: servers and tools the integration tests
 # start themselves (postgresql, mosquitto, ... when those connectors land).
 EDGEFLOW_TEST_DEPS=(
+  postgresql  # server + client binaries (/usr/lib/postgresql/15/bin), for tests/integration
 )
 
 # What a machine needs to *run* a release build (the .deb and the container declare the same).
