@@ -93,28 +93,23 @@ class Map : public Transformer {
     std::vector<char> present(renames_.size());
     for (size_t i = 0; i < b.size(); ++i) {
       Message m = b[i];
-      const char* stage = "";
       try {
         if (!host().message_doc(m.raw())) throw expr::EvalError("the payload is not JSON");
         // Everything is read from the incoming document before any of it changes.
         for (size_t k = 0; k < sets_.size(); ++k) {
-          stage = sets_[k].second.key.c_str();
           values[k] = build(sets_[k].second, m).materialize();
         }
         for (size_t k = 0; k < renames_.size(); ++k) {
-          stage = "rename";
           present[k] = bool(m.get(renames_[k].first.text()));  // a missing source renames nothing
           moved[k] = renames_[k].first.eval(m).materialize();
         }
         std::string key;
         if (key_) {
-          stage = "key";
-          key = text_of(key_.eval(m), "key");
+          key = text_of(eval(key_, "key", m), "key");
         }
         std::vector<std::string> header_values;
         for (auto& [name, e] : headers_) {
-          stage = "headers";
-          header_values.push_back(text_of(e.eval(m), ("headers." + name).c_str()));
+          header_values.push_back(text_of(eval(e, "headers." + name, m), "headers." + name));
         }
 
         Value root;
@@ -136,7 +131,7 @@ class Map : public Transformer {
         if (key_) m.set_key(key);
         for (size_t k = 0; k < headers_.size(); ++k) m.set_header(headers_[k].first, header_values[k]);
       } catch (const expr::EvalError& e) {
-        b.reject(i, std::string("map: ") + stage + ": " + e.what());
+        b.reject(i, std::string("map: ") + e.what());
       }
     }
   }
@@ -173,7 +168,7 @@ class Map : public Transformer {
   }
   static expr::Val build(const Shape& s, Message m) {
     switch (s.kind) {
-      case Shape::Kind::expr: return s.e.eval(m);
+      case Shape::Kind::expr: return eval(s.e, s.key, m);
       case Shape::Kind::literal: return s.lit;
       case Shape::Kind::object: {
         expr::Object o;
@@ -188,8 +183,16 @@ class Map : public Transformer {
     }
     return {};
   }
-  static std::string text_of(const expr::Val& v, const char* what) {
-    if (v.is_null()) throw expr::EvalError(std::string(what) + " is null");
+  // The dead letter's reason names the option and the expression that failed.
+  static expr::Val eval(const expr::Expr& e, const std::string& key, Message m) {
+    try {
+      return e.eval(m);
+    } catch (const expr::EvalError& err) {
+      throw expr::EvalError(key + ": `" + e.text() + "`: " + err.what());
+    }
+  }
+  static std::string text_of(const expr::Val& v, const std::string& what) {
+    if (v.is_null()) throw expr::EvalError(what + " is null");
     return expr::to_text(v);
   }
 
