@@ -58,6 +58,8 @@
 // can exhaust the stack. On a throw, `out` may hold a partial value: discard it.
 #pragma once
 
+#include <edgeflow/sdk/expr/value.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -207,34 +209,8 @@ inline std::string type_name(Oid type) {
   return "oid " + std::to_string(type);
 }
 
-/// Appends `s` as a JSON string literal: '"' and '\\' escaped, control characters (< 0x20) as
-/// \b \f \n \r \t or \u00XX; every other byte passed through (UTF-8 stays UTF-8).
-inline void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t run = 0;  // start of the pending run of bytes needing no escape
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xF]);
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-  out.push_back('"');
-}
+// JSON string literals come from the SDK: control characters escaped, UTF-8 passed through.
+using edgeflow::sdk::expr::append_json_string;
 
 /// Appends standard base64 (RFC 4648, '=' padded) of `bytes`.
 inline void append_base64(std::string& out, std::string_view bytes) {
