@@ -13,31 +13,23 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
+# shellcheck source=scripts/lib/build.sh
+source scripts/lib/build.sh
 
 build_dir="${BUILD_DIR:-build}"
 flow=examples/quickstart.yaml
 out=edgeflow-state/quickstart-out.jsonl   # the file sink's path in $flow, relative to here
-step() { printf '\n==> %s\n' "$*"; }
 
 step "dependencies"
 edgeflow_install_deps "${EDGEFLOW_BUILD_DEPS[@]}"
 
 step "configure $build_dir/ (Release, no tests, no benchmarks)"
-generator=()
-[[ -f "$build_dir/CMakeCache.txt" ]] || generator=(-G Ninja)
-if command -v ccache >/dev/null 2>&1; then
-  echo "ccache: $(command -v ccache) (CMakeLists.txt uses it as the compiler launcher)"
-fi
-cmake -S . -B "$build_dir" "${generator[@]}" \
+edgeflow_build "$build_dir" "$(nproc)" \
   -DCMAKE_BUILD_TYPE=Release \
   -DEDGEFLOW_BUILD_TESTS=OFF \
   -DEDGEFLOW_BUILD_BENCH=OFF \
   -DEDGEFLOW_SANITIZE=OFF
-
-step "build"
-started=$SECONDS
-cmake --build "$build_dir" -j "$(nproc)"
-echo "built in $((SECONDS - started))s: $build_dir/bin/edgeflow and $(find "$build_dir/lib/edgeflow/plugins" -name "*.so" 2>/dev/null | wc -l) plugins"
+echo "$build_dir/bin/edgeflow and $(find "$build_dir/lib/edgeflow/plugins" -name "*.so" 2>/dev/null | wc -l) plugins"
 
 step "run $flow (events on stdout, logs on stderr)"
 rm -f "$out"   # so the summary counts this run only (the file sink appends)

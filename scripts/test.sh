@@ -12,30 +12,21 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/deps.sh
 source scripts/lib/deps.sh
+# shellcheck source=scripts/lib/build.sh
+source scripts/lib/build.sh
 
 build_dir="${BUILD_DIR:-build-test}"
 jobs="$(nproc)"
-step() { printf '\n==> %s\n' "$*"; }
 
 step "dependencies"
 edgeflow_install_deps "${EDGEFLOW_BUILD_DEPS[@]}" "${EDGEFLOW_TEST_DEPS[@]}"
 
 step "configure $build_dir/ (sanitizers, tests, benchmarks)"
-generator=()
-[[ -f "$build_dir/CMakeCache.txt" ]] || generator=(-G Ninja)
-if command -v ccache >/dev/null 2>&1; then
-  echo "ccache: $(command -v ccache) (CMakeLists.txt uses it as the compiler launcher)"
-fi
-cmake -S . -B "$build_dir" "${generator[@]}" \
+edgeflow_build "$build_dir" "$jobs" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEDGEFLOW_SANITIZE=ON \
   -DEDGEFLOW_BUILD_TESTS=ON \
   -DEDGEFLOW_BUILD_BENCH=ON
-
-step "build (-j$jobs)"
-started=$SECONDS
-cmake --build "$build_dir" -j "$jobs"
-echo "built in $((SECONDS - started))s"
 
 # Sanitizers: stop at the first report, with a symbolised stack; leaks are errors too.
 # Caller-set options win: they come last.

@@ -64,13 +64,7 @@ class Route : public Transformer {
       if (clause.sinks.empty()) throw Error(c.where(k) + ": " + k + ": missing `to:`, the sinks this route sends to");
       clauses_.push_back(std::move(clause));
     }
-    if (!cfg.default_to.empty()) {
-      Json d;
-      Json::Array a;
-      for (auto& s : cfg.default_to) a.push_back(Json{s});
-      d.v = std::move(a);
-      default_ = sinks(d, "default");
-    }
+    default_ = indexes(cfg.default_to, "default");
   }
 
   void transform(Batch b) override {
@@ -118,6 +112,10 @@ class Route : public Transformer {
         names.push_back(*e.string());
       }
     else throw Error(context().where(key) + ": " + key + ": expected a sink name or a list of them");
+    return indexes(names, key);
+  }
+
+  std::vector<uint32_t> indexes(const std::vector<std::string>& names, const std::string& key) {
     std::vector<uint32_t> out;
     for (auto& n : names) {
       int32_t idx = context().sink_index(n);
