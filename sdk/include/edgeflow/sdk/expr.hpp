@@ -1159,7 +1159,6 @@ class Template {
     }
     return out + tail_;
   }
-  bool constant() const { return parts_.empty(); }
   const std::string& text() const { return text_; }
 
  private:
