@@ -6,6 +6,7 @@
 // once it is written (and fsync'ed unless told otherwise).
 #include <edgeflow/sdk/commit_tracker.hpp>
 #include <edgeflow/sdk/plugin.hpp>
+#include <edgeflow/sdk/state_file.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -47,36 +48,6 @@ uint64_t fingerprint(int fd, uint64_t n) {
   return h;
 }
 
-bool write_all(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    n -= size_t(w);
-  }
-  return true;
-}
-
-// temp file, fsync, rename, fsync the directory: the old or the new position survives a crash.
-void store_atomically(const std::string& file, const std::string& content) {
-  std::string tmp = file + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(errno_text("cannot write " + tmp));
-  bool ok = write_all(fd, content.data(), content.size()) && ::fsync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) throw Error(errno_text("cannot store " + file));
-  int dir = ::open(fs::path(file).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-}
-
 class FileSource : public Source {
  public:
   struct Config {
@@ -115,7 +86,7 @@ class FileSource : public Source {
     if (dir_.empty()) {
       context().warn("no state directory: the position is not kept, a restart reads " + cfg_.path + " from the start");
     } else {
-      state_file_ = dir_ + "/" + sanitize(context().name()) + ".pos";
+      state_file_ = state_file(context(), ".pos");
       Position p = load();
       if (p.path == cfg_.path && p.offset <= uint64_t(st.st_size) && p.fp_len <= p.offset &&
           fingerprint(fd_, p.fp_len) == p.fp) {
@@ -234,12 +205,6 @@ class FileSource : public Source {
       std::getline(in, p.path);
     }
     return p;
-  }
-
-  static std::string sanitize(std::string s) {
-    for (char& c : s)
-      if (c == '/' || c == ':' || c == ' ') c = '_';
-    return s;
   }
 
   Config cfg_;
