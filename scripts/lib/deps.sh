@@ -12,6 +12,8 @@ EDGEFLOW_BUILD_DEPS=(
   pkg-config
   libyaml-cpp-dev
   rapidjson-dev
+  libpq-dev     # PostgreSQL CDC: the replication connection (libpq)
+  libpqxx-dev   # PostgreSQL CDC: the initial snapshot (libpqxx 6.4)
   libboost-dev
   libgtest-dev
   libgmock-dev
@@ -27,6 +29,8 @@ EDGEFLOW_TEST_DEPS=(
 # What a machine needs to *run* a release build (the .deb and the container declare the same).
 EDGEFLOW_RUNTIME_DEPS=(
   libyaml-cpp0.7
+  libpqxx-6.4   # the postgres_cdc plugin
+  libpq5        # the postgres_cdc plugin
 )
 
 # edgeflow_install_deps PACKAGE...

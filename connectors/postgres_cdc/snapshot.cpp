@@ -1,0 +1,524 @@
+// The initial snapshot reader (see snapshot.hpp), on libpqxx 6.4.
+//
+// libpqxx 6.4 notes that shape this file:
+//  * pqxx::transaction<repeatable_read, read_only> opens with the single simple query
+//    "BEGIN; SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY" — the same transaction as
+//    BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; no query runs before our SET TRANSACTION
+//    SNAPSHOT, which is therefore the transaction's first statement after its characteristics.
+//  * A 6.x connection reconnects by itself ("reactivates") when a statement finds the link already
+//    down, and would run that statement in a new session, outside our transaction and snapshot.
+//    The failure that broke the link aborts the pqxx transaction first, so this should not
+//    happen; we inhibit reactivation anyway (a deprecated call in 6.4, hence the pragma).
+//  * pqxx exceptions carry libpq's text. A connection failure's text names host and port, not the
+//    password, but a malformed connection string can be echoed whole (URI parse errors quote it),
+//    and option values are quoted, so every message goes through redact() before it leaves.
+//  * A link the server closed surfaces as "Could not obtain client encoding: not connected.":
+//    libpq's own reason is lost inside libpqxx (see Impl::fail).
+#include "snapshot.hpp"
+
+#include <pqxx/pqxx>
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace edgeflow::pg {
+
+namespace {
+
+constexpr std::string_view kPrefix = "postgres_cdc snapshot: ";
+
+// Session settings pg_types.hpp assumes of the text it parses, pinned so a server or role default
+// (DateStyle = German, bytea_output = escape, extra_float_digits = 0, ...) cannot change the JSON.
+// extra_float_digits > 0 gives the shortest exact float text from PostgreSQL 12 on. TimeZone UTC
+// changes no JSON (timestamptz becomes UTC anyway) but keeps the printed offsets whole hours and
+// early dates out of local mean time (a year-1 value west of Greenwich would print as BC).
+constexpr const char* kSessionSetup =
+    "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
+    "SET bytea_output = 'hex'; SET extra_float_digits = 3; SET TimeZone = 'UTC'";
+
+// Removes libpq's trailing newline(s) and the "ERROR:  " padding so messages read on one line.
+std::string tidy(std::string_view msg) {
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ' || msg.back() == '\r'))
+    msg.remove_suffix(1);
+  std::string out;
+  out.reserve(msg.size());
+  for (std::size_t i = 0; i < msg.size(); ++i) {
+    const char c = msg[i];
+    if (c == '\n') {  // multi-line messages (DETAIL, HINT): keep them, on one line
+      out += "; ";
+      while (i + 1 < msg.size() && (msg[i + 1] == ' ' || msg[i + 1] == '\t')) ++i;
+    } else if (c == ' ' && i + 1 < msg.size() && msg[i + 1] == ' ' && i > 0 && msg[i - 1] == ':') {
+      continue;  // "ERROR:  x" -> "ERROR: x"
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+void replace_all(std::string& s, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (std::size_t pos = s.find(what); pos != std::string::npos;
+       pos = s.find(what, pos + with.size())) {
+    s.replace(pos, what.size(), with);
+  }
+}
+
+// Every libpq connection keyword ("host", "password", ...): the only quoted words a redacted
+// connection-string parse error keeps.
+bool is_conninfo_keyword(std::string_view word) {
+  PQconninfoOption* defaults = PQconndefaults();
+  if (defaults == nullptr) return false;
+  bool found = false;
+  for (const PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) {
+    if (word == o->keyword) {
+      found = true;
+      break;
+    }
+  }
+  PQconninfoFree(defaults);
+  return found;
+}
+
+// Keeps secrets of the connection string out of error messages.
+class Redactor {
+ public:
+  explicit Redactor(const std::string& dsn) : dsn_(dsn) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
+    if (opts == nullptr) {
+      parse_error_ = err != nullptr ? redact_unparsed(err) +
+                                          " (quoted parts other than keywords are hidden: they "
+                                          "may hold the password)"
+                                    : std::string("out of memory");
+      if (err != nullptr) PQfreemem(err);
+      return;
+    }
+    for (const PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      const std::string_view kw = o->keyword;
+      if ((kw == "password" || kw == "sslpassword") && o->val != nullptr && *o->val != '\0')
+        secrets_.emplace_back(o->val);
+    }
+    PQconninfoFree(opts);
+  }
+
+  // Non-empty when libpq cannot parse the connection string: its message, redacted.
+  const std::string& parse_error() const { return parse_error_; }
+
+  std::string operator()(std::string_view msg) const {
+    std::string out = tidy(msg);
+    replace_all(out, dsn_, "<connection string>");
+    for (const auto& s : secrets_) replace_all(out, s, "********");
+    return out;
+  }
+
+ private:
+  // libpq's parse errors quote the offending piece, e.g. `missing "=" after "foo" in connection
+  // info string` or, for URIs, the whole URI. The password cannot be located in a string that
+  // does not parse, so every quoted piece except a connection keyword becomes "...".
+  static std::string redact_unparsed(std::string_view msg) {
+    std::string out;
+    std::string m = tidy(msg);
+    std::size_t pos = 0;
+    while (pos < m.size()) {
+      const std::size_t open = m.find('"', pos);
+      const std::size_t close = open == std::string::npos ? open : m.find('"', open + 1);
+      if (close == std::string::npos) {
+        out.append(m, pos, std::string::npos);
+        break;
+      }
+      out.append(m, pos, open + 1 - pos);
+      const std::string_view inner = std::string_view(m).substr(open + 1, close - open - 1);
+      // `missing "=" after ...`: a one-character quote is the syntax libpq expected; keep it.
+      if (inner.size() <= 1 || is_conninfo_keyword(inner)) out += inner;
+      else out += "...";
+      out.push_back('"');
+      pos = close + 1;
+    }
+    return out;
+  }
+
+  std::string dsn_;
+  std::vector<std::string> secrets_;
+  std::string parse_error_;
+};
+
+// A filter entry, "schema.table" or "table" (schema public), split at the first '.'.
+TableName parse_filter_entry(const std::string& entry) {
+  const auto dot = entry.find('.');
+  if (dot == std::string::npos) return {"public", entry};
+  return {entry.substr(0, dot), entry.substr(dot + 1)};
+}
+
+bool matches_any(const TableName& t, const std::vector<TableName>& list) {
+  return std::any_of(list.begin(), list.end(), [&](const TableName& f) {
+    return f.schema == t.schema && f.name == t.name;
+  });
+}
+
+// How one table's rows become JSON, worked out once per read().
+struct Layout {
+  std::vector<std::string> prefixes;      // `{"col":` for the first column, `,"col":` after
+  std::vector<Oid> types;                 // pg_attribute.atttypid: what pgoutput announces
+  std::vector<std::size_t> key_index;     // positions of the key columns among the columns
+  std::vector<std::string> key_prefixes;  // as prefixes, for the key object
+  std::string select_list;                // quoted, comma separated
+  bool from_only = true;                  // SELECT ... FROM ONLY (not for partitioned tables)
+};
+
+void append_member_prefix(std::string& out, bool first, std::string_view name) {
+  out.push_back(first ? '{' : ',');
+  append_json_string(out, name);
+  out.push_back(':');
+}
+
+}  // namespace
+
+struct SnapshotReader::Impl {
+  using Transaction = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+
+  explicit Impl(const std::string& dsn) : redact(dsn) {}
+
+  ~Impl() {
+    tx.reset();  // rolls back if still open; noexcept in libpqxx
+    conn.reset();
+  }
+
+  // libpqxx 6.4 reports a link the server closed as "Could not obtain client encoding: not
+  // connected." (it asks for the encoding before it looks at the failed result): say what it is.
+  [[noreturn]] void fail(const std::string& what, const std::exception& e) const {
+    std::string msg = redact(e.what());
+    if (conn && !conn->is_open()) msg = "the connection to the server was lost (" + msg + ")";
+    throw std::runtime_error(std::string(kPrefix) + what + ": " + msg);
+  }
+
+  Transaction& transaction() {
+    if (!tx) throw std::runtime_error(std::string(kPrefix) + "the reader is finished");
+    return *tx;
+  }
+
+  pqxx::result exec(const std::string& sql, const std::string& what) {
+    Transaction& t = transaction();
+    try {
+      return t.exec(sql);
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+
+  template <typename... Args>
+  pqxx::result exec_params(const std::string& sql, const std::string& what, Args&&... args) {
+    Transaction& t = transaction();
+    try {
+      return t.exec_params(sql, std::forward<Args>(args)...);
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+
+  std::string quote_name(const std::string& identifier) const {
+    return conn->quote_name(identifier);
+  }
+
+  Layout layout(const SnapshotTable& t);
+  void resize_rows(std::size_t n);
+
+  Redactor redact;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Transaction> tx;
+  std::vector<SnapshotRow> rows;   // handed to on_chunk; strings keep their capacity
+  std::vector<SnapshotRow> spare;  // rows beyond the current chunk's size, kept for their buffers
+  std::vector<std::pair<std::size_t, std::size_t>> spans;  // each value's [begin, end) in `after`
+  uint64_t cursors = 0;
+};
+
+SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapshot)
+    : impl_(std::make_unique<Impl>(dsn)) {
+  Impl& d = *impl_;
+  if (!d.redact.parse_error().empty()) {
+    throw std::runtime_error(std::string(kPrefix) + "invalid connection string: " +
+                             d.redact.parse_error());
+  }
+  try {
+    d.conn = std::make_unique<pqxx::connection>(dsn);
+  } catch (const std::exception& e) {
+    d.fail("cannot connect", e);
+  }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  d.conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+  try {
+    pqxx::nontransaction setup(*d.conn);
+    setup.exec(kSessionSetup);
+  } catch (const std::exception& e) {
+    d.fail("cannot set up the session", e);
+  }
+  try {
+    d.tx = std::make_unique<Impl::Transaction>(*d.conn);
+  } catch (const std::exception& e) {
+    d.fail("cannot begin the snapshot transaction", e);
+  }
+  if (!snapshot.empty()) {
+    d.exec("SET TRANSACTION SNAPSHOT " + d.tx->quote(snapshot),
+           "cannot import snapshot \"" + snapshot + "\"");
+  }
+}
+
+SnapshotReader::~SnapshotReader() = default;
+
+std::vector<SnapshotTable> SnapshotReader::tables(const std::string& publication,
+                                                  const std::vector<std::string>& include,
+                                                  const std::vector<std::string>& exclude) {
+  Impl& d = *impl_;
+  const std::string what = "listing the tables of publication \"" + publication + "\"";
+  if (d.exec_params("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", what,
+                    publication)
+          .empty()) {
+    throw std::runtime_error(std::string(kPrefix) + "publication \"" + publication +
+                             "\" does not exist (in the snapshot's view of the database)");
+  }
+
+  // One row per published column (a NULL column for a table with none), tables by oid, columns
+  // in table order. Generated columns are left out as pgoutput leaves them out; on PostgreSQL 15
+  // the publication's column list (attnames) and row filter apply too.
+  const bool pg15 = d.conn->server_version() >= 150000;
+  const std::string columns_sql = std::string(
+      "SELECT c.oid::int8, pt.schemaname::text, pt.tablename::text, "
+      "  CASE WHEN c.reltuples < 0 THEN 0 ELSE c.reltuples::int8 END, ") +
+      (pg15 ? "pt.rowfilter" : "NULL::text") +
+      ", a.attname::text "
+      "FROM pg_catalog.pg_publication_tables pt "
+      "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
+      "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+      "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+      "  AND NOT a.attisdropped AND a.attgenerated = '' " +
+      (pg15 ? "AND a.attname = ANY (pt.attnames) " : "") +
+      "WHERE pt.pubname = $1 "
+      "ORDER BY c.oid, a.attnum";
+  const pqxx::result cols = d.exec_params(columns_sql, what, publication);
+
+  std::vector<TableName> includes, excludes;
+  for (const auto& e : include) includes.push_back(parse_filter_entry(e));
+  for (const auto& e : exclude) excludes.push_back(parse_filter_entry(e));
+
+  std::vector<SnapshotTable> out;
+  std::vector<int64_t> oids;  // parallel to out
+  for (const auto& row : cols) {
+    const auto oid = row[0].as<int64_t>();
+    if (oids.empty() || oids.back() != oid) {
+      SnapshotTable t;
+      t.table = {row[1].as<std::string>(), row[2].as<std::string>()};
+      if ((!includes.empty() && !matches_any(t.table, includes)) || matches_any(t.table, excludes))
+        continue;
+      t.estimated_rows = row[3].as<uint64_t>();
+      if (!row[4].is_null()) t.row_filter = row[4].as<std::string>();
+      out.push_back(std::move(t));
+      oids.push_back(oid);
+    }
+    if (!row[5].is_null()) out.back().columns.push_back(row[5].as<std::string>());
+  }
+  if (out.empty()) return out;
+
+  // Key columns: the replica identity index's key columns if the table has one, else the
+  // primary key's, in index order (not table order). Key columns a column list leaves out are
+  // left out here too: the stream cannot see them either.
+  std::string oid_array = "{";
+  for (std::size_t i = 0; i < oids.size(); ++i) {
+    if (i > 0) oid_array.push_back(',');
+    oid_array += std::to_string(oids[i]);
+  }
+  oid_array.push_back('}');
+  const pqxx::result keys = d.exec_params(
+      "SELECT i.indrelid::int8, a.attname::text "
+      "FROM pg_catalog.pg_index i "
+      "CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) AS k(n) "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n] "
+      "WHERE i.indrelid = ANY ($1::oid[]) "
+      "  AND (i.indisreplident OR (i.indisprimary AND NOT EXISTS ("
+      "    SELECT FROM pg_catalog.pg_index r WHERE r.indrelid = i.indrelid AND r.indisreplident))) "
+      "ORDER BY i.indrelid, k.n",
+      what, oid_array);
+  for (const auto& row : keys) {
+    const auto oid = row[0].as<int64_t>();
+    const auto it = std::find(oids.begin(), oids.end(), oid);
+    if (it == oids.end()) continue;
+    SnapshotTable& t = out[static_cast<std::size_t>(it - oids.begin())];
+    auto name = row[1].as<std::string>();
+    if (std::find(t.columns.begin(), t.columns.end(), name) != t.columns.end())
+      t.key_columns.push_back(std::move(name));
+  }
+
+  std::sort(out.begin(), out.end(), [](const SnapshotTable& a, const SnapshotTable& b) {
+    return std::tie(a.table.schema, a.table.name) < std::tie(b.table.schema, b.table.name);
+  });
+  return out;
+}
+
+Layout SnapshotReader::Impl::layout(const SnapshotTable& t) {
+  const std::string what = "reading the columns of " + t.table.qualified();
+  const pqxx::result rel = exec_params(
+      "SELECT c.oid::int8, c.relkind::text FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      what, t.table.schema, t.table.name);
+  if (rel.empty()) {
+    throw std::runtime_error(std::string(kPrefix) + "table " + t.table.qualified() +
+                             " does not exist (in the snapshot's view of the database)");
+  }
+  Layout l;
+  // A plain table's inheritance children are published (and read) as tables of their own: read
+  // ONLY its own rows. A partitioned table has no rows of its own: read it whole.
+  l.from_only = rel[0][1].as<std::string>() != "p";
+  const pqxx::result attrs = exec_params(
+      "SELECT a.attname::text, a.atttypid::int8 FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
+      "  AND a.attgenerated = '' "
+      "ORDER BY a.attnum",
+      what, rel[0][0].as<int64_t>());
+  std::vector<std::string> names;
+  for (const auto& row : attrs) {
+    auto name = row[0].as<std::string>();
+    if (!t.columns.empty() &&
+        std::find(t.columns.begin(), t.columns.end(), name) == t.columns.end())
+      continue;
+    l.types.push_back(static_cast<Oid>(row[1].as<int64_t>()));
+    names.push_back(std::move(name));
+  }
+  for (const auto& c : t.columns) {
+    if (std::find(names.begin(), names.end(), c) == names.end()) {
+      throw std::runtime_error(std::string(kPrefix) + "table " + t.table.qualified() +
+                               " has no column \"" + c + "\" to read");
+    }
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    append_member_prefix(l.prefixes.emplace_back(), i == 0, names[i]);
+    if (i > 0) l.select_list += ", ";
+    l.select_list += quote_name(names[i]);
+  }
+  for (const auto& k : t.key_columns) {
+    const auto it = std::find(names.begin(), names.end(), k);
+    if (it == names.end()) {
+      throw std::runtime_error(std::string(kPrefix) + "key column \"" + k + "\" is not among " +
+                               "the columns read from " + t.table.qualified());
+    }
+    l.key_index.push_back(static_cast<std::size_t>(it - names.begin()));
+    append_member_prefix(l.key_prefixes.emplace_back(), l.key_prefixes.empty(), k);
+  }
+  return l;
+}
+
+void SnapshotReader::Impl::resize_rows(std::size_t n) {
+  while (rows.size() > n) {
+    spare.push_back(std::move(rows.back()));
+    rows.pop_back();
+  }
+  rows.reserve(n);
+  while (rows.size() < n) {
+    if (spare.empty()) {
+      rows.emplace_back();
+    } else {
+      rows.push_back(std::move(spare.back()));
+      spare.pop_back();
+    }
+  }
+}
+
+uint64_t SnapshotReader::read(const SnapshotTable& t, size_t chunk_rows,
+                              const std::function<bool(std::vector<SnapshotRow>&)>& on_chunk) {
+  Impl& d = *impl_;
+  if (chunk_rows == 0) throw std::invalid_argument(std::string(kPrefix) + "chunk_rows is 0");
+  d.transaction();  // throws when finished
+  const Layout l = d.layout(t);
+  const std::string what = "reading " + t.table.qualified();
+  const std::string cursor = "edgeflow_snapshot_" + std::to_string(++d.cursors);
+
+  std::string select = "DECLARE " + cursor + " NO SCROLL CURSOR FOR SELECT " + l.select_list +
+                       (l.from_only ? " FROM ONLY " : " FROM ") +
+                       d.quote_name(t.table.schema) + "." + d.quote_name(t.table.name);
+  if (!t.row_filter.empty()) select += " WHERE (" + t.row_filter + ")";
+  d.exec(select, what);
+
+  const std::string fetch = "FETCH FORWARD " + std::to_string(chunk_rows) + " FROM " + cursor;
+  const std::size_t ncols = l.types.size();
+  uint64_t total = 0;
+  for (;;) {
+    const pqxx::result res = d.exec(fetch, what);
+    const std::size_t n = res.size();
+    if (n == 0) break;
+    if (static_cast<std::size_t>(res.columns()) != ncols) {
+      throw std::runtime_error(std::string(kPrefix) + what + ": expected " +
+                               std::to_string(ncols) + " columns, the server sent " +
+                               std::to_string(res.columns()));
+    }
+    d.resize_rows(n);
+    d.spans.resize(ncols);
+    for (std::size_t r = 0; r < n; ++r) {
+      SnapshotRow& out = d.rows[r];
+      std::string& after = out.after;
+      after.clear();
+      std::size_t c = 0;
+      const pqxx::row row = res[static_cast<pqxx::result::size_type>(r)];
+      for (auto f = row.begin(); f != row.end(); ++f, ++c) {
+        after += l.prefixes[c];
+        const std::size_t begin = after.size();
+        if (f->is_null()) {
+          after += "null";
+        } else {
+          const std::string_view text(f->c_str(), f->size());
+          try {
+            append_json(after, l.types[c], text);
+          } catch (const ValueError&) {
+            after.resize(begin);  // the text, as a string: nothing is lost
+            append_json_string(after, text);
+          }
+        }
+        d.spans[c] = {begin, after.size()};
+      }
+      if (ncols == 0) after.push_back('{');
+      after.push_back('}');
+
+      std::string& key = out.key;
+      key.clear();
+      if (l.key_index.empty()) {
+        key = "{}";
+      } else {
+        for (std::size_t k = 0; k < l.key_index.size(); ++k) {
+          key += l.key_prefixes[k];
+          const auto [b, e] = d.spans[l.key_index[k]];
+          key.append(after, b, e - b);
+        }
+        key.push_back('}');
+      }
+    }
+    total += n;
+    if (!on_chunk(d.rows)) break;
+    if (n < chunk_rows) break;  // the last chunk: no need to ask for an empty one
+  }
+  d.exec("CLOSE " + cursor, what);
+  return total;
+}
+
+void SnapshotReader::finish() {
+  Impl& d = *impl_;
+  if (!d.tx) return;
+  try {
+    d.tx->commit();
+  } catch (const std::exception& e) {
+    d.tx.reset();
+    d.conn.reset();
+    d.fail("ending the snapshot transaction", e);
+  }
+  d.tx.reset();
+  d.conn.reset();
+}
+
+}  // namespace edgeflow::pg
