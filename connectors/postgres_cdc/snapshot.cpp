@@ -16,6 +16,8 @@
 //    libpq's own reason is lost inside libpqxx (see Impl::fail).
 #include "snapshot.hpp"
 
+#include "redact.hpp"
+
 #include <pqxx/pqxx>
 
 #include <libpq-fe.h>
@@ -43,113 +45,6 @@ constexpr std::string_view kPrefix = "postgres_cdc snapshot: ";
 constexpr const char* kSessionSetup =
     "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
     "SET bytea_output = 'hex'; SET extra_float_digits = 3; SET TimeZone = 'UTC'";
-
-// Removes libpq's trailing newline(s) and the "ERROR:  " padding so messages read on one line.
-std::string tidy(std::string_view msg) {
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ' || msg.back() == '\r'))
-    msg.remove_suffix(1);
-  std::string out;
-  out.reserve(msg.size());
-  for (std::size_t i = 0; i < msg.size(); ++i) {
-    const char c = msg[i];
-    if (c == '\n') {  // multi-line messages (DETAIL, HINT): keep them, on one line
-      out += "; ";
-      while (i + 1 < msg.size() && (msg[i + 1] == ' ' || msg[i + 1] == '\t')) ++i;
-    } else if (c == ' ' && i + 1 < msg.size() && msg[i + 1] == ' ' && i > 0 && msg[i - 1] == ':') {
-      continue;  // "ERROR:  x" -> "ERROR: x"
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-void replace_all(std::string& s, std::string_view what, std::string_view with) {
-  if (what.empty()) return;
-  for (std::size_t pos = s.find(what); pos != std::string::npos;
-       pos = s.find(what, pos + with.size())) {
-    s.replace(pos, what.size(), with);
-  }
-}
-
-// Every libpq connection keyword ("host", "password", ...): the only quoted words a redacted
-// connection-string parse error keeps.
-bool is_conninfo_keyword(std::string_view word) {
-  PQconninfoOption* defaults = PQconndefaults();
-  if (defaults == nullptr) return false;
-  bool found = false;
-  for (const PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) {
-    if (word == o->keyword) {
-      found = true;
-      break;
-    }
-  }
-  PQconninfoFree(defaults);
-  return found;
-}
-
-// Keeps secrets of the connection string out of error messages.
-class Redactor {
- public:
-  explicit Redactor(const std::string& dsn) : dsn_(dsn) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
-    if (opts == nullptr) {
-      parse_error_ = err != nullptr ? redact_unparsed(err) +
-                                          " (quoted parts other than keywords are hidden: they "
-                                          "may hold the password)"
-                                    : std::string("out of memory");
-      if (err != nullptr) PQfreemem(err);
-      return;
-    }
-    for (const PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-      const std::string_view kw = o->keyword;
-      if ((kw == "password" || kw == "sslpassword") && o->val != nullptr && *o->val != '\0')
-        secrets_.emplace_back(o->val);
-    }
-    PQconninfoFree(opts);
-  }
-
-  // Non-empty when libpq cannot parse the connection string: its message, redacted.
-  const std::string& parse_error() const { return parse_error_; }
-
-  std::string operator()(std::string_view msg) const {
-    std::string out = tidy(msg);
-    replace_all(out, dsn_, "<connection string>");
-    for (const auto& s : secrets_) replace_all(out, s, "********");
-    return out;
-  }
-
- private:
-  // libpq's parse errors quote the offending piece, e.g. `missing "=" after "foo" in connection
-  // info string` or, for URIs, the whole URI. The password cannot be located in a string that
-  // does not parse, so every quoted piece except a connection keyword becomes "...".
-  static std::string redact_unparsed(std::string_view msg) {
-    std::string out;
-    std::string m = tidy(msg);
-    std::size_t pos = 0;
-    while (pos < m.size()) {
-      const std::size_t open = m.find('"', pos);
-      const std::size_t close = open == std::string::npos ? open : m.find('"', open + 1);
-      if (close == std::string::npos) {
-        out.append(m, pos, std::string::npos);
-        break;
-      }
-      out.append(m, pos, open + 1 - pos);
-      const std::string_view inner = std::string_view(m).substr(open + 1, close - open - 1);
-      // `missing "=" after ...`: a one-character quote is the syntax libpq expected; keep it.
-      if (inner.size() <= 1 || is_conninfo_keyword(inner)) out += inner;
-      else out += "...";
-      out.push_back('"');
-      pos = close + 1;
-    }
-    return out;
-  }
-
-  std::string dsn_;
-  std::vector<std::string> secrets_;
-  std::string parse_error_;
-};
 
 // A filter entry, "schema.table" or "table" (schema public), split at the first '.'.
 TableName parse_filter_entry(const std::string& entry) {

@@ -58,7 +58,10 @@ class PostgresServer {
     std::string err;
   };
 
-  PostgresServer() {
+  // `extra_conf`: postgresql.conf lines after ours (a later setting wins), e.g. "wal_level = replica".
+  // `first_hba`: pg_hba.conf lines put before initdb's trust-everything ones (first match wins).
+  explicit PostgresServer(std::string extra_conf = "", const std::string& first_hba = "")
+      : extra_conf_(std::move(extra_conf)) {
     bindir_ = find_bindir();
     if (bindir_.empty()) {
       const char* env = std::getenv("EDGEFLOW_PG_BINDIR");
@@ -92,6 +95,11 @@ class PostgresServer {
         std::ofstream conf(data_ / "postgresql.conf", std::ios::app);
         conf << "\ninclude 'edgeflow_test.conf'\n";
         if (!conf) throw std::runtime_error("cannot append to " + (data_ / "postgresql.conf").string());
+      }
+      if (!first_hba.empty()) {
+        std::stringstream hba;
+        hba << std::ifstream(data_ / "pg_hba.conf").rdbuf();
+        std::ofstream(data_ / "pg_hba.conf", std::ios::trunc) << first_hba << "\n" << hba.str();
       }
       start();
     } catch (...) {
@@ -240,7 +248,8 @@ class PostgresServer {
          // (pg_logical_slot_*_changes) only reads WAL that is flushed, so with it off a just
          // committed transaction can be invisible to the slot for up to wal_writer_delay.
          << "fsync = off\n"
-         << "log_min_messages = warning\n";
+         << "log_min_messages = warning\n"
+         << extra_conf_ << "\n";
     conf.close();
     if (!conf) throw std::runtime_error("cannot write " + file.string());
     if (as_other_user_) (void)::chown(file.c_str(), uid_, gid_);
@@ -430,6 +439,7 @@ class PostgresServer {
     return r;
   }
 
+  std::string extra_conf_;
   std::filesystem::path bindir_;
   std::filesystem::path dir_;
   std::filesystem::path data_;

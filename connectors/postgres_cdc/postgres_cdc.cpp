@@ -1,0 +1,813 @@
+// PostgreSQL change data capture with the built-in pgoutput plugin: an optional consistent
+// snapshot, then every committed change of the publication's tables, as canonical JSON events.
+//
+// Delivery: the slot's confirmed-flush LSN is the store of progress. It advances only to commits
+// whose every event was acknowledged end to end (TxnTracker), so a crash or a restart re-reads
+// at most the transactions not fully delivered. A lost connection fails the run; the runtime
+// restarts the flow with capped, jittered backoff and the stream resumes at the confirmed LSN.
+#include "pg_types.hpp"
+#include "pgoutput.hpp"
+#include "replication.hpp"
+#include "snapshot.hpp"
+#include "spool.hpp"
+#include "txn_tracker.hpp"
+
+#include <edgeflow/sdk/plugin.hpp>
+#include <edgeflow/sdk/state_file.hpp>
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+using namespace edgeflow::sdk;
+namespace pg = edgeflow::pg;
+using edgeflow::sdk::expr::append_json_string;
+using Clock = std::chrono::steady_clock;
+using Lsn = pg::Lsn;
+
+namespace {
+
+pg::TableName parse_table(const std::string& s) {
+  auto dot = s.find('.');
+  if (dot == std::string::npos) return {"public", s};
+  return {s.substr(0, dot), s.substr(dot + 1)};
+}
+
+// A flow name made into a PostgreSQL slot/publication name: [a-z0-9_], at most 63 bytes.
+std::string object_name(const std::string& instance) {
+  std::string flow = instance.substr(0, instance.find('/'));
+  std::string out = "edgeflow_";
+  for (char c : flow) {
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+    out += (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '_';
+  }
+  return out.substr(0, 63);
+}
+
+int64_t unix_ms(pg::PgTimestamp ts) { return pg::pg_timestamp_to_unix_ms(ts); }
+
+class PostgresCdcSource : public Source {
+ public:
+  struct Config {
+    std::string dsn;
+    std::string slot;
+    std::string publication;
+    bool create_slot = true;
+    bool create_publication = true;
+    bool temporary_slot = false;
+    std::vector<std::string> tables;
+    std::vector<std::string> exclude_tables;
+    std::string snapshot = "initial";
+    int64_t snapshot_chunk_rows = 10000;
+    bool transaction_events = false;
+    bool messages = true;
+    bool streaming = true;
+    int64_t batch_size = 1024;
+    std::chrono::milliseconds status_interval{10000};
+    std::chrono::milliseconds heartbeat_interval{0};
+    std::string heartbeat_query;
+    std::string end_lsn;
+  };
+  static constexpr const char* type = "postgres_cdc";
+  static constexpr const char* description =
+      "Streams committed changes of PostgreSQL tables (logical replication with the built-in pgoutput "
+      "plugin), after an optional consistent snapshot; the slot's confirmed LSN advances only past "
+      "changes delivered end to end.";
+  static void describe(Spec<Config>& s) {
+    s.option("dsn", &Config::dsn)
+        .required()
+        .secret()
+        .doc("libpq connection string (keyword/value or URI) of the database to capture. The role needs "
+             "the REPLICATION attribute (or rds_replication and the like on managed services).")
+        .example("host=db.local port=5432 dbname=shop user=edgeflow password=${env:PGPASSWORD}");
+    s.option("slot", &Config::slot)
+        .doc("Logical replication slot; default edgeflow_<flow>. One slot per flow: a slot in use by "
+             "another process is waited for, never shared.")
+        .example("edgeflow_orders");
+    s.option("publication", &Config::publication)
+        .doc("Publication naming the captured tables; default edgeflow_<flow>.")
+        .example("orders_pub");
+    s.option("create_slot", &Config::create_slot).doc("Create the slot when it does not exist.").example("false");
+    s.option("create_publication", &Config::create_publication)
+        .doc("Create the publication when it does not exist: FOR TABLE <tables>, or FOR ALL TABLES "
+             "(superuser only) when `tables` is empty.")
+        .example("false");
+    s.option("temporary_slot", &Config::temporary_slot)
+        .doc("Use a temporary slot, dropped when the connection ends: no WAL is kept for a stopped "
+             "flow, and nothing resumes either (with snapshot: initial each start reads the tables again).")
+        .example("true");
+    s.option("tables", &Config::tables)
+        .doc("Tables to capture (\"schema.table\", or \"table\" for schema public); empty: every "
+             "table of the publication.")
+        .example("[public.orders, public.order_lines]");
+    s.option("exclude_tables", &Config::exclude_tables)
+        .doc("Tables of the publication to leave out.")
+        .example("[public.audit_log]");
+    s.option("snapshot", &Config::snapshot)
+        .one_of("initial|never|initial_only|when_needed")
+        .doc("initial: read the tables once, when the slot is created, then stream; never: stream only; "
+             "initial_only: read the tables and end; when_needed: like initial, and also when the slot "
+             "lost its WAL (it is then dropped and created again instead of failing).")
+        .example("never");
+    s.option("snapshot_chunk_rows", &Config::snapshot_chunk_rows)
+        .range(1, 1000000)
+        .doc("Rows fetched per round trip while reading the snapshot; bounds its memory.")
+        .example("10000");
+    s.option("transaction_events", &Config::transaction_events)
+        .doc("Also emit an event at each transaction's begin (op \"begin\") and commit (op \"commit\").")
+        .example("true");
+    s.option("messages", &Config::messages)
+        .doc("Emit pg_logical_emit_message() messages (op \"m\"), e.g. for the outbox pattern.")
+        .example("false");
+    s.option("streaming", &Config::streaming)
+        .doc("Have the server send large transactions while they still run (PostgreSQL 14+): they are "
+             "spooled to the state directory and emitted at their commit, instead of piling up on the "
+             "server's disk until then. Off, or on older servers: the server sends them at commit.")
+        .example("false");
+    s.option("batch_size", &Config::batch_size).range(1, 65536).doc("Events per emitted batch.").example("1024");
+    s.option("status_interval", &Config::status_interval)
+        .min(100)
+        .doc("How often the position is reported to the server; keep it well below the server's "
+             "wal_sender_timeout (60s by default).")
+        .example("10s");
+    s.option("heartbeat_interval", &Config::heartbeat_interval)
+        .doc("With heartbeat_query: how often to run it (0: never).")
+        .example("1m");
+    s.option("heartbeat_query", &Config::heartbeat_query)
+        .doc("A write run on a separate connection every heartbeat_interval, for databases whose "
+             "captured tables are quiet while others are busy.")
+        .example("INSERT INTO edgeflow_heartbeat (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()");
+    s.option("end_lsn", &Config::end_lsn)
+        .doc("Stop once everything up to this LSN was read and acknowledged (like pg_recvlogical "
+             "--endpos); empty: stream forever.")
+        .example("0/1A2B3C4D");
+  }
+
+  PostgresCdcSource(Context c, Config cfg) : Source(c), cfg_(std::move(cfg)) {
+    if (cfg_.slot.empty()) cfg_.slot = object_name(context().name());
+    if (cfg_.publication.empty()) cfg_.publication = object_name(context().name());
+    if (!cfg_.end_lsn.empty()) {
+      auto lsn = pg::parse_lsn(cfg_.end_lsn);
+      if (!lsn)
+        throw Error(context().where("end_lsn") + ": end_lsn \"" + cfg_.end_lsn +
+                    "\" is not an LSN: write it as PostgreSQL prints it, e.g. \"0/1A2B3C4D\"");
+      end_lsn_ = *lsn;
+    }
+    if (cfg_.heartbeat_interval.count() > 0 && cfg_.heartbeat_query.empty())
+      throw Error(context().where("heartbeat_interval") +
+                  ": heartbeat_interval needs heartbeat_query, the write to run");
+    if (cfg_.temporary_slot && !cfg_.create_slot)
+      throw Error(context().where("temporary_slot") +
+                  ": a temporary slot is always created: drop create_slot: false or temporary_slot");
+    for (auto& t : cfg_.tables) include_.push_back(parse_table(t).qualified());
+    for (auto& t : cfg_.exclude_tables) exclude_.push_back(parse_table(t).qualified());
+  }
+
+  void start() override {
+    conn_ = std::make_unique<pg::ReplicationConnection>(cfg_.dsn);
+    db_ = conn_->database();
+    check_wal_level();
+    ensure_publication();
+    if (cfg_.snapshot == "initial_only") {
+      snapshot_pending_ = true;
+      return;
+    }
+    ensure_slot();
+  }
+
+  void stop() override {
+    if (conn_ && streaming_) {
+      try {
+        conn_->send_status(received_, tracker_.confirmed());
+      } catch (const std::exception& e) {
+        context().warn(std::string("could not report the final position: ") + e.what());
+      }
+    }
+    conn_.reset();
+    if (heartbeat_) PQfinish(heartbeat_);
+    heartbeat_ = nullptr;
+  }
+
+  void run() override {
+    if (snapshot_pending_ && !read_snapshot()) return;
+    if (cfg_.snapshot == "initial_only") {
+      if (!wait_snapshot_acked()) return;
+      context().info("snapshot complete; snapshot: initial_only ends the flow here");
+      return;
+    }
+    stream();
+  }
+
+  void on_ack(std::span<const ef_ack> acks) override {
+    for (auto& a : acks) tracker_.resolve(a.token, ef_ack_status(a.status));
+    if (snapshot_token_ && tracker_.done(*snapshot_token_)) {
+      snapshot_token_.reset();
+      mark_snapshot("done");
+      context().info("snapshot delivered: " + std::to_string(snapshot_rows_) + " rows acknowledged");
+    }
+  }
+
+ private:
+  // ---------------------------------------------------------------------------------------------
+  // Checks and setup, at start
+
+  void check_wal_level() {
+    auto rows = conn_->query("SHOW wal_level");
+    std::string level = rows.empty() || rows[0].empty() ? "" : rows[0][0].value_or("");
+    if (level != "logical")
+      throw Error("the server runs with wal_level = " + level +
+                  "; change data capture needs wal_level = logical: run ALTER SYSTEM SET wal_level = "
+                  "logical; and restart PostgreSQL (managed services: set it in the parameter group)");
+  }
+
+  std::string table_list(const std::vector<std::string>& tables) const {
+    std::string s;
+    for (auto& t : tables) {
+      auto n = parse_table(t);
+      s += (s.empty() ? "" : ", ") + conn_->identifier(n.schema) + "." + conn_->identifier(n.name);
+    }
+    return s;
+  }
+
+  void ensure_publication() {
+    for (auto& t : cfg_.tables) {
+      auto n = parse_table(t);
+      auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
+                                                                   conn_->identifier(n.name)) + ")");
+      if (r.empty() || !r[0][0])
+        throw Error(context().where("tables") + ": table " + n.qualified() + " does not exist in database " +
+                    db_ + " (as seen by role " + conn_->user() + ")");
+    }
+    std::string pub = conn_->literal(cfg_.publication);
+    std::string create = "CREATE PUBLICATION " + conn_->identifier(cfg_.publication) +
+                         (cfg_.tables.empty() ? " FOR ALL TABLES" : " FOR TABLE " + table_list(cfg_.tables));
+    auto found = conn_->query("SELECT puballtables FROM pg_publication WHERE pubname = " + pub);
+    if (found.empty()) {
+      if (!cfg_.create_publication)
+        throw Error(context().where("publication") + ": publication " + cfg_.publication +
+                    " does not exist in database " + db_ + " and create_publication is false: run " + create + ";");
+      try {
+        conn_->query(create);
+      } catch (const std::exception& e) {
+        throw Error("cannot create publication " + cfg_.publication + ": " + e.what() +
+                    " — have its owner or a superuser run: " + create + ";");
+      }
+      context().info("created publication " + cfg_.publication);
+      return;
+    }
+    if (found[0][0].value_or("f") == "t") return;
+    auto listed = conn_->query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = " + pub);
+    for (auto& want : include_) {
+      bool in = std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; });
+      if (!in)
+        throw Error(context().where("tables") + ": table " + want + " is not in publication " + cfg_.publication +
+                    ": run ALTER PUBLICATION " + conn_->identifier(cfg_.publication) + " ADD TABLE " +
+                    table_list({want}) + ";");
+    }
+  }
+
+  void ensure_slot() {
+    const std::string create_sql = "SELECT pg_create_logical_replication_slot(" + conn_->literal(cfg_.slot) + ", 'pgoutput');";
+    bool want_snapshot = cfg_.snapshot == "initial" || cfg_.snapshot == "when_needed";
+    snapshot_file_ = state_file(context(), ".snapshot");
+    if (cfg_.temporary_slot) {
+      create_slot(want_snapshot);
+      return;
+    }
+    auto rows = conn_->query(
+        "SELECT plugin, database, wal_status, active_pid, confirmed_flush_lsn FROM pg_replication_slots "
+        "WHERE slot_name = " +
+        conn_->literal(cfg_.slot));
+    if (rows.empty()) {
+      if (!cfg_.create_slot)
+        throw Error(context().where("slot") + ": replication slot " + cfg_.slot +
+                    " does not exist and create_slot is false: run " + create_sql);
+      create_slot(want_snapshot);
+      return;
+    }
+    auto& r = rows[0];
+    if (r[0].value_or("") != "pgoutput")
+      throw Error("replication slot " + cfg_.slot + " uses the output plugin " + r[0].value_or("(none: a physical slot)") +
+                  ", not pgoutput: name another slot, or drop this one if nothing else uses it");
+    if (r[1].value_or("") != db_)
+      throw Error("replication slot " + cfg_.slot + " belongs to database " + r[1].value_or("?") +
+                  ", not " + db_ + ": a logical slot captures one database; use another slot name");
+    if (r[3])
+      throw Error("replication slot " + cfg_.slot + " is active for PID " + *r[3] +
+                  ": another consumer is using it (a slot is never shared); waiting for it to disconnect");
+    if (r[2].value_or("") == "lost") {
+      if (cfg_.snapshot != "when_needed")
+        throw Error("replication slot " + cfg_.slot +
+                    " has lost the WAL it needs (wal_status = lost, max_slot_wal_keep_size exceeded): changes "
+                    "were removed before they were read and cannot be recovered. Drop it (SELECT "
+                    "pg_drop_replication_slot(" + conn_->literal(cfg_.slot) + ");) and start again with "
+                    "snapshot: initial, or use snapshot: when_needed to do this automatically");
+      context().warn("replication slot " + cfg_.slot + " lost its WAL; dropping it and taking a new snapshot");
+      conn_->drop_slot(cfg_.slot);
+      create_slot(true);
+      return;
+    }
+    if (want_snapshot && snapshot_state() == "pending") {
+      context().warn("the snapshot taken with slot " + cfg_.slot +
+                     " was interrupted before every row was delivered; dropping the slot and starting it again");
+      conn_->drop_slot(cfg_.slot);
+      create_slot(true);
+      return;
+    }
+    consistent_point_ = pg::parse_lsn(r[4].value_or("")).value_or(0);
+    context().info("resuming from replication slot " + cfg_.slot + " at " + pg::format_lsn(consistent_point_));
+  }
+
+  void create_slot(bool with_snapshot) {
+    if (with_snapshot) mark_snapshot("pending");
+    auto slot = conn_->create_slot(cfg_.slot, cfg_.temporary_slot, with_snapshot);
+    context().info("created " + std::string(cfg_.temporary_slot ? "temporary " : "") + "replication slot " +
+                   cfg_.slot + " at " + pg::format_lsn(slot.consistent_point));
+    consistent_point_ = slot.consistent_point;
+    snapshot_name_ = slot.snapshot;
+    snapshot_pending_ = with_snapshot;
+  }
+
+  std::string snapshot_state() const {
+    if (snapshot_file_.empty()) return "";
+    std::ifstream in(snapshot_file_);
+    std::string state, slot;
+    in >> state >> slot;
+    return slot == cfg_.slot ? state : "";
+  }
+
+  void mark_snapshot(const std::string& state) {
+    if (cfg_.temporary_slot || cfg_.snapshot == "initial_only") return;
+    if (snapshot_file_.empty()) {
+      if (state == "pending")
+        context().warn("no state directory: a snapshot interrupted by a crash cannot be detected and redone");
+      return;
+    }
+    store_atomically(snapshot_file_, state + " " + cfg_.slot + "\n");
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Snapshot
+
+  bool read_snapshot() {
+    pg::SnapshotReader reader(cfg_.dsn, snapshot_name_);
+    auto tables = reader.tables(cfg_.publication, cfg_.tables, cfg_.exclude_tables);
+    uint64_t token = tracker_.open();
+    std::string lsn = pg::format_lsn(consistent_point_);
+    std::vector<ef_message*> batch;
+    auto last_log = Clock::now();
+    for (auto& t : tables) {
+      context().info("snapshot of " + t.table.qualified() + ": about " + std::to_string(t.estimated_rows) + " rows");
+      std::string source_tail = source_json(t.table.schema, t.table.name, lsn, "null", "null");
+      uint64_t table_rows = 0;
+      bool more = true;
+      reader.read(t, size_t(cfg_.snapshot_chunk_rows), [&](std::vector<pg::SnapshotRow>& rows) {
+        for (auto& row : rows) {
+          out_.assign(R"({"op":"r","before":null,"after":)");
+          out_ += row.after;
+          out_ += source_tail;
+          out_ += R"(,"key":)";
+          out_ += row.key;
+          out_ += '}';
+          batch.push_back(make_event(token, row.key, 0));
+        }
+        tracker_.add(token, rows.size());
+        table_rows += rows.size();
+        snapshot_rows_ += rows.size();
+        more = emit_all(batch);
+        if (more && Clock::now() - last_log > std::chrono::seconds(10)) {
+          last_log = Clock::now();
+          context().info("snapshot of " + t.table.qualified() + ": " + std::to_string(table_rows) + " of about " +
+                         std::to_string(t.estimated_rows) + " rows read");
+        }
+        return more;
+      });
+      if (!more) return false;
+      context().info("snapshot of " + t.table.qualified() + " read: " + std::to_string(table_rows) + " rows");
+    }
+    reader.finish();
+    snapshot_token_ = token;
+    tracker_.commit(token, consistent_point_);
+    snapshot_pending_ = false;
+    on_ack({});
+    return true;
+  }
+
+  bool wait_snapshot_acked() {
+    while (snapshot_token_)
+      if (!poll(1000)) return false;
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Streaming
+
+  void stream() {
+    bool streaming = cfg_.streaming && conn_->server_version() >= 140000;
+    if (streaming) {
+      std::string dir = state_file(context(), ".spool");
+      if (dir.empty()) dir = (std::filesystem::temp_directory_path() / ("edgeflow-spool-" + std::to_string(::getpid()) + "-" + cfg_.slot)).string();
+      spool_ = std::make_unique<pg::Spool>(dir);
+    }
+    conn_->start({cfg_.slot, 0, cfg_.publication, streaming ? 2 : 1, cfg_.messages, streaming});
+    streaming_ = true;
+    tracker_.start_at(consistent_point_);
+    context().info("streaming changes of publication " + cfg_.publication + " from slot " + cfg_.slot);
+    std::vector<ef_message*> batch;
+    batch.reserve(size_t(cfg_.batch_size));
+    auto last_status = Clock::now();
+    Lsn reported = 0;
+    auto heartbeat_due = Clock::now() + cfg_.heartbeat_interval;
+    for (;;) {
+      bool got = false;
+      while (batch.size() < size_t(cfg_.batch_size) && !reached_end_) {
+        std::string_view raw;
+        auto r = conn_->read(raw);
+        if (r == pg::ReplicationConnection::Read::none) break;
+        if (r == pg::ReplicationConnection::Read::ended)
+          throw Error("the server ended the replication stream");
+        got = true;
+        handle(raw, batch);
+        if (reply_now_ || stopping_) break;
+      }
+      if (stopping_) return;
+      if (!batch.empty()) {
+        if (!emit_all(batch)) return;
+      } else if (!poll(0)) {
+        return;
+      }
+      auto now = Clock::now();
+      bool due = now - last_status >= cfg_.status_interval;
+      bool moved = tracker_.confirmed() != reported && now - last_status >= std::chrono::milliseconds(100);
+      if (reply_now_ || due || moved) {
+        // Idle, ask for a keepalive: its end of WAL lets the slot advance past unread WAL.
+        conn_->send_status(received_, tracker_.confirmed(), due && tracker_.idle());
+        reported = tracker_.confirmed();
+        last_status = now;
+        reply_now_ = false;
+      }
+      if (reached_end_ && tracker_.idle()) {
+        conn_->send_status(received_, tracker_.confirmed());
+        context().info("reached end_lsn " + cfg_.end_lsn + "; confirmed " + pg::format_lsn(tracker_.confirmed()));
+        return;
+      }
+      if (cfg_.heartbeat_interval.count() > 0 && now >= heartbeat_due) {
+        heartbeat();
+        heartbeat_due = now + cfg_.heartbeat_interval;
+      }
+      if (!got) {
+        auto until_status = cfg_.status_interval - (Clock::now() - last_status);
+        auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until_status),
+                               std::chrono::milliseconds(1), std::chrono::milliseconds(100));
+        if (!tracker_.idle() || reached_end_) wait = std::min(wait, std::chrono::milliseconds(20));
+        conn_->wait(wait);
+      }
+    }
+  }
+
+  void handle(std::string_view raw, std::vector<ef_message*>& batch) {
+    auto sm = pg::parse_stream_message(raw);
+    if (!sm) throw Error("malformed replication stream message (type '" + std::string(raw.substr(0, 1)) + "')");
+    if (sm->type == 'k') {
+      received_ = std::max(received_, sm->wal_end);
+      if (!in_txn_) tracker_.caught_up(sm->wal_end);
+      if (end_lsn_ && !in_txn_ && sm->wal_end >= end_lsn_) reached_end_ = true;
+      if (sm->reply_requested) reply_now_ = true;
+      return;
+    }
+    received_ = std::max(received_, sm->wal_start);
+    if (in_stream_ && !sm->data.empty() && !is_stream_control(sm->data[0])) {
+      // A chunk of a transaction still running: kept as it came until it commits or aborts.
+      if (sm->data.size() < 5) throw Error("streamed pgoutput message too short for its transaction id");
+      pg::Xid sub = 0;
+      for (int i = 1; i < 5; ++i) sub = (sub << 8) | uint8_t(sm->data[size_t(i)]);
+      spool_->append(stream_xid_, sub, sm->wal_start, sm->data);
+      return;
+    }
+    pg::Message m = pg::decode(sm->data, relations_);
+    std::visit([&](auto& msg) { on_message(msg, sm->wal_start, batch); }, m);
+  }
+
+  void on_message(pg::Begin& b, Lsn, std::vector<ef_message*>& batch) {
+    in_txn_ = true;
+    txn_ = tracker_.open();
+    txid_ = std::to_string(b.xid);
+    commit_ts_.clear();
+    append_json_string(commit_ts_, pg::pg_timestamp_to_iso8601(b.commit_ts));
+    commit_ms_ = unix_ms(b.commit_ts);
+    txn_events_ = 0;
+    if (cfg_.transaction_events) {
+      out_.assign(R"({"op":"begin","source":)");
+      append_source(pg::format_lsn(b.final_lsn));
+      out_ += '}';
+      batch.push_back(make_event(txn_, {}, commit_ms_));
+      tracker_.add(txn_);
+    }
+  }
+
+  void on_message(pg::Commit& c, Lsn, std::vector<ef_message*>& batch) {
+    if (cfg_.transaction_events) {
+      out_.assign(R"({"op":"commit","events":)");
+      out_ += std::to_string(txn_events_);
+      out_ += R"(,"source":)";
+      append_source(pg::format_lsn(c.commit_lsn));
+      out_ += '}';
+      batch.push_back(make_event(txn_, {}, commit_ms_));
+      tracker_.add(txn_);
+    }
+    in_txn_ = false;
+    tracker_.commit(txn_, c.end_lsn);
+    if (end_lsn_ && c.end_lsn >= end_lsn_) reached_end_ = true;
+  }
+
+  void on_message(pg::Insert& m, Lsn lsn, std::vector<ef_message*>& batch) {
+    if (!captured(*m.relation)) return;
+    row_event('c', *m.relation, nullptr, &m.new_tuple, m.new_tuple, lsn, batch);
+  }
+
+  void on_message(pg::Update& m, Lsn lsn, std::vector<ef_message*>& batch) {
+    if (!captured(*m.relation)) return;
+    const pg::Tuple* before = m.old_tuple ? &*m.old_tuple : nullptr;
+    // The key is the new row's: an update that changed the key carries the old one in `before`.
+    row_event('u', *m.relation, before, &m.new_tuple, m.new_tuple, lsn, batch, m.old_kind == pg::OldTupleKind::Key);
+  }
+
+  void on_message(pg::Delete& m, Lsn lsn, std::vector<ef_message*>& batch) {
+    if (!captured(*m.relation)) return;
+    row_event('d', *m.relation, &m.old_tuple, nullptr, m.old_tuple, lsn, batch, m.old_kind == pg::OldTupleKind::Key);
+  }
+
+  void on_message(pg::Truncate& m, Lsn lsn, std::vector<ef_message*>& batch) {
+    for (auto oid : m.relation_oids) {
+      auto rel = relations_.find(oid);
+      if (!rel || !captured(*rel)) continue;
+      out_.assign(R"({"op":"t","before":null,"after":null)");
+      out_ += source_json(rel->namespace_name, rel->name, pg::format_lsn(lsn), txid_, commit_ts_);
+      out_ += R"(,"key":null})";
+      push_txn_event(batch);
+    }
+  }
+
+  void on_message(pg::LogicalMessage& m, Lsn, std::vector<ef_message*>& batch) {
+    bool own = !m.transactional() || !in_txn_;
+    uint64_t token = own ? tracker_.open() : txn_;
+    out_.assign(R"({"op":"m","message":{"prefix":)");
+    append_json_string(out_, m.prefix);
+    out_ += R"(,"content":)";
+    append_json_string(out_, m.content);
+    out_ += R"(,"transactional":)";
+    out_ += m.transactional() ? "true" : "false";
+    out_ += R"(},"source":{"db":)";
+    append_json_string(out_, db_);
+    out_ += R"(,"lsn":")";
+    out_ += pg::format_lsn(m.lsn);
+    out_ += R"(","txid":)";
+    out_ += own ? "null" : txid_;
+    out_ += R"(,"commit_ts":)";
+    out_ += own ? "null" : commit_ts_;
+    out_ += "}}";
+    batch.push_back(make_event(token, m.prefix, own ? 0 : commit_ms_));
+    tracker_.add(token);
+    if (own) tracker_.commit(token, m.lsn);
+    ++txn_events_;
+  }
+
+  // A changed table (columns added or dropped, renamed) is looked at afresh.
+  void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) { captured_.erase(m.relation->oid); }
+  void on_message(pg::TypeMessage&, Lsn, std::vector<ef_message*>&) {}
+  void on_message(pg::Origin&, Lsn, std::vector<ef_message*>&) {}
+  static bool is_stream_control(char type) { return type == 'S' || type == 'E' || type == 'c' || type == 'A'; }
+
+  void on_message(pg::StreamStart& m, Lsn, std::vector<ef_message*>&) {
+    if (!spool_) throw Error("the server streams a transaction, but streaming was not requested");
+    in_stream_ = true;
+    stream_xid_ = m.xid;
+  }
+  void on_message(pg::StreamStop&, Lsn, std::vector<ef_message*>&) { in_stream_ = false; }
+  void on_message(pg::StreamAbort& m, Lsn, std::vector<ef_message*>&) {
+    if (spool_) spool_->abort(m.xid, m.subtransaction_xid);
+  }
+
+  // The streamed transaction committed: its spooled messages become events now, like a
+  // transaction sent whole.
+  void on_message(pg::StreamCommit& c, Lsn, std::vector<ef_message*>& batch) {
+    if (!spool_) throw Error("the server streams a transaction, but streaming was not requested");
+    pg::Begin begin{c.commit_lsn, c.commit_ts, c.xid};
+    on_message(begin, 0, batch);
+    bool go = spool_->replay(c.xid, [&](Lsn lsn, std::string_view msg) {
+      pg::Message m = pg::decode(msg, relations_, /*in_stream=*/true);
+      std::visit([&](auto& inner) { on_message(inner, lsn, batch); }, m);
+      if (batch.size() >= size_t(cfg_.batch_size) && !emit_all(batch)) return false;
+      return true;
+    });
+    if (!go) {
+      stopping_ = true;
+      return;
+    }
+    pg::Commit commit{c.flags, c.commit_lsn, c.end_lsn, c.commit_ts};
+    on_message(commit, 0, batch);
+  }
+
+  bool captured(const pg::Relation& rel) {
+    auto it = captured_.find(rel.oid);
+    if (it != captured_.end()) return it->second;
+    std::string name = rel.namespace_name + "." + rel.name;
+    bool yes = (include_.empty() || std::find(include_.begin(), include_.end(), name) != include_.end()) &&
+               std::find(exclude_.begin(), exclude_.end(), name) == exclude_.end();
+    captured_[rel.oid] = yes;
+    return yes;
+  }
+
+  void row_event(char op, const pg::Relation& rel, const pg::Tuple* before, const pg::Tuple* after,
+                 const pg::Tuple& key_from, Lsn lsn, std::vector<ef_message*>& batch, bool before_is_key = false) {
+    unchanged_.clear();
+    out_.assign(R"({"op":")");
+    out_ += op;
+    out_ += R"(","before":)";
+    if (before) append_tuple(rel, *before, before_is_key, false);
+    else out_ += "null";
+    out_ += R"(,"after":)";
+    if (after) append_tuple(rel, *after, false, true);
+    else out_ += "null";
+    out_ += source_json(rel.namespace_name, rel.name, pg::format_lsn(lsn), txid_, commit_ts_);
+    out_ += R"(,"key":)";
+    size_t key_at = out_.size();
+    append_tuple(rel, key_from, true, false);
+    key_.assign(out_, key_at);
+    if (!unchanged_.empty()) {
+      out_ += R"(,"unchanged":[)";
+      out_ += unchanged_;
+      out_ += ']';
+    }
+    out_ += '}';
+    batch.push_back(make_event(txn_, key_, commit_ms_));
+    tracker_.add(txn_);
+    ++txn_events_;
+  }
+
+  // Unchanged TOAST values are left out of the row and named in "unchanged" instead.
+  void append_tuple(const pg::Relation& rel, const pg::Tuple& t, bool keys_only, bool note_unchanged) {
+    out_ += '{';
+    bool first = true;
+    for (size_t i = 0; i < t.values.size(); ++i) {
+      const auto& col = rel.columns[i];
+      if (keys_only && !col.is_key()) continue;
+      const auto& v = t.values[i];
+      if (v.is_unchanged_toast()) {
+        if (note_unchanged) {
+          if (!unchanged_.empty()) unchanged_ += ',';
+          append_json_string(unchanged_, col.name);
+        }
+        continue;
+      }
+      if (!first) out_ += ',';
+      first = false;
+      append_json_string(out_, col.name);
+      out_ += ':';
+      if (v.is_null()) {
+        out_ += "null";
+      } else if (v.kind == pg::Value::Kind::Binary) {
+        out_ += '"';
+        pg::append_base64(out_, v.data);
+        out_ += '"';
+      } else {
+        append_value(col, v.data);
+      }
+    }
+    out_ += '}';
+  }
+
+  // A value the conversion refuses is kept as its text, never dropped.
+  void append_value(const pg::Column& col, std::string_view text) {
+    size_t at = out_.size();
+    try {
+      pg::append_json(out_, col.type_oid, text);
+    } catch (const pg::ValueError& e) {
+      out_.resize(at);
+      append_json_string(out_, text);
+      if (warned_types_.insert(col.type_oid).second)
+        context().warn(std::string("column ") + col.name + ": " + e.what() + "; passed on as text");
+    }
+  }
+
+  std::string source_json(std::string_view schema, std::string_view table, const std::string& lsn,
+                          const std::string& txid, const std::string& commit_ts) const {
+    std::string s = R"(,"source":{"db":)";
+    append_json_string(s, db_);
+    s += R"(,"schema":)";
+    append_json_string(s, schema);
+    s += R"(,"table":)";
+    append_json_string(s, table);
+    s += R"(,"lsn":")";
+    s += lsn;
+    s += R"(","txid":)";
+    s += txid;
+    s += R"(,"commit_ts":)";
+    s += commit_ts;
+    s += '}';
+    return s;
+  }
+
+  void append_source(const std::string& lsn) {
+    out_ += R"({"db":)";
+    append_json_string(out_, db_);
+    out_ += R"(,"lsn":")";
+    out_ += lsn;
+    out_ += R"(","txid":)";
+    out_ += txid_;
+    out_ += R"(,"commit_ts":)";
+    out_ += commit_ts_;
+    out_ += '}';
+  }
+
+  void push_txn_event(std::vector<ef_message*>& batch) {
+    batch.push_back(make_event(txn_, {}, commit_ms_));
+    tracker_.add(txn_);
+    ++txn_events_;
+  }
+
+  ef_message* make_event(uint64_t token, std::string_view key, int64_t ts_ms) {
+    Message m = new_message();
+    m.set_payload(out_);
+    m.set_content_type("application/json");
+    if (!key.empty()) m.set_key(key);
+    if (ts_ms) m.set_timestamp_ms(ts_ms);
+    m.set_token(token);
+    return m.raw();
+  }
+
+  // Emits the batch; while the flow is full, keeps the server from timing the connection out.
+  bool emit_all(std::vector<ef_message*>& batch) {
+    for (;;) {
+      ef_status st = emit(batch, streaming_ ? 1000 : -1);
+      if (st == EF_OK) break;
+      if (st == EF_STOPPING) {
+        for (auto* m : batch) free_message(Message(m));
+        batch.clear();
+        return false;
+      }
+      conn_->send_status(received_, tracker_.confirmed());
+    }
+    batch.clear();
+    return true;
+  }
+
+  void heartbeat() {
+    if (!heartbeat_ || PQstatus(heartbeat_) != CONNECTION_OK) {
+      if (heartbeat_) PQfinish(heartbeat_);
+      heartbeat_ = PQconnectdb(cfg_.dsn.c_str());
+    }
+    PGresult* r = PQexec(heartbeat_, cfg_.heartbeat_query.c_str());
+    auto st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+      context().warn(std::string("heartbeat_query failed: ") + PQerrorMessage(heartbeat_));
+    PQclear(r);
+  }
+
+  Config cfg_;
+  std::vector<std::string> include_, exclude_;
+  Lsn end_lsn_ = 0;
+  std::unique_ptr<pg::ReplicationConnection> conn_;
+  PGconn* heartbeat_ = nullptr;
+  std::string db_;
+  std::string snapshot_file_;
+  std::string snapshot_name_;
+  Lsn consistent_point_ = 0;
+  bool snapshot_pending_ = false;
+  std::optional<uint64_t> snapshot_token_;
+  uint64_t snapshot_rows_ = 0;
+
+  pg::RelationCache relations_;
+  std::unordered_map<pg::Oid, bool> captured_;
+  std::unordered_set<pg::Oid> warned_types_;
+  pg::TxnTracker tracker_;
+  bool streaming_ = false;
+  bool in_txn_ = false;
+  bool reached_end_ = false;
+  bool reply_now_ = false;
+  bool stopping_ = false;
+  bool in_stream_ = false;
+  pg::Xid stream_xid_ = 0;
+  std::unique_ptr<pg::Spool> spool_;
+  Lsn received_ = 0;
+  uint64_t txn_ = 0;
+  uint64_t txn_events_ = 0;
+  std::string txid_ = "null";
+  std::string commit_ts_ = "null";
+  int64_t commit_ms_ = 0;
+  std::string out_, key_, unchanged_;
+};
+
+}  // namespace
+
+EDGEFLOW_PLUGIN("postgres_cdc", "0.1.0", PostgresCdcSource)
