@@ -206,10 +206,12 @@ class PostgresCdcSource : public Source {
       return;
     }
     stream();
+    stream_ended_ = true;
   }
 
   void on_ack(std::span<const ef_ack> acks) override {
     for (auto& a : acks) tracker_.resolve(a.token, ef_ack_status(a.status));
+    if (stream_ended_) report_while_draining();
     if (snapshot_token_ && tracker_.done(*snapshot_token_)) {
       snapshot_token_.reset();
       mark_snapshot("done");
@@ -218,6 +220,20 @@ class PostgresCdcSource : public Source {
   }
 
  private:
+  // After run() the runtime drains the flow, and acks still arrive: report them as they come, which
+  // also keeps the idle connection from the server's wal_sender_timeout until stop().
+  void report_while_draining() {
+    auto now = Clock::now();
+    if (!conn_ || !streaming_ || now - last_drain_report_ < std::chrono::milliseconds(100)) return;
+    last_drain_report_ = now;
+    try {
+      conn_->send_status(received_, tracker_.confirmed());
+    } catch (const std::exception& e) {
+      context().warn(std::string("could not report the position while draining: ") + e.what());
+      streaming_ = false;
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Checks and setup, at start
 
@@ -749,7 +765,7 @@ class PostgresCdcSource : public Source {
   // Emits the batch; while the flow is full, keeps the server from timing the connection out.
   bool emit_all(std::vector<ef_message*>& batch) {
     for (;;) {
-      ef_status st = emit(batch, streaming_ ? 1000 : -1);
+      ef_status st = emit(batch, streaming_ ? 250 : -1);
       if (st == EF_OK) break;
       if (st == EF_STOPPING) {
         for (auto* m : batch) free_message(Message(m));
@@ -796,6 +812,8 @@ class PostgresCdcSource : public Source {
   bool reached_end_ = false;
   bool reply_now_ = false;
   bool stopping_ = false;
+  bool stream_ended_ = false;
+  Clock::time_point last_drain_report_{};
   bool in_stream_ = false;
   pg::Xid stream_xid_ = 0;
   std::unique_ptr<pg::Spool> spool_;

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 using edgeflow::test::Daemon;
 using edgeflow::test::PostgresServer;
@@ -93,6 +95,35 @@ TEST(PostgresCdcDaemon, ALostConnectionIsReestablishedAndTheStreamGoesOn) {
   std::string log = edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
   EXPECT_NE(log.find("flow failed"), std::string::npos) << log;
   EXPECT_NE(log.find("terminat"), std::string::npos) << log;  // the server's reason is in the log
+}
+
+TEST(PostgresCdcDaemon, AFlowHeldBackByItsSinkKeepsItsReplicationConnection) {
+  PostgresServer pg("wal_sender_timeout = 1s");
+  TempDir dir;
+  pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p1 FOR TABLE t;"
+          "SELECT pg_create_logical_replication_slot('s1', 'pgoutput')");
+  // A sink that never delivers: the flow fills to max_in_flight and the source cannot emit.
+  std::string flow = dir.write("cdc.yaml", "flow: cdc\nsource:\n  type: postgres_cdc\n  dsn: \"" + pg.dsn() +
+                                               "\"\n  slot: s1\n  publication: p1\n  snapshot: never\n"
+                                               "  batch_size: 2\nmax_in_flight: 4\nretry: { initial_backoff: 10ms, max_backoff: 20ms }\n"
+                                               "sinks:\n  out: { type: flaky, retry_always: true }\n");
+  Daemon d({"run", "--plugin-dir", EDGEFLOW_TEST_PLUGIN_DIR, "--state-dir", dir.file("state"), flow},
+           dir.file("err.log"));
+  pg.psql("INSERT INTO t SELECT generate_series(1, 100)");
+  auto walsender = [&] { return pg.psql("SELECT active_pid FROM pg_replication_slots WHERE slot_name = 's1'"); };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (walsender().empty() && std::chrono::steady_clock::now() < deadline) {
+  }
+  std::string pid = walsender();
+  ASSERT_FALSE(pid.empty());
+  // Not synchronisation: the time under test. Three server timeouts pass with the flow stuck.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(walsender(), pid);
+  EXPECT_EQ(pg.log_tail(200).find("replication timeout"), std::string::npos) << pg.log_tail(50);
+  d.signal(SIGKILL);  // a SIGTERM would wait out the drain of messages that never deliver
+  d.wait();
+  std::string log = edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
+  EXPECT_EQ(log.find("flow failed"), std::string::npos) << log;
 }
 
 }  // namespace
