@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -36,11 +37,19 @@ inline double now() {
 }
 
 [[noreturn]] inline void die(const std::string& why) {
-  std::fprintf(stderr, "bench_engine: %s\n", why.c_str());
+  std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, why.c_str());
   std::exit(1);
 }
 
-// Runs argv with stdin/stdout/stderr redirected to files ("" leaves them alone).
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Runs argv with stdin/stdout/stderr redirected to files ("" leaves them alone); a failure shows
+// the stderr file.
 inline Result run(const std::vector<std::string>& args, const std::string& in, const std::string& out,
            const std::string& err) {
   double t0 = now();
@@ -66,17 +75,11 @@ inline Result run(const std::vector<std::string>& args, const std::string& in, c
   wait4(pid, &status, 0, &ru);
   Result r;
   r.wall = now() - t0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(args[0] + " failed (status " + std::to_string(status) + ")");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die(args[0] + " failed (status " + std::to_string(status) + ")" + (err.empty() ? "" : ":\n" + slurp(err)));
   r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   r.max_rss_kib = ru.ru_maxrss;
   return r;
-}
-
-inline std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // Runs a flow to its end and checks the daemon's own summary: every message delivered.
