@@ -303,6 +303,29 @@ void Flow::thread_main() {
   t_flow = nullptr;
 }
 
+std::vector<PluginMetric> Flow::plugin_metrics() const {
+  std::lock_guard lock(metrics_mutex_);
+  std::vector<PluginMetric> out;
+  for (auto& [key, v] : metrics_) out.push_back({key.first, key.second, v.first, v.second});
+  return out;
+}
+
+void Flow::set_metric(const Instance& inst, std::string_view name, uint32_t kind, double value) {
+  bool valid = !name.empty() && name.size() <= 64 && kind <= EF_METRIC_COUNTER &&
+               std::all_of(name.begin(), name.end(), [](char c) {
+                 return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+               });
+  std::lock_guard lock(metrics_mutex_);
+  auto [it, fresh] = metrics_.try_emplace({inst.name, std::string(name)}, ef_metric_kind(kind), value);
+  if (!valid) {
+    metrics_.erase(it);
+    if (rejected_metrics_.insert(std::string(name)).second)
+      log(EF_LOG_ERROR, inst, "metric name '" + std::string(name) + "' refused: use 1 to 64 of [a-z0-9_], kind gauge or counter");
+    return;
+  }
+  if (!fresh) it->second = {ef_metric_kind(kind), value};
+}
+
 std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseconds initial,
                                         std::chrono::milliseconds cap) {
   // Capped exponential with full jitter: retrying peers spread out instead of stampeding.
@@ -844,6 +867,9 @@ const ef_host_api* runtime_host_api() {
     };
     h.poll = [](ef_ctx* c, int32_t timeout) { return I(c)->flow->poll(timeout); };
     h.in_flight = [](ef_ctx* c) { return size_t(I(c)->flow->stats().in_flight.load()); };
+    h.metric_set = [](ef_ctx* c, const char* name, size_t len, uint32_t kind, double value) {
+      I(c)->flow->set_metric(*I(c), std::string_view(name, len), kind, value);
+    };
 
     h.batch_size = [](const ef_batch* b) { return B(b)->msgs->size(); };
     h.batch_at = [](const ef_batch* b, size_t i) -> ef_message* {

@@ -12,9 +12,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +81,14 @@ struct RuntimeOptions {
   std::string state_dir;  // empty: no positions kept, dead letters under ./edgeflow-state
 };
 
+// A number a plugin instance exports (ef_host_api.metric_set).
+struct PluginMetric {
+  std::string instance;  // "<flow>/source", ...
+  std::string name;
+  ef_metric_kind kind;
+  double value;
+};
+
 class Flow {
  public:
   static constexpr int kDeadLetter = -2;
@@ -97,6 +107,9 @@ class Flow {
   FlowState state() const { return state_.load(); }
   std::string last_error() const;
   const FlowStats& stats() const { return stats_; }
+  // What its plugins reported, by instance then name; kept across restarts of the flow.
+  std::vector<PluginMetric> plugin_metrics() const;
+  void set_metric(const Instance& inst, std::string_view name, uint32_t kind, double value);
   // Waits until pred() holds, re-checked on every state change, backpressure and ack progress.
   bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
@@ -168,6 +181,9 @@ class Flow {
   std::string state_dir_;
   std::vector<std::string> sink_names_;
   FlowStats stats_;
+  mutable std::mutex metrics_mutex_;
+  std::map<std::pair<std::string, std::string>, std::pair<ef_metric_kind, double>> metrics_;
+  std::set<std::string> rejected_metrics_;  // logged once each
   std::atomic<FlowState> state_{FlowState::created};
   std::atomic<bool> stop_{false};
   std::atomic<bool> force_{false};

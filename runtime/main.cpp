@@ -222,6 +222,11 @@ int cmd_run(const Args& a) {
                                 " dead_lettered=" + std::to_string(s.dead_lettered.load()) +
                                 " unresolved=" + std::to_string(s.unresolved_at_stop.load()) +
                                 " restarts=" + std::to_string(s.restarts.load()));
+    for (auto& m : f->plugin_metrics()) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%.17g", m.value);
+      log_info(f->name(), "", "metric " + m.instance + " " + m.name + "=" + value);
+    }
   }
   return rt.exit_code();
 }

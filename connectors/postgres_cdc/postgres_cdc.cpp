@@ -186,6 +186,7 @@ class PostgresCdcSource : public Source {
   }
 
   void stop() override {
+    publish_metrics();
     if (conn_ && streaming_) {
       try {
         conn_->send_status(received_, tracker_.confirmed());
@@ -220,6 +221,20 @@ class PostgresCdcSource : public Source {
   }
 
  private:
+  // events: a counter (its rate is events/s); replication_lag_bytes: WAL the server has that is
+  // not confirmed yet; replication_lag_seconds: the age of the newest transaction read while
+  // anything read is unconfirmed or more WAL waits, 0 once caught up.
+  void publish_metrics() {
+    context().counter("events", double(events_));
+    if (!streaming_) return;
+    Lsn confirmed = tracker_.confirmed();
+    context().gauge("replication_lag_bytes", server_end_ > confirmed ? double(server_end_ - confirmed) : 0.0);
+    bool behind = !tracker_.idle() || received_ < server_end_;
+    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    context().gauge("replication_lag_seconds", behind && commit_ms_ ? std::max<int64_t>(0, now_ms - commit_ms_) / 1000.0 : 0.0);
+  }
+
   // After run() the runtime drains the flow, and acks still arrive: report them as they come, which
   // also keeps the idle connection from the server's wal_sender_timeout until stop().
   void report_while_draining() {
@@ -382,6 +397,10 @@ class PostgresCdcSource : public Source {
     std::string lsn = pg::format_lsn(consistent_point_);
     std::vector<ef_message*> batch;
     auto last_log = Clock::now();
+    uint64_t estimated = 0;
+    for (auto& t : tables) estimated += t.estimated_rows;
+    context().gauge("snapshot_rows_estimated", double(estimated));
+    context().gauge("snapshot_rows", 0);
     for (auto& t : tables) {
       context().info("snapshot of " + t.table.qualified() + ": about " + std::to_string(t.estimated_rows) + " rows");
       std::string source_tail = source_json(t.table.schema, t.table.name, lsn, "null", "null");
@@ -400,6 +419,8 @@ class PostgresCdcSource : public Source {
         tracker_.add(token, rows.size());
         table_rows += rows.size();
         snapshot_rows_ += rows.size();
+        context().gauge("snapshot_rows", double(snapshot_rows_));
+        publish_metrics();
         more = emit_all(batch);
         if (more && Clock::now() - last_log > std::chrono::seconds(10)) {
           last_log = Clock::now();
@@ -466,6 +487,7 @@ class PostgresCdcSource : public Source {
       bool due = now - last_status >= cfg_.status_interval;
       bool moved = tracker_.confirmed() != reported && now - last_status >= std::chrono::milliseconds(100);
       if (reply_now_ || due || moved) {
+        publish_metrics();
         // Idle, ask for a keepalive: its end of WAL lets the slot advance past unread WAL.
         conn_->send_status(received_, tracker_.confirmed(), due && tracker_.idle());
         reported = tracker_.confirmed();
@@ -494,6 +516,7 @@ class PostgresCdcSource : public Source {
   void handle(std::string_view raw, std::vector<ef_message*>& batch) {
     auto sm = pg::parse_stream_message(raw);
     if (!sm) throw Error("malformed replication stream message (type '" + std::string(raw.substr(0, 1)) + "')");
+    server_end_ = std::max(server_end_, sm->wal_end);
     if (sm->type == 'k') {
       received_ = std::max(received_, sm->wal_end);
       if (!in_txn_) tracker_.caught_up(sm->wal_end);
@@ -753,6 +776,7 @@ class PostgresCdcSource : public Source {
   }
 
   ef_message* make_event(uint64_t token, std::string_view key, int64_t ts_ms) {
+    ++events_;
     Message m = new_message();
     m.set_payload(out_);
     m.set_content_type("application/json");
@@ -818,6 +842,8 @@ class PostgresCdcSource : public Source {
   pg::Xid stream_xid_ = 0;
   std::unique_ptr<pg::Spool> spool_;
   Lsn received_ = 0;
+  Lsn server_end_ = 0;
+  uint64_t events_ = 0;
   uint64_t txn_ = 0;
   uint64_t txn_events_ = 0;
   std::string txid_ = "null";

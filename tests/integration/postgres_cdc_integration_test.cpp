@@ -66,15 +66,21 @@ class Cdc {
     if (!h_) return;
     h_->request_stop();
     thread_.join();
+    h_->stop();
+    for (auto name : {"events", "replication_lag_bytes", "replication_lag_seconds", "snapshot_rows"})
+      last_metrics_[name] = h_->metric(name);
     h_.reset();
   }
   const std::string& error() const { return error_; }
+  // Readable once the source stopped (or from values it published already).
+  std::optional<double> metric(const std::string& name) { return h_ ? h_->metric(name) : last_metrics_[name]; }
 
  private:
   std::unique_ptr<Harness<PostgresCdcSource>> h_;
   std::thread thread_;
   std::string error_;
   size_t taken_ = 0;
+  std::map<std::string, std::optional<double>> last_metrics_;
 };
 
 std::string str(const rapidjson::Value& v) {
@@ -209,6 +215,9 @@ TEST_F(PostgresCdc, MultiRowInsertAndCopyDeliverEveryRowOnce) {
   EXPECT_EQ(str(ev[0]["source"]["txid"]), str(ev[499]["source"]["txid"]));
   uint64_t end = current_lsn();
   EXPECT_TRUE(wait_confirmed_at_least(end)) << confirmed() << " < " << edgeflow::pg::format_lsn(end);
+  // Published with the status update that confirmed it.
+  EXPECT_EQ(cdc.metric("events"), 503.0);
+  EXPECT_EQ(cdc.metric("replication_lag_seconds"), 0.0);
 }
 
 TEST_F(PostgresCdc, TheConfirmedLsnWaitsForEveryEventOfATransaction) {
@@ -227,6 +236,8 @@ TEST_F(PostgresCdc, TheConfirmedLsnWaitsForEveryEventOfATransaction) {
     cdc.ack(raw[4].token);  // B whole, A but one: stopping reports the confirmed LSN
     cdc.stop();
     EXPECT_LE(confirmed_lsn(), before_a) << confirmed();
+    EXPECT_GT(cdc.metric("replication_lag_bytes").value_or(0), 0.0);  // A and B are not confirmed
+    EXPECT_GE(cdc.metric("replication_lag_seconds").value_or(-1), 0.0);
   }
   Cdc again(config(), state);
   auto ev = again.take(4);
@@ -363,6 +374,7 @@ TEST_F(PostgresCdc, SnapshotThenStreamWithNoGapAndNoOverlap) {
     seen[ev[0]["after"]["id"].GetInt()]++;
   }
   EXPECT_GE(snapshot_rows, 3000u);
+  EXPECT_EQ(cdc.metric("snapshot_rows"), 3000.0);
   EXPECT_EQ(seen.size(), 3201u);
   for (auto& [id, n] : seen) EXPECT_EQ(n, 1) << "row " << id << " seen " << n << " times";
 }

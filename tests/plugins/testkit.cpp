@@ -35,6 +35,7 @@ class Sequence : public Source {
     std::string acks_file;
     int64_t fail_after = 0;
     bool hold_open = false;
+    std::string metric;
   };
   static constexpr const char* type = "sequence";
   static constexpr const char* description = "Emits {\"n\":i,\"tag\":...} with token i.";
@@ -45,6 +46,7 @@ class Sequence : public Source {
     s.option("acks_file", &Config::acks_file).doc("Where stop() writes 'token status' per ack.");
     s.option("fail_after", &Config::fail_after).min(0).doc("run() throws after this many (0: never).");
     s.option("hold_open", &Config::hold_open).doc("After the last message, wait for a stop.");
+    s.option("metric", &Config::metric).doc("Counts emitted messages in this counter metric, and their last n in a gauge <metric>_last.");
   }
   Sequence(Context c, Config cfg) : Source(c), cfg_(std::move(cfg)) {
     if (cfg_.tags.empty()) throw Error(c.where("tags") + ": tags: give at least one tag, e.g. [a]");
@@ -66,6 +68,10 @@ class Sequence : public Source {
       if (emit(batch) != EF_OK) {
         for (auto* m : batch) free_message(Message(m));
         return;
+      }
+      if (!cfg_.metric.empty()) {
+        context().counter(cfg_.metric, double(n));
+        context().gauge(cfg_.metric + "_last", double(n - 1));
       }
     }
     while (cfg_.hold_open && poll(1000)) {

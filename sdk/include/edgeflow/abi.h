@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define EF_ABI_MAJOR 1u
-#define EF_ABI_MINOR 0u
+#define EF_ABI_MINOR 1u
 
 #if defined(_WIN32)
 #define EF_EXPORT __declspec(dllexport)
@@ -64,6 +64,12 @@ typedef enum ef_log_level {
   EF_LOG_WARN = 2,
   EF_LOG_ERROR = 3
 } ef_log_level;
+
+/* What a plugin metric is (ABI 1.1). */
+typedef enum ef_metric_kind {
+  EF_METRIC_GAUGE = 0,  /* a value that goes up and down: the last one set counts */
+  EF_METRIC_COUNTER = 1 /* a running total the plugin only raises (events read, bytes sent) */
+} ef_metric_kind;
 
 typedef enum ef_type {
   EF_TYPE_NULL = 0,
@@ -310,6 +316,11 @@ typedef struct ef_host_api {
   /* Resolves every message of the batch with one status (flow thread, during write). */
   void (*ack_batch)(ef_ctx* ctx, ef_batch* batch, uint32_t status, const char* reason,
                     size_t len);
+
+  /* --- metrics (ABI 1.1) --- */
+  /* Sets a number the runtime exports for this instance (name: [a-z0-9_], 1 to 64 bytes,
+     copied; kind: ef_metric_kind). It outlives a restart of the flow. Any thread. */
+  void (*metric_set)(ef_ctx* ctx, const char* name, size_t len, uint32_t kind, double value);
 } ef_host_api;
 
 /* The one exported entry point. Returns a static descriptor, or NULL after host->fail(NULL,..).

@@ -82,6 +82,32 @@ retry: { initial_backoff: 1ms, max_backoff: 5ms }
   EXPECT_EQ(flow().state(), FlowState::finished);
 }
 
+TEST_F(Engine, PluginMetricsAreKeptPerInstance) {
+  run(R"(flow: f
+source: { type: sequence, count: 50, batch_size: 20, metric: sent }
+sinks:
+  out: { type: flaky }
+)");
+  auto m = flow().plugin_metrics();
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].instance, "f/source:sequence");
+  EXPECT_EQ(m[0].name, "sent");
+  EXPECT_EQ(m[0].kind, EF_METRIC_COUNTER);
+  EXPECT_EQ(m[0].value, 50.0);
+  EXPECT_EQ(m[1].name, "sent_last");
+  EXPECT_EQ(m[1].kind, EF_METRIC_GAUGE);
+  EXPECT_EQ(m[1].value, 49.0);
+}
+
+TEST_F(Engine, AMetricWithABadNameIsRefused) {
+  run(R"(flow: f
+source: { type: sequence, count: 5, metric: Bad-Name }
+sinks:
+  out: { type: flaky }
+)");
+  EXPECT_TRUE(flow().plugin_metrics().empty());
+}
+
 TEST_F(Engine, FanOutResolvesOnceWithTheWorstStatus) {
   run(R"(flow: f
 source: { type: sequence, count: 30, tags: [a, b, c], acks_file: $DIR/acks.txt }

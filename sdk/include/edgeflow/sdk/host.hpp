@@ -201,6 +201,13 @@ class Context {
     const char* d = host().state_dir(c_);
     return d ? d : "";
   }
+  // Metrics the runtime exports for this instance: a gauge's last value, a counter's running total.
+  void gauge(std::string_view name, double value) const {
+    host().metric_set(c_, name.data(), name.size(), EF_METRIC_GAUGE, value);
+  }
+  void counter(std::string_view name, double total) const {
+    host().metric_set(c_, name.data(), name.size(), EF_METRIC_COUNTER, total);
+  }
   size_t sink_count() const { return host().sink_count(c_); }
   std::string_view sink_name(size_t i) const { return host().sink_name(c_, i); }
   int32_t sink_index(std::string_view name) const {

@@ -21,8 +21,10 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -117,6 +119,7 @@ struct Ctx {
   std::function<void(const ef_ack*, size_t)> deliver;
   // sink side
   std::vector<SinkAck> acks;
+  std::map<std::string, double> metrics;
 
   HMessage* make() {
     std::lock_guard lock(mutex);
@@ -179,6 +182,10 @@ inline const ef_host_api* host_api() {
       std::error_code ec;
       std::filesystem::create_directories(X(c)->options.state_dir, ec);
       return ec ? nullptr : X(c)->options.state_dir.c_str();
+    };
+    h.metric_set = [](ef_ctx* c, const char* name, size_t len, uint32_t, double value) {
+      std::lock_guard lock(X(c)->mutex);
+      X(c)->metrics[std::string(name, len)] = value;
     };
     h.message_new = [](ef_ctx* c) -> ef_message* {
       return reinterpret_cast<ef_message*>(static_cast<host::Message*>(X(c)->make()));
@@ -378,6 +385,13 @@ class Harness {
     std::unique_lock lock(ctx_.mutex);
     ctx_.cv.wait_for(lock, timeout, [&] { return ctx_.acks.size() >= n; });
     return ctx_.acks;
+  }
+
+  // The last value the component set for a metric, if it set one.
+  std::optional<double> metric(const std::string& name) {
+    std::lock_guard lock(ctx_.mutex);
+    auto it = ctx_.metrics.find(name);
+    return it == ctx_.metrics.end() ? std::nullopt : std::optional<double>(it->second);
   }
 
   // Everything the component logged.
