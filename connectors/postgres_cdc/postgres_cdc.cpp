@@ -403,7 +403,8 @@ class PostgresCdcSource : public Source {
     context().gauge("snapshot_rows", 0);
     for (auto& t : tables) {
       context().info("snapshot of " + t.table.qualified() + ": about " + std::to_string(t.estimated_rows) + " rows");
-      std::string source_tail = source_json(t.table.schema, t.table.name, lsn, "null", "null");
+      std::string source_tail = R"(,"source":)";
+      append_source(source_tail, t.table.schema, t.table.name, lsn, "null", "null");
       uint64_t table_rows = 0;
       bool more = true;
       reader.read(t, size_t(cfg_.snapshot_chunk_rows), [&](std::vector<pg::SnapshotRow>& rows) {
@@ -547,7 +548,7 @@ class PostgresCdcSource : public Source {
     txn_events_ = 0;
     if (cfg_.transaction_events) {
       out_.assign(R"({"op":"begin","source":)");
-      append_source(pg::format_lsn(b.final_lsn));
+      append_source(out_, pg::format_lsn(b.final_lsn), txid_, commit_ts_);
       out_ += '}';
       batch.push_back(make_event(txn_, {}, commit_ms_));
       tracker_.add(txn_);
@@ -559,7 +560,7 @@ class PostgresCdcSource : public Source {
       out_.assign(R"({"op":"commit","events":)");
       out_ += std::to_string(txn_events_);
       out_ += R"(,"source":)";
-      append_source(pg::format_lsn(c.commit_lsn));
+      append_source(out_, pg::format_lsn(c.commit_lsn), txid_, commit_ts_);
       out_ += '}';
       batch.push_back(make_event(txn_, {}, commit_ms_));
       tracker_.add(txn_);
@@ -590,8 +591,8 @@ class PostgresCdcSource : public Source {
     for (auto oid : m.relation_oids) {
       auto rel = relations_.find(oid);
       if (!rel || !captured(*rel)) continue;
-      out_.assign(R"({"op":"t","before":null,"after":null)");
-      out_ += source_json(rel->namespace_name, rel->name, pg::format_lsn(lsn), txid_, commit_ts_);
+      out_.assign(R"({"op":"t","before":null,"after":null,"source":)");
+      append_source(out_, rel->namespace_name, rel->name, pg::format_lsn(lsn), txid_, commit_ts_);
       out_ += R"(,"key":null})";
       push_txn_event(batch);
     }
@@ -606,15 +607,9 @@ class PostgresCdcSource : public Source {
     append_json_string(out_, m.content);
     out_ += R"(,"transactional":)";
     out_ += m.transactional() ? "true" : "false";
-    out_ += R"(},"source":{"db":)";
-    append_json_string(out_, db_);
-    out_ += R"(,"lsn":")";
-    out_ += pg::format_lsn(m.lsn);
-    out_ += R"(","txid":)";
-    out_ += own ? "null" : txid_;
-    out_ += R"(,"commit_ts":)";
-    out_ += own ? "null" : commit_ts_;
-    out_ += "}}";
+    out_ += R"(},"source":)";
+    append_source(out_, pg::format_lsn(m.lsn), own ? "null" : txid_, own ? "null" : commit_ts_);
+    out_ += '}';
     batch.push_back(make_event(token, m.prefix, own ? 0 : commit_ms_));
     tracker_.add(token);
     if (own) tracker_.commit(token, m.lsn);
@@ -678,7 +673,8 @@ class PostgresCdcSource : public Source {
     out_ += R"(,"after":)";
     if (after) append_tuple(rel, *after, false, true);
     else out_ += "null";
-    out_ += source_json(rel.namespace_name, rel.name, pg::format_lsn(lsn), txid_, commit_ts_);
+    out_ += R"(,"source":)";
+    append_source(out_, rel.namespace_name, rel.name, pg::format_lsn(lsn), txid_, commit_ts_);
     out_ += R"(,"key":)";
     size_t key_at = out_.size();
     append_tuple(rel, key_from, true, false);
@@ -739,34 +735,31 @@ class PostgresCdcSource : public Source {
     }
   }
 
-  std::string source_json(std::string_view schema, std::string_view table, const std::string& lsn,
-                          const std::string& txid, const std::string& commit_ts) const {
-    std::string s = R"(,"source":{"db":)";
-    append_json_string(s, db_);
-    s += R"(,"schema":)";
-    append_json_string(s, schema);
-    s += R"(,"table":)";
-    append_json_string(s, table);
-    s += R"(,"lsn":")";
-    s += lsn;
-    s += R"(","txid":)";
-    s += txid;
-    s += R"(,"commit_ts":)";
-    s += commit_ts;
-    s += '}';
-    return s;
+  // The envelope's "source" object, for a table's event and for one of no table.
+  void append_source(std::string& out, std::string_view schema, std::string_view table, std::string_view lsn,
+                     std::string_view txid, std::string_view commit_ts) const {
+    out += R"({"db":)";
+    append_json_string(out, db_);
+    out += R"(,"schema":)";
+    append_json_string(out, schema);
+    out += R"(,"table":)";
+    append_json_string(out, table);
+    append_source_tail(out, lsn, txid, commit_ts);
   }
-
-  void append_source(const std::string& lsn) {
-    out_ += R"({"db":)";
-    append_json_string(out_, db_);
-    out_ += R"(,"lsn":")";
-    out_ += lsn;
-    out_ += R"(","txid":)";
-    out_ += txid_;
-    out_ += R"(,"commit_ts":)";
-    out_ += commit_ts_;
-    out_ += '}';
+  void append_source(std::string& out, std::string_view lsn, std::string_view txid, std::string_view commit_ts) const {
+    out += R"({"db":)";
+    append_json_string(out, db_);
+    append_source_tail(out, lsn, txid, commit_ts);
+  }
+  static void append_source_tail(std::string& out, std::string_view lsn, std::string_view txid,
+                                 std::string_view commit_ts) {
+    out += R"(,"lsn":")";
+    out += lsn;
+    out += R"(","txid":)";
+    out += txid;
+    out += R"(,"commit_ts":)";
+    out += commit_ts;
+    out += '}';
   }
 
   void push_txn_event(std::vector<ef_message*>& batch) {

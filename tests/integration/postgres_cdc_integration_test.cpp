@@ -354,6 +354,32 @@ TEST_F(PostgresCdc, AnIdleSlotKeepsUpWithWalItDoesNotCapture) {
   EXPECT_EQ(cdc.emitted(), 1u);
 }
 
+TEST_F(PostgresCdc, ExcludedTablesEmitNothingAndDoNotHoldTheSlotBack) {
+  pg.psql("CREATE TABLE noisy (id int PRIMARY KEY)");
+  Cdc cdc("dsn: \"" + pg.dsn() + "\"\nslot: s1\npublication: everything\nexclude_tables: [noisy]\n"
+          "snapshot: never\nstatus_interval: 100ms\n", state);
+  pg.psql("INSERT INTO noisy SELECT generate_series(1, 100); INSERT INTO items VALUES (1, 'a', 1)");
+  auto ev = cdc.take(1);
+  EXPECT_EQ(str(ev[0]["source"]["table"]), "items");
+  EXPECT_EQ(pg.psql("SELECT puballtables FROM pg_publication WHERE pubname = 'everything'"), "t");
+  pg.psql("INSERT INTO noisy SELECT generate_series(101, 200)");
+  EXPECT_TRUE(wait_confirmed_at_least(current_lsn()));
+  EXPECT_EQ(cdc.emitted(), 1u);
+}
+
+TEST_F(PostgresCdc, ATemporarySlotLeavesNothingBehind) {
+  Cdc cdc(config("temporary_slot: true\n"), state);
+  pg.psql("INSERT INTO items VALUES (1, 'a', 1)");
+  cdc.take(1);
+  EXPECT_EQ(pg.psql("SELECT temporary FROM pg_replication_slots WHERE slot_name = 's1'"), "t");
+  cdc.stop();
+  // The walsender ends with the connection; its slot goes with it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pg.psql("SELECT count(*) FROM pg_replication_slots") != "0" && std::chrono::steady_clock::now() < deadline) {
+  }
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM pg_replication_slots"), "0");
+}
+
 TEST_F(PostgresCdc, SnapshotThenStreamWithNoGapAndNoOverlap) {
   pg.psql("INSERT INTO items SELECT g, 'snap', g FROM generate_series(1, 3000) g");
   std::atomic<bool> writing{true};
