@@ -105,11 +105,11 @@ class Map : public Transformer {
         }
         std::string key;
         if (key_) {
-          key = text_of(eval(key_, "key", m), "key");
+          key = expr::required_text(expr::eval_option(key_, "key", m), "key");
         }
         std::vector<std::string> header_values;
         for (auto& [name, e] : headers_) {
-          header_values.push_back(text_of(eval(e, "headers." + name, m), "headers." + name));
+          header_values.push_back(expr::required_text(expr::eval_option(e, "headers." + name, m), "headers." + name));
         }
 
         Value root;
@@ -168,7 +168,7 @@ class Map : public Transformer {
   }
   static expr::Val build(const Shape& s, Message m) {
     switch (s.kind) {
-      case Shape::Kind::expr: return eval(s.e, s.key, m);
+      case Shape::Kind::expr: return expr::eval_option(s.e, s.key, m);
       case Shape::Kind::literal: return s.lit;
       case Shape::Kind::object: {
         expr::Object o;
@@ -183,19 +183,6 @@ class Map : public Transformer {
     }
     return {};
   }
-  // The dead letter's reason names the option and the expression that failed.
-  static expr::Val eval(const expr::Expr& e, const std::string& key, Message m) {
-    try {
-      return e.eval(m);
-    } catch (const expr::EvalError& err) {
-      throw expr::EvalError(key + ": `" + e.text() + "`: " + err.what());
-    }
-  }
-  static std::string text_of(const expr::Val& v, const std::string& what) {
-    if (v.is_null()) throw expr::EvalError(what + " is null");
-    return expr::to_text(v);
-  }
-
   bool drop_unmapped_;
   expr::Tables tables_;
   expr::Env env_;

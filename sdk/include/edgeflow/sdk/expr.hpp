@@ -1193,6 +1193,22 @@ inline Template compile_template(const Context& ctx, const std::string& key, std
   }
 }
 
+// Evaluates the expression of option `key`; a failure names the option and the expression, for
+// the dead letter's reason.
+inline Val eval_option(const Expr& e, const std::string& key, Message m) {
+  try {
+    return e.eval(m);
+  } catch (const EvalError& err) {
+    throw EvalError(key + ": `" + e.text() + "`: " + err.what());
+  }
+}
+
+// The text of a value that must be there (a key, a header).
+inline std::string required_text(const Val& v, const std::string& what) {
+  if (v.is_null()) throw EvalError(what + " is null");
+  return to_text(v);
+}
+
 // Lookup tables from a plugin option (`lookups: { name: { key: value } }`).
 inline Tables tables_from(const Context& ctx, const Json& cfg, const std::string& key = "lookups") {
   Tables out;
