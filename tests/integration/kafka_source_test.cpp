@@ -1,0 +1,545 @@
+// The kafka source against librdkafka's in-process mock cluster: message mapping, commits of the
+// acknowledged prefix only, restarts, end_at_eof, regex subscriptions, backpressure (pause while
+// the flow is full), two members of one group, and late acks for revoked partitions.
+// The source runs in the SDK harness on its own thread; the test acknowledges what it emitted.
+#include "source.hpp"
+
+#include <edgeflow/testing/harness.hpp>
+
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using edgeflow::kafka::KafkaSource;
+using edgeflow::testing::ConfigError;
+using edgeflow::testing::Harness;
+using edgeflow::testing::Output;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string meta(const Output& o, const std::string& name) {
+  for (auto& [k, v] : o.meta)
+    if (k == name) return v;
+  return "<none>";
+}
+int64_t offset_of(const Output& o) { return std::stoll(meta(o, "kafka.offset")); }
+int32_t partition_of(const Output& o) { return int32_t(std::stol(meta(o, "kafka.partition"))); }
+
+// Polls a condition that nothing notifies (broker state, a metric) until it holds or time runs out.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// An in-process mock cluster, a producer and a reader of a group's committed offsets.
+class MockKafka {
+ public:
+  MockKafka() {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);  // it has no brokers to talk to itself
+    owner_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    mc_ = rd_kafka_mock_cluster_new(owner_, 1);
+    bootstraps_ = rd_kafka_mock_cluster_bootstraps(mc_);
+    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(pconf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
+  }
+  ~MockKafka() {
+    for (auto& [g, rk] : readers_) rd_kafka_destroy(rk);
+    rd_kafka_destroy(producer_);
+    rd_kafka_mock_cluster_destroy(mc_);
+    rd_kafka_destroy(owner_);
+  }
+  const std::string& bootstraps() const { return bootstraps_; }
+
+  void create_topic(const std::string& name, int partitions) {
+    ASSERT_EQ(rd_kafka_mock_topic_create(mc_, name.c_str(), partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+  void produce(const std::string& topic, int32_t partition, const std::string& value, const std::string& key = "",
+               const std::vector<std::pair<std::string, std::string>>& headers = {}, int64_t ts = 0,
+               bool null_value = false) {
+    rd_kafka_headers_t* h = nullptr;
+    if (!headers.empty()) {
+      h = rd_kafka_headers_new(headers.size());
+      for (auto& [n, v] : headers) rd_kafka_header_add(h, n.data(), ssize_t(n.size()), v.data(), ssize_t(v.size()));
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE(null_value ? nullptr : const_cast<char*>(value.data()), null_value ? 0 : value.size()),
+        RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()), RD_KAFKA_V_HEADERS(h),
+        RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+    ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
+  }
+  void flush() { ASSERT_EQ(rd_kafka_flush(producer_, 30000), RD_KAFKA_RESP_ERR_NO_ERROR); }
+
+  // The group's committed offset per partition (RD_KAFKA_OFFSET_INVALID: none).
+  std::vector<int64_t> committed(const std::string& group, const std::string& topic, int partitions) {
+    rd_kafka_t* rk = reader(group);
+    rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(l, topic.c_str(), p);
+    std::vector<int64_t> out(size_t(partitions), -2);  // -2: the query failed
+    if (rd_kafka_committed(rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      for (int i = 0; i < l->cnt; ++i)
+        if (!l->elems[i].err) out[size_t(l->elems[i].partition)] = l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return out;
+  }
+
+ private:
+  rd_kafka_t* reader(const std::string& group) {
+    auto& rk = readers_[group];
+    if (!rk) {
+      char err[512];
+      rd_kafka_conf_t* conf = rd_kafka_conf_new();
+      rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
+      rd_kafka_conf_set(conf, "group.id", group.c_str(), err, sizeof err);
+      rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    }
+    return rk;
+  }
+
+  rd_kafka_t* owner_ = nullptr;
+  rd_kafka_mock_cluster_t* mc_ = nullptr;
+  rd_kafka_t* producer_ = nullptr;
+  std::string bootstraps_;
+  std::map<std::string, rd_kafka_t*> readers_;
+};
+
+// One source instance running on its own thread.
+class Src {
+ public:
+  explicit Src(const std::string& yaml, const ef_host_api* host = nullptr) {
+    h_ = std::make_unique<Harness<KafkaSource>>(yaml);
+    if (host) edgeflow::sdk::g_host = host;
+    h_->start();
+    thread_ = std::thread([this] {
+      try {
+        h_->run();
+      } catch (const std::exception& e) {
+        error_ = e.what();
+      }
+    });
+  }
+  ~Src() { stop(); }
+
+  // Waits until n messages were emitted in all; returns everything emitted.
+  std::vector<Output> wait(size_t n, std::chrono::milliseconds timeout = 60s) {
+    EXPECT_TRUE(h_->wait_emitted(n, timeout)) << "got " << h_->emitted_count() << " of " << n << "; error: " << error_;
+    return h_->emitted();
+  }
+  std::vector<Output> emitted() { return h_->emitted(); }
+  size_t count() { return h_->emitted_count(); }
+  void ack(const Output& o, ef_ack_status s = EF_ACK_DELIVERED) { h_->ack(o.token, s); }
+  void ack_all() { h_->ack_all_emitted(); }
+  double metric(const std::string& name) { return h_ ? h_->metric(name).value_or(-1) : last_[name]; }
+  std::vector<std::string> logs() { return h_ ? h_->logs() : last_logs_; }
+  bool logged(const std::string& part) {
+    auto l = logs();
+    return std::any_of(l.begin(), l.end(), [&](auto& s) { return s.find(part) != std::string::npos; });
+  }
+  const std::string& error() const { return error_; }
+  void stop() {
+    if (!h_) return;
+    h_->request_stop();
+    thread_.join();
+    h_->stop();
+    for (auto name : {"events", "lag", "assigned_partitions"}) last_[name] = h_->metric(name).value_or(-1);
+    last_logs_ = h_->logs();
+    h_.reset();
+  }
+
+ private:
+  std::unique_ptr<Harness<KafkaSource>> h_;
+  std::thread thread_;
+  std::string error_;
+  std::map<std::string, double> last_;
+  std::vector<std::string> last_logs_;
+};
+
+class KafkaSourceTest : public ::testing::Test {
+ protected:
+  MockKafka kafka;
+
+  // Short group timeouts: the mock cluster waits most of a session timeout for members to rejoin.
+  std::string config(const std::string& group, const std::string& topics, const std::string& extra = "") const {
+    return "brokers: \"" + kafka.bootstraps() + "\"\ngroup_id: " + group + "\ntopics: " + topics +
+           "\ncommit_interval: 10ms\nsession_timeout: 6s\nmax_poll_interval: 6s\n" + extra;
+  }
+};
+
+TEST_F(KafkaSourceTest, ValueKeyHeadersTimestampAndMetadata) {
+  kafka.create_topic("orders", 1);
+  kafka.produce("orders", 0, R"({"id":1})", "k-1", {{"trace", "abc"}, {"event-type", "created"}}, 1700000000123);
+  kafka.produce("orders", 0, "plain text", "k-2", {}, 1700000000456);
+  kafka.produce("orders", 0, "", "", {}, 1700000000789, true);  // a tombstone: no value, no key
+  kafka.flush();
+
+  Src src(config("g-map", "[orders]"));
+  auto out = src.wait(3);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].payload, R"({"id":1})");
+  EXPECT_EQ(out[0].key, "k-1");
+  EXPECT_EQ(out[0].timestamp_ms, 1700000000123);
+  EXPECT_EQ(out[0].headers, (edgeflow::testing::Pairs{{"trace", "abc"}, {"event-type", "created"}}));
+  EXPECT_EQ(meta(out[0], "kafka.topic"), "orders");
+  EXPECT_EQ(meta(out[0], "kafka.partition"), "0");
+  EXPECT_EQ(meta(out[0], "kafka.offset"), "0");
+  EXPECT_EQ(out[0].content_type, "");  // Kafka does not say
+  EXPECT_EQ(out[1].payload, "plain text");
+  EXPECT_EQ(out[1].key, "k-2");
+  EXPECT_TRUE(out[1].headers.empty());
+  EXPECT_EQ(meta(out[1], "kafka.offset"), "1");
+  EXPECT_EQ(out[2].payload, "");
+  EXPECT_EQ(out[2].key, "");
+  EXPECT_EQ(out[2].timestamp_ms, 1700000000789);
+  EXPECT_EQ(meta(out[2], "kafka.offset"), "2");
+  std::set<uint64_t> tokens;
+  for (auto& o : out) tokens.insert(o.token);
+  EXPECT_EQ(tokens.size(), 3u);
+
+  // Metrics are published every second while running.
+  EXPECT_TRUE(eventually([&] { return src.metric("assigned_partitions") == 1 && src.metric("events") == 3; }));
+  EXPECT_TRUE(eventually([&] { return src.metric("lag") == 0; }));
+  src.ack_all();
+  src.stop();
+  EXPECT_EQ(src.error(), "");
+  EXPECT_EQ(src.metric("events"), 3);
+  EXPECT_EQ(kafka.committed("g-map", "orders", 1), std::vector<int64_t>{3});
+  EXPECT_TRUE(src.logged("joining consumer group g-map for topics [orders]"));
+  EXPECT_TRUE(src.logged("assigned 1 partitions: orders[0]"));
+}
+
+TEST_F(KafkaSourceTest, CommitsOnlyTheAcknowledgedPrefixAndResumesAfterIt) {
+  kafka.create_topic("t", 1);
+  for (int i = 0; i < 10; ++i) kafka.produce("t", 0, "m" + std::to_string(i));
+  kafka.flush();
+  {
+    Src src(config("g-prefix", "[t]"));
+    auto out = src.wait(10);
+    ASSERT_EQ(out.size(), 10u);
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(offset_of(out[size_t(i)]), i);
+    // Out of order, with gaps at 3 and 6: only 0..2 may be committed.
+    for (int i : {7, 5, 1, 0, 4, 2}) src.ack(out[size_t(i)]);
+    EXPECT_TRUE(eventually([&] { return kafka.committed("g-prefix", "t", 1)[0] == 3; }));
+    src.stop();  // the final commit has nothing more to add
+    EXPECT_EQ(src.error(), "");
+  }
+  EXPECT_EQ(kafka.committed("g-prefix", "t", 1), std::vector<int64_t>{3});
+
+  // The same group resumes right after the prefix: 3..9 again, nothing before.
+  Harness<KafkaSource> h(config("g-prefix", "[t]", "end_at_eof: true"));
+  h.run();
+  auto again = h.emitted();
+  ASSERT_EQ(again.size(), 7u);
+  for (size_t i = 0; i < again.size(); ++i) {
+    EXPECT_EQ(offset_of(again[i]), int64_t(i) + 3);
+    EXPECT_EQ(again[i].payload, "m" + std::to_string(i + 3));
+  }
+  h.ack_all_emitted();
+  h.stop();
+  EXPECT_EQ(kafka.committed("g-prefix", "t", 1), std::vector<int64_t>{10});
+}
+
+TEST_F(KafkaSourceTest, RetryAckStallsItsPartitionOnly) {
+  kafka.create_topic("t2", 2);
+  for (int p = 0; p < 2; ++p)
+    for (int i = 0; i < 4; ++i) kafka.produce("t2", p, "p" + std::to_string(p) + "-" + std::to_string(i));
+  kafka.flush();
+  {
+    Src src(config("g-retry", "[t2]"));
+    auto out = src.wait(8);
+    for (auto& o : out) {
+      bool retry = partition_of(o) == 0 && offset_of(o) == 1;
+      src.ack(o, retry ? EF_ACK_RETRY : EF_ACK_DELIVERED);
+    }
+    EXPECT_TRUE(eventually([&] { return kafka.committed("g-retry", "t2", 2) == std::vector<int64_t>{1, 4}; }));
+    src.stop();
+    EXPECT_EQ(src.error(), "");
+  }
+  EXPECT_EQ(kafka.committed("g-retry", "t2", 2), (std::vector<int64_t>{1, 4}));
+
+  Harness<KafkaSource> h(config("g-retry", "[t2]", "end_at_eof: true"));
+  h.run();
+  auto again = h.emitted();
+  ASSERT_EQ(again.size(), 3u);  // p0 from the retried message on, p1 nothing
+  for (size_t i = 0; i < again.size(); ++i) {
+    EXPECT_EQ(partition_of(again[i]), 0);
+    EXPECT_EQ(offset_of(again[i]), int64_t(i) + 1);
+  }
+}
+
+TEST_F(KafkaSourceTest, EndAtEofEndsTheRunAndStopCommitsEverything) {
+  kafka.create_topic("eof", 4);  // partition 3 stays empty
+  for (int i = 0; i < 30; ++i) kafka.produce("eof", i % 3, "m" + std::to_string(i));
+  kafka.flush();
+  Harness<KafkaSource> h(config("g-eof", "[eof]", "end_at_eof: true\nbatch_size: 7"));
+  h.run();  // returns by itself
+  auto out = h.emitted();
+  ASSERT_EQ(out.size(), 30u);
+  std::set<std::pair<int32_t, int64_t>> seen;
+  for (auto& o : out) seen.insert({partition_of(o), offset_of(o)});
+  EXPECT_EQ(seen.size(), 30u);
+  auto logs = h.logs();
+  EXPECT_TRUE(std::any_of(logs.begin(), logs.end(), [](auto& l) { return l.find("end_at_eof ends the flow") != std::string::npos; }));
+  h.ack_all_emitted();
+  h.stop();  // acks delivered, then the final synchronous commit
+  EXPECT_EQ(kafka.committed("g-eof", "eof", 4), (std::vector<int64_t>{10, 10, 10, RD_KAFKA_OFFSET_INVALID}));
+}
+
+TEST_F(KafkaSourceTest, RegexSubscription) {
+  kafka.create_topic("ev.a", 1);
+  kafka.create_topic("ev.b", 1);
+  kafka.create_topic("other", 1);
+  kafka.produce("ev.a", 0, "a");
+  kafka.produce("ev.b", 0, "b");
+  kafka.produce("other", 0, "o");
+  kafka.flush();
+  Harness<KafkaSource> h(config("g-regex", "[\"^ev\\\\..*\"]", "end_at_eof: true"));
+  h.run();
+  auto out = h.emitted();
+  std::set<std::string> topics;
+  for (auto& o : out) topics.insert(meta(o, "kafka.topic") + "=" + o.payload);
+  EXPECT_EQ(topics, (std::set<std::string>{"ev.a=a", "ev.b=b"}));
+}
+
+TEST_F(KafkaSourceTest, ConfigErrorsPointIntoTheFile) {
+  auto error_of = [](const std::string& yaml) {
+    try {
+      Harness<KafkaSource> h(yaml, {.file = "flow.yaml"});
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string head = "brokers: localhost:9092\ngroup_id: g\ntopics: [t]\n";
+  EXPECT_EQ(error_of(head + "properties:\n  fetch.wait.max.ms: 50\n  no.such.property: 1\n"),
+            "flow.yaml:6:21: properties.no.such.property: librdkafka has no property 'no.such.property' "
+            "(see https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)");
+  EXPECT_EQ(error_of(head + "properties:\n  enable.auto.commit: true\n"),
+            "flow.yaml:5:23: properties.enable.auto.commit: edgeflow sets enable.auto.commit itself (it is what "
+            "makes delivery safe); use the connector's own options");
+  EXPECT_EQ(error_of(head + "properties:\n  fetch.wait.max.ms: soon\n"),
+            "flow.yaml:5:22: properties.fetch.wait.max.ms: invalid value");
+  EXPECT_EQ(error_of("brokers: b:9092\ngroup_id: g\ntopics: [ok, \"^(open\"]\n"),
+            "flow.yaml:3:14: topics[1]: \"^(open\" is not a regular expression: Unmatched ( or \\(");
+  EXPECT_EQ(error_of("brokers: b:9092\ngroup_id: g\ntopics: [\"bad topic\"]\n"),
+            "flow.yaml:3:10: topics[0]: \"bad topic\" is not a Kafka topic name (letters, digits, '.', '_' and "
+            "'-', at most 249); start a regular expression with ^");
+  EXPECT_EQ(error_of(head + "session_timeout: 10s\nmax_poll_interval: 5s\n"),
+            "flow.yaml:5:20: max_poll_interval: must be at least session_timeout (10000ms)");
+  EXPECT_NE(error_of("brokers: b:9092\ntopics: [t]\n").find("group_id"), std::string::npos);
+  EXPECT_NE(error_of(head + "start_from: middle\n").find("start_from"), std::string::npos);
+}
+
+// The flow is full (emit answers EF_BUSY after its timeout): the source pauses its partitions, keeps
+// polling the consumer (the member stays in the group past max.poll.interval.ms) and loses nothing.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool full = true;
+  std::vector<size_t> refused;  // batch sizes emit() refused
+  ef_status (*emit)(ef_ctx*, ef_message* const*, size_t, int32_t) = nullptr;
+};
+Gate* g_gate = nullptr;
+
+TEST_F(KafkaSourceTest, PausesWhileTheFlowIsFullAndStaysInTheGroup) {
+  kafka.create_topic("bp", 2);
+  for (int i = 0; i < 40; ++i) kafka.produce("bp", i % 2, "m" + std::to_string(i));
+  kafka.flush();
+
+  Gate gate;
+  g_gate = &gate;
+  ef_host_api api = *edgeflow::testing::detail::host_api();
+  gate.emit = api.emit;
+  api.emit = [](ef_ctx* c, ef_message* const* msgs, size_t n, int32_t timeout_ms) -> ef_status {
+    {
+      std::unique_lock lock(g_gate->mutex);
+      if (g_gate->full) {
+        g_gate->refused.push_back(n);
+        g_gate->cv.notify_all();
+        if (g_gate->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [] { return !g_gate->full; }) == false)
+          return EF_BUSY;
+      }
+    }
+    return g_gate->emit(c, msgs, n, timeout_ms);
+  };
+  // max poll 4s (the mock cluster's first join takes 3s, the session must outlast it): refused for
+  // 6s, a member that stopped polling would be out of the group.
+  std::string yaml = "brokers: \"" + kafka.bootstraps() +
+                     "\"\ngroup_id: g-bp\ntopics: [bp]\nsession_timeout: 4s\nmax_poll_interval: 4s\n";
+  Src src(yaml, &api);
+  {
+    std::unique_lock lock(gate.mutex);
+    ASSERT_TRUE(gate.cv.wait_for(lock, 60s, [&] { return !gate.refused.empty(); }))
+        << src.count() << " emitted; " << src.error() << "\n" << ::testing::PrintToString(src.logs());
+  }
+  // More arrives while the flow is full; the paused partitions do not read it.
+  for (int i = 40; i < 80; ++i) kafka.produce("bp", i % 2, "m" + std::to_string(i));
+  kafka.flush();
+  {
+    std::unique_lock lock(gate.mutex);
+    ASSERT_TRUE(gate.cv.wait_for(lock, 60s, [&] { return gate.refused.size() >= 30; }));  // >= 6s
+    size_t first = gate.refused.front();
+    EXPECT_GT(first, 0u);
+    EXPECT_LE(first, 40u);
+    for (size_t n : gate.refused) EXPECT_EQ(n, first) << "the held batch grew while the partitions were paused";
+    gate.full = false;
+  }
+  gate.cv.notify_all();
+  auto out = src.wait(80);
+  EXPECT_EQ(out.size(), 80u);
+  // Exactly once and in order per partition: the member never left the group (which would have
+  // re-read the unacknowledged messages from the start).
+  std::map<int32_t, std::vector<int64_t>> offsets;
+  for (auto& o : out) offsets[partition_of(o)].push_back(offset_of(o));
+  for (auto& [p, v] : offsets) {
+    ASSERT_EQ(v.size(), 40u) << "partition " << p;
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(v[i], int64_t(i)) << "partition " << p;
+  }
+  EXPECT_FALSE(src.logged("max.poll.interval.ms"));
+  EXPECT_FALSE(src.logged("revoked"));
+  src.ack_all();
+  src.stop();
+  edgeflow::sdk::g_host = edgeflow::testing::detail::host_api();
+  g_gate = nullptr;
+  EXPECT_EQ(src.error(), "");
+  EXPECT_EQ(kafka.committed("g-bp", "bp", 2), (std::vector<int64_t>{40, 40}));
+}
+
+TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
+  kafka.create_topic("shared", 4);
+  Src a(config("g-split", "[shared]"));
+  Src b(config("g-split", "[shared]"));
+  // Produce only once the group settled, so no rebalance happens while messages are in flight.
+  ASSERT_TRUE(eventually([&] {
+    double na = a.metric("assigned_partitions"), nb = b.metric("assigned_partitions");
+    return na >= 1 && nb >= 1 && na + nb == 4;
+  })) << a.metric("assigned_partitions") << " + " << b.metric("assigned_partitions");
+  for (int i = 0; i < 200; ++i) kafka.produce("shared", i % 4, "m" + std::to_string(i));
+  kafka.flush();
+  ASSERT_TRUE(eventually([&] { return a.count() + b.count() >= 200; })) << a.count() << " + " << b.count();
+  auto oa = a.emitted(), ob = b.emitted();
+  std::set<int32_t> pa, pb;
+  std::set<std::pair<int32_t, int64_t>> all;
+  for (auto& o : oa) pa.insert(partition_of(o)), all.insert({partition_of(o), offset_of(o)});
+  for (auto& o : ob) pb.insert(partition_of(o)), all.insert({partition_of(o), offset_of(o)});
+  EXPECT_FALSE(pa.empty());
+  EXPECT_FALSE(pb.empty());
+  for (int32_t p : pa) EXPECT_EQ(pb.count(p), 0u) << "partition " << p << " read by both";
+  EXPECT_EQ(oa.size() + ob.size(), 200u);
+  EXPECT_EQ(all.size(), 200u);
+  a.ack_all();
+  b.ack_all();
+  // Both commit what they own. (Stop only then: when one leaves, the mock cluster refuses the other's
+  // commits until the group rebalanced, where a real broker accepts them from the old generation.)
+  EXPECT_TRUE(eventually([&] { return kafka.committed("g-split", "shared", 4) == std::vector<int64_t>{50, 50, 50, 50}; }));
+  a.stop();
+  b.stop();
+  EXPECT_EQ(a.error() + b.error(), "");
+  EXPECT_EQ(kafka.committed("g-split", "shared", 4), (std::vector<int64_t>{50, 50, 50, 50}));
+}
+
+TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
+  kafka.create_topic("rv", 2);
+  for (int i = 0; i < 20; ++i) kafka.produce("rv", i % 2, "m" + std::to_string(i));
+  kafka.flush();
+  Src a(config("g-revoke", "[rv]"));
+  auto first = a.wait(20);  // a has both partitions; nothing acknowledged
+  ASSERT_EQ(first.size(), 20u);
+
+  // b joins: a's partitions are revoked (nothing to commit), then split. Each re-reads its
+  // partition from the start, as nothing was committed.
+  Src b(config("g-revoke", "[rv]"));
+  ASSERT_TRUE(eventually([&] { return a.metric("assigned_partitions") == 1 && b.metric("assigned_partitions") == 1; }));
+  auto again = a.wait(30);
+  auto theirs = b.wait(10);
+  int32_t mine = partition_of(again[20]);
+  int32_t other = 1 - mine;
+  for (size_t i = 20; i < again.size(); ++i) EXPECT_EQ(partition_of(again[i]), mine);
+  for (auto& o : theirs) EXPECT_EQ(partition_of(o), other);
+
+  // The old generation's acks come late: ignored, for the revoked partition and the kept one alike.
+  for (size_t i = 0; i < 20; ++i) a.ack(again[i]);
+  // Then one ack of the new generation, which does commit, and shows the late ones were processed.
+  a.ack(again[20]);
+  ASSERT_TRUE(eventually([&] { return kafka.committed("g-revoke", "rv", 2)[size_t(mine)] == 1; }));
+  auto c = kafka.committed("g-revoke", "rv", 2);
+  EXPECT_EQ(c[size_t(mine)], 1);
+  EXPECT_EQ(c[size_t(other)], RD_KAFKA_OFFSET_INVALID);
+  EXPECT_TRUE(a.logged("ignored 20 acks for partitions revoked") || a.logged("acks for partitions revoked"));
+  a.stop();
+  b.stop();
+  c = kafka.committed("g-revoke", "rv", 2);
+  EXPECT_EQ(c[size_t(mine)], 1);
+  EXPECT_EQ(c[size_t(other)], RD_KAFKA_OFFSET_INVALID);
+  EXPECT_EQ(a.error() + b.error(), "");
+}
+
+// Cooperative rebalancing: only the partition that moves is revoked, and its acknowledged prefix is
+// committed synchronously right then (commit_interval alone would not have committed it yet).
+TEST_F(KafkaSourceTest, CooperativeRevocationCommitsTheMovedPartitionsPrefix) {
+  kafka.create_topic("co", 2);
+  for (int i = 0; i < 20; ++i) kafka.produce("co", i % 2, "m" + std::to_string(i));
+  kafka.flush();
+  std::string extra = "commit_interval: 1h\nproperties:\n  partition.assignment.strategy: cooperative-sticky\n";
+  auto cfg = [&] {
+    return "brokers: \"" + kafka.bootstraps() + "\"\ngroup_id: g-coop\ntopics: [co]\nsession_timeout: 6s\n" +
+           "max_poll_interval: 6s\n" + extra;
+  };
+  Src a(cfg());
+  auto first = a.wait(20);
+  for (auto& o : first) a.ack(o);
+  // One unacknowledged message more per partition. The harness hands queued acks to the source
+  // before it admits the next batch, so once these are emitted the 20 acks were processed.
+  kafka.produce("co", 0, "extra0");
+  kafka.produce("co", 1, "extra1");
+  kafka.flush();
+  auto all = a.wait(22);
+  EXPECT_EQ(kafka.committed("g-coop", "co", 2), (std::vector<int64_t>{RD_KAFKA_OFFSET_INVALID, RD_KAFKA_OFFSET_INVALID}));
+
+  Src b(cfg());
+  auto theirs = b.wait(1);  // the moved partition, from its committed offset on: the extra message only
+  ASSERT_GE(theirs.size(), 1u);
+  int32_t moved = partition_of(theirs[0]);
+  int32_t kept = 1 - moved;
+  EXPECT_EQ(offset_of(theirs[0]), 10);
+  EXPECT_EQ(theirs[0].payload, "extra" + std::to_string(moved));
+  auto c = kafka.committed("g-coop", "co", 2);
+  EXPECT_EQ(c[size_t(moved)], 10);                       // committed on revocation
+  EXPECT_EQ(c[size_t(kept)], RD_KAFKA_OFFSET_INVALID);  // still assigned to a: not yet
+  EXPECT_EQ(a.metric("assigned_partitions"), 1);
+  EXPECT_FALSE(a.logged("revoked 2 partitions"));  // incremental: a kept the other one throughout
+
+  // a's late ack for the moved partition's extra message is ignored; its own prefix is committed at stop.
+  for (size_t i = 20; i < all.size(); ++i)
+    if (partition_of(all[i]) == moved) a.ack(all[i]);
+  a.stop();
+  c = kafka.committed("g-coop", "co", 2);
+  EXPECT_EQ(c[size_t(moved)], 10);
+  EXPECT_EQ(c[size_t(kept)], 10);
+  b.stop();
+  EXPECT_EQ(a.error() + b.error(), "");
+}
+
+}  // namespace
