@@ -14,6 +14,7 @@ EDGEFLOW_BUILD_DEPS=(
   rapidjson-dev
   libpq-dev     # PostgreSQL CDC: the replication connection (libpq)
   libpqxx-dev   # PostgreSQL CDC: the initial snapshot (libpqxx 6.4)
+  librdkafka-dev  # Kafka source and sink, and `edgeflow dev kafka` (the mock cluster)
   libboost-dev
   libgtest-dev
   libgmock-dev
@@ -31,6 +32,7 @@ EDGEFLOW_RUNTIME_DEPS=(
   libyaml-cpp0.7
   libpqxx-6.4   # the postgres_cdc plugin
   libpq5        # the postgres_cdc plugin
+  librdkafka1   # the kafka plugin
 )
 
 # edgeflow_install_deps PACKAGE...
