@@ -1,4 +1,5 @@
-// The edgeflow command line: run, validate, plugins list|inspect.
+// The edgeflow command line: run, validate, plugins list|inspect, dev kafka.
+#include "dev_kafka.hpp"
 #include "engine.hpp"
 #include "log.hpp"
 
@@ -26,6 +27,9 @@ Usage:
                                                     check flows (and print them, secrets redacted)
   edgeflow plugins list    [options]                the plugins and component types found
   edgeflow plugins inspect [options] TYPE           the options of a component type
+  edgeflow dev kafka [--brokers N] [--partitions N] [--topic NAME]... [--port N]
+                                                    an in-memory Kafka for development only
+                                                    (`edgeflow dev kafka --help`)
   edgeflow version
 
 Options:
@@ -84,6 +88,10 @@ Args parse(int argc, char** argv) {
       usage_error("unknown option " + arg);
     } else if (a.command.empty()) {
       a.command = arg;
+      if (arg == "dev") {  // `dev kafka` has options of its own: pass the rest on as they are
+        a.positional.assign(argv + i + 1, argv + argc);
+        break;
+      }
     } else {
       a.positional.push_back(arg);
     }
@@ -184,6 +192,12 @@ int cmd_validate(const Args& a) {
   return 0;
 }
 
+int cmd_dev(const Args& a) {
+  if (a.positional.empty() || a.positional[0] != "kafka")
+    usage_error("dev needs 'kafka' (the only development server so far)");
+  return dev_kafka(std::vector<std::string>(a.positional.begin() + 1, a.positional.end()));
+}
+
 int cmd_run(const Args& a) {
   if (a.positional.empty()) usage_error("run needs flow files or directories");
   // Signals are taken by this thread alone (sigwait), never by a flow thread mid-batch.
@@ -239,6 +253,7 @@ int main(int argc, char** argv) {
   if (a.command == "run") return cmd_run(a);
   if (a.command == "validate") return cmd_validate(a);
   if (a.command == "plugins") return cmd_plugins(a);
+  if (a.command == "dev") return cmd_dev(a);
   if (a.command == "version") {
     std::printf("edgeflow %s (plugin ABI %u.%u)\n", EDGEFLOW_VERSION, EF_ABI_MAJOR, EF_ABI_MINOR);
     return 0;
