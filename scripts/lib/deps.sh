@@ -25,6 +25,10 @@ EDGEFLOW_BUILD_DEPS=(
 # start themselves (postgresql, mosquitto, ... when those connectors land).
 EDGEFLOW_TEST_DEPS=(
   postgresql  # server + client binaries (/usr/lib/postgresql/15/bin), for tests/integration
+  # The peer bench/kafka measures edgeflow against (`kcat -C | kcat -P`; run with `--target
+  # bench-kafka`). No test needs it, nor a Kafka server: the Kafka tests use librdkafka's
+  # in-process mock cluster. It is here so the machine that builds the benchmarks can run them.
+  kcat
 )
 
 # What a machine needs to *run* a release build (the .deb and the container declare the same).
@@ -32,7 +36,7 @@ EDGEFLOW_RUNTIME_DEPS=(
   libyaml-cpp0.7
   libpqxx-6.4   # the postgres_cdc plugin
   libpq5        # the postgres_cdc plugin
-  librdkafka1   # the kafka plugin
+  librdkafka1   # the kafka plugin, and the daemon itself (`edgeflow dev kafka`)
 )
 
 # edgeflow_install_deps PACKAGE...
