@@ -1,0 +1,143 @@
+// The daemon moving messages Kafka → Kafka through librdkafka's mock cluster (in this process):
+// killed with SIGKILL mid-stream, a broker that goes away and comes back, a message that cannot
+// be written, and two runtimes sharing one consumer group.
+#include "daemon.hpp"
+#include "kafka_mock.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using edgeflow::test::Daemon;
+using edgeflow::test::KafkaMock;
+using edgeflow::test::TempDir;
+
+namespace {
+
+long id_of(const std::string& value) {
+  size_t at = value.find("\"id\":");
+  return at == std::string::npos ? -1 : std::stol(value.substr(at + 5));
+}
+
+std::vector<KafkaMock::Message> numbered(long from, long to, size_t pad = 20) {
+  std::vector<KafkaMock::Message> out;
+  for (long i = from; i < to; ++i)
+    out.push_back({std::to_string(i), "{\"id\":" + std::to_string(i) + ",\"pad\":\"" + std::string(pad, 'p') + "\"}", {}});
+  return out;
+}
+
+class KafkaDaemon : public ::testing::Test {
+ protected:
+  KafkaMock kafka;
+  TempDir dir;
+
+  std::string flow(const std::string& name, const std::string& extra_sink = "", const std::string& top = "") {
+    return dir.write(name + ".yaml", "flow: " + name + "\n" + top + "source:\n  type: kafka\n  brokers: \"" +
+                                         kafka.bootstraps() + "\"\n  group_id: g\n  topics: [in]\n"
+                                         // a killed member's partitions move after this
+                                         "  session_timeout: 6s\n"
+                                         "sinks:\n  out:\n    type: kafka\n    brokers: \"" + kafka.bootstraps() +
+                                         "\"\n    topic: out\n    key: id\n" + extra_sink);
+  }
+  std::vector<std::string> run_args(const std::string& flow_file, const std::string& state) {
+    return {"run", "--state-dir", dir.file(state), flow_file};
+  }
+  // Reads `out` from the start until every id in [0, n) was seen (duplicates allowed).
+  std::set<long> ids_in_out(long n) {
+    std::set<long> ids;
+    size_t want = size_t(n);
+    for (int round = 0; round < 20 && ids.size() < size_t(n); ++round) {
+      auto got = kafka.consume_all("out", want, std::chrono::seconds(30));
+      ids.clear();
+      for (auto& m : got) ids.insert(id_of(m.value));
+      if (got.size() < want) break;  // nothing more arrived in time
+      want = got.size() + (size_t(n) - ids.size());
+    }
+    return ids;
+  }
+};
+
+TEST_F(KafkaDaemon, SigkillMidStreamThenRestartLosesNothing) {
+  kafka.create_topic("in", 4);
+  kafka.create_topic("out", 4);
+  const long n = 20000;
+  kafka.produce("in", numbered(0, n));
+  std::string f = flow("pipe", "", "max_in_flight: 2000\n");
+  {
+    Daemon d(run_args(f, "state"), dir.file("err1.log"));
+    ASSERT_GE(kafka.consume_all("out", 3000, std::chrono::seconds(60)).size(), 3000u);
+    d.signal(SIGKILL);
+    EXPECT_EQ(d.wait(), 128 + SIGKILL);
+  }
+  Daemon d(run_args(f, "state"), dir.file("err2.log"));
+  auto ids = ids_in_out(n);
+  EXPECT_EQ(ids.size(), size_t(n)) << edgeflow::test::join(edgeflow::test::read_lines(dir.file("err2.log")));
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0);
+}
+
+TEST_F(KafkaDaemon, ABrokerDownAndBackLosesNothing) {
+  kafka.create_topic("in", 2);
+  kafka.create_topic("out", 2);
+  std::string f = flow("pipe", "    delivery_timeout: 1s\n", "retry: { initial_backoff: 50ms, max_backoff: 500ms }\n");
+  Daemon d(run_args(f, "state"), dir.file("err.log"));
+  kafka.produce("in", numbered(0, 100));
+  ASSERT_GE(kafka.consume_all("out", 100, std::chrono::seconds(60)).size(), 100u);
+  kafka.set_down(1);
+  // Produced while the broker is down: the test's own producer waits for it to come back.
+  std::thread producer([&] { kafka.produce("in", numbered(100, 300)); });
+  kafka.set_up(1);
+  producer.join();
+  auto ids = ids_in_out(300);
+  EXPECT_EQ(ids.size(), 300u);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
+}
+
+TEST_F(KafkaDaemon, AMessageThatCannotBeWrittenGoesToTheDeadLetterAndTheFlowGoesOn) {
+  kafka.create_topic("in", 1);
+  kafka.create_topic("out", 1);
+  std::string f = flow("pipe", "    max_message_bytes: 1000\n",
+                       "dead_letter: { type: file, path: \"" + dir.file("dlq.jsonl") + "\" }\n");
+  auto msgs = numbered(0, 10);
+  msgs[3].value = "{\"id\":3,\"pad\":\"" + std::string(4000, 'x') + "\"}";  // too large for the sink
+  msgs[6].value = "{\"no_id\":true}";                                          // key: id is null
+  kafka.produce("in", msgs);
+  Daemon d(run_args(f, "state"), dir.file("err.log"));
+  auto out = kafka.consume_all("out", 8, std::chrono::seconds(60));
+  EXPECT_EQ(out.size(), 8u);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0);
+  auto dlq = edgeflow::test::join(edgeflow::test::read_lines(dir.file("dlq.jsonl")));
+  EXPECT_NE(dlq.find("larger than"), std::string::npos) << dlq;
+  EXPECT_NE(dlq.find("key is null"), std::string::npos) << dlq;
+  EXPECT_EQ(edgeflow::test::read_lines(dir.file("dlq.jsonl")).size(), 2u);
+}
+
+TEST_F(KafkaDaemon, TwoRuntimesInOneGroupSplitThePartitions) {
+  kafka.create_topic("in", 4);
+  kafka.create_topic("out", 4);
+  std::string f = flow("pipe");
+  Daemon a(run_args(f, "state-a"), dir.file("a.log"));
+  Daemon b(run_args(f, "state-b"), dir.file("b.log"));
+  const long n = 4000;
+  kafka.produce("in", numbered(0, n));
+  auto ids = ids_in_out(n);
+  EXPECT_EQ(ids.size(), size_t(n));
+  a.signal(SIGTERM);
+  b.signal(SIGTERM);
+  EXPECT_EQ(a.wait(), 0);
+  EXPECT_EQ(b.wait(), 0);
+  // Each one ended having moved part of the stream.
+  for (auto* log : {"a.log", "b.log"}) {
+    std::string text = edgeflow::test::join(edgeflow::test::read_lines(dir.file(log)));
+    size_t at = text.find("emitted=");
+    ASSERT_NE(at, std::string::npos) << text;
+    long emitted = std::stol(text.substr(at + 8));
+    EXPECT_GT(emitted, 0) << log << "\n" << text;
+    EXPECT_LT(emitted, n) << log;
+  }
+}
+
+}  // namespace
