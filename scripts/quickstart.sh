@@ -6,7 +6,10 @@
 # Installs the build dependencies (apt-get, only when something is missing: run as root or with
 # sudo the first time), builds a Release edgeflow in build/ (Ninja; ccache when installed), then
 # runs examples/quickstart.yaml: 50 generated events mapped to a canonical shape, the large ones
-# printed here, all of them appended to edgeflow-state/quickstart-out.jsonl. BUILD_DIR=... builds somewhere else.
+# printed here, all of them appended to edgeflow-state/quickstart-out.jsonl. Then the Kafka part:
+# starts the development broker (`edgeflow dev kafka`, in memory), runs
+# examples/quickstart-kafka.yaml (generate → map → route → kafka) and shows what it produced by
+# reading the topic back with examples/quickstart-kafka-read.yaml. BUILD_DIR=... builds somewhere else.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,4 +51,34 @@ if ((status != 0)); then
   exit "$status"
 fi
 echo "quickstart: ok — $lines events generated, mapped, routed (large ones to stdout) and written to $out in ${took}s"
+
+step "start the development Kafka broker (edgeflow dev kafka: in memory, for development only)"
+# Its stdout is ours to read: the banner, then bootstrap.servers=HOST:PORT once it listens.
+exec {broker_out}< <(exec "$build_dir/bin/edgeflow" dev kafka --partitions 3 --topic quickstart.events --topic quickstart.large)
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null || true' EXIT
+EDGEFLOW_KAFKA=""
+while IFS= read -r line <&"$broker_out"; do
+  echo "  $line"
+  if [[ $line == bootstrap.servers=* ]]; then
+    EDGEFLOW_KAFKA=${line#bootstrap.servers=}
+    break
+  fi
+done
+[[ -n $EDGEFLOW_KAFKA ]] || { echo "quickstart: the development broker did not start" >&2; exit 1; }
+export EDGEFLOW_KAFKA
+
+step "run examples/quickstart-kafka.yaml (generate → map → route → kafka at $EDGEFLOW_KAFKA)"
+"$build_dir/bin/edgeflow" run examples/quickstart-kafka.yaml
+
+step "read quickstart.events back (examples/quickstart-kafka-read.yaml): key<TAB>event"
+consumed=$("$build_dir/bin/edgeflow" run examples/quickstart-kafka-read.yaml)
+echo "$consumed"
+count=$(grep -c . <<<"$consumed" || true)
+kill "$broker_pid" 2>/dev/null || true
+if ((count != 20)); then
+  echo "quickstart: expected the 20 produced events back from Kafka, read $count" >&2
+  exit 1
+fi
+echo "quickstart: ok — 20 events produced to Kafka (idempotent, acknowledged by the broker) and read back"
 echo "next: $build_dir/bin/edgeflow validate --print $flow; $build_dir/bin/edgeflow plugins list; README.md"
