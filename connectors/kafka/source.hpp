@@ -14,6 +14,10 @@
 // partitions are paused and the consumer is still polled, so the group does not consider this
 // member dead (max.poll.interval.ms); the messages not admitted yet are held, never dropped.
 //
+// Messages: payload = value (a tombstone's is empty), key, timestamp and headers as Kafka has them
+// (a header name that repeats keeps its last value: a message has one value per header name), meta
+// kafka.topic, kafka.partition and kafka.offset; no content type, as Kafka does not say.
+//
 // Threads: librdkafka serves the rebalance, commit and error callbacks from
 // rd_kafka_consumer_poll() (rd_kafka_poll_set_consumer), which only run() and stop() call, on
 // the flow's thread; on_ack runs there too. No locks are needed.

@@ -4,6 +4,8 @@
 // The source runs in the SDK harness on its own thread; the test acknowledges what it emitted.
 #include "source.hpp"
 
+#include "kafka_mock.hpp"
+
 #include <edgeflow/testing/harness.hpp>
 
 #include <gtest/gtest.h>
@@ -49,30 +51,28 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
   return true;
 }
 
-// An in-process mock cluster, a producer and a reader of a group's committed offsets.
-class MockKafka {
+// The mock cluster (tests/support/kafka_mock.hpp), plus what this test needs beyond it: a producer
+// that sets timestamps and null values, and a reader of a group's committed offsets.
+class Kafka {
  public:
-  MockKafka() {
+  Kafka() {
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);  // it has no brokers to talk to itself
-    owner_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    mc_ = rd_kafka_mock_cluster_new(owner_, 1);
-    bootstraps_ = rd_kafka_mock_cluster_bootstraps(mc_);
-    rd_kafka_conf_t* pconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(pconf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
-    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
+    rd_kafka_conf_set(conf, "bootstrap.servers", mock_.bootstraps().c_str(), err, sizeof err);
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   }
-  ~MockKafka() {
+  ~Kafka() {
     for (auto& [g, rk] : readers_) rd_kafka_destroy(rk);
     rd_kafka_destroy(producer_);
-    rd_kafka_mock_cluster_destroy(mc_);
-    rd_kafka_destroy(owner_);
   }
-  const std::string& bootstraps() const { return bootstraps_; }
+  const std::string& bootstraps() const { return mock_.bootstraps(); }
+  void create_topic(const std::string& name, int partitions) { mock_.create_topic(name, partitions); }
 
-  void create_topic(const std::string& name, int partitions) {
-    ASSERT_EQ(rd_kafka_mock_topic_create(mc_, name.c_str(), partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  // Messages "m<first>".."m<first+n-1>", message i to partition i % partitions; waits for delivery.
+  void produce_spread(const std::string& topic, int first, int n, int partitions) {
+    std::vector<edgeflow::test::KafkaMessage> msgs;
+    for (int i = first; i < first + n; ++i) msgs.push_back({.value = "m" + std::to_string(i), .partition = i % partitions});
+    mock_.produce(topic, std::move(msgs));
   }
 
   void produce(const std::string& topic, int32_t partition, const std::string& value, const std::string& key = "",
@@ -112,17 +112,15 @@ class MockKafka {
     if (!rk) {
       char err[512];
       rd_kafka_conf_t* conf = rd_kafka_conf_new();
-      rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
+      rd_kafka_conf_set(conf, "bootstrap.servers", mock_.bootstraps().c_str(), err, sizeof err);
       rd_kafka_conf_set(conf, "group.id", group.c_str(), err, sizeof err);
       rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     }
     return rk;
   }
 
-  rd_kafka_t* owner_ = nullptr;
-  rd_kafka_mock_cluster_t* mc_ = nullptr;
+  edgeflow::test::KafkaMock mock_;
   rd_kafka_t* producer_ = nullptr;
-  std::string bootstraps_;
   std::map<std::string, rd_kafka_t*> readers_;
 };
 
@@ -152,6 +150,11 @@ class Src {
   size_t count() { return h_->emitted_count(); }
   void ack(const Output& o, ef_ack_status s = EF_ACK_DELIVERED) { h_->ack(o.token, s); }
   void ack_all() { h_->ack_all_emitted(); }
+  // Acknowledges what was emitted since the last call.
+  void ack_new() {
+    auto out = h_->emitted();
+    for (; acked_ < out.size(); ++acked_) h_->ack(out[acked_].token);
+  }
   double metric(const std::string& name) { return h_ ? h_->metric(name).value_or(-1) : last_[name]; }
   std::vector<std::string> logs() { return h_ ? h_->logs() : last_logs_; }
   bool logged(const std::string& part) {
@@ -175,11 +178,12 @@ class Src {
   std::string error_;
   std::map<std::string, double> last_;
   std::vector<std::string> last_logs_;
+  size_t acked_ = 0;
 };
 
 class KafkaSourceTest : public ::testing::Test {
  protected:
-  MockKafka kafka;
+  Kafka kafka;
 
   // Short group timeouts: the mock cluster waits most of a session timeout for members to rejoin.
   std::string config(const std::string& group, const std::string& topics, const std::string& extra = "") const {
@@ -232,8 +236,7 @@ TEST_F(KafkaSourceTest, ValueKeyHeadersTimestampAndMetadata) {
 
 TEST_F(KafkaSourceTest, CommitsOnlyTheAcknowledgedPrefixAndResumesAfterIt) {
   kafka.create_topic("t", 1);
-  for (int i = 0; i < 10; ++i) kafka.produce("t", 0, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("t", 0, 10, 1);
   {
     Src src(config("g-prefix", "[t]"));
     auto out = src.wait(10);
@@ -263,9 +266,7 @@ TEST_F(KafkaSourceTest, CommitsOnlyTheAcknowledgedPrefixAndResumesAfterIt) {
 
 TEST_F(KafkaSourceTest, RetryAckStallsItsPartitionOnly) {
   kafka.create_topic("t2", 2);
-  for (int p = 0; p < 2; ++p)
-    for (int i = 0; i < 4; ++i) kafka.produce("t2", p, "p" + std::to_string(p) + "-" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("t2", 0, 8, 2);
   {
     Src src(config("g-retry", "[t2]"));
     auto out = src.wait(8);
@@ -291,8 +292,7 @@ TEST_F(KafkaSourceTest, RetryAckStallsItsPartitionOnly) {
 
 TEST_F(KafkaSourceTest, EndAtEofEndsTheRunAndStopCommitsEverything) {
   kafka.create_topic("eof", 4);  // partition 3 stays empty
-  for (int i = 0; i < 30; ++i) kafka.produce("eof", i % 3, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("eof", 0, 30, 3);
   Harness<KafkaSource> h(config("g-eof", "[eof]", "end_at_eof: true\nbatch_size: 7"));
   h.run();  // returns by itself
   auto out = h.emitted();
@@ -365,8 +365,7 @@ Gate* g_gate = nullptr;
 
 TEST_F(KafkaSourceTest, PausesWhileTheFlowIsFullAndStaysInTheGroup) {
   kafka.create_topic("bp", 2);
-  for (int i = 0; i < 40; ++i) kafka.produce("bp", i % 2, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("bp", 0, 40, 2);
 
   Gate gate;
   g_gate = &gate;
@@ -395,8 +394,7 @@ TEST_F(KafkaSourceTest, PausesWhileTheFlowIsFullAndStaysInTheGroup) {
         << src.count() << " emitted; " << src.error() << "\n" << ::testing::PrintToString(src.logs());
   }
   // More arrives while the flow is full; the paused partitions do not read it.
-  for (int i = 40; i < 80; ++i) kafka.produce("bp", i % 2, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("bp", 40, 40, 2);
   {
     std::unique_lock lock(gate.mutex);
     ASSERT_TRUE(gate.cv.wait_for(lock, 60s, [&] { return gate.refused.size() >= 30; }));  // >= 6s
@@ -436,9 +434,18 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
     double na = a.metric("assigned_partitions"), nb = b.metric("assigned_partitions");
     return na >= 1 && nb >= 1 && na + nb == 4;
   })) << a.metric("assigned_partitions") << " + " << b.metric("assigned_partitions");
-  for (int i = 0; i < 200; ++i) kafka.produce("shared", i % 4, "m" + std::to_string(i));
-  kafka.flush();
-  ASSERT_TRUE(eventually([&] { return a.count() + b.count() >= 200; })) << a.count() << " + " << b.count();
+  auto assignments = [](Src& s) {
+    auto l = s.logs();
+    return std::count_if(l.begin(), l.end(), [](auto& x) { return x.rfind("assigned ", 0) == 0; });
+  };
+  auto settled = assignments(a) + assignments(b);
+  kafka.produce_spread("shared", 0, 200, 4);
+  ASSERT_TRUE(eventually([&] {
+    std::set<std::pair<int32_t, int64_t>> seen;
+    for (auto& o : a.emitted()) seen.insert({partition_of(o), offset_of(o)});
+    for (auto& o : b.emitted()) seen.insert({partition_of(o), offset_of(o)});
+    return seen.size() == 200;
+  })) << a.count() << " + " << b.count();
   auto oa = a.emitted(), ob = b.emitted();
   std::set<int32_t> pa, pb;
   std::set<std::pair<int32_t, int64_t>> all;
@@ -446,14 +453,24 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
   for (auto& o : ob) pb.insert(partition_of(o)), all.insert({partition_of(o), offset_of(o)});
   EXPECT_FALSE(pa.empty());
   EXPECT_FALSE(pb.empty());
-  for (int32_t p : pa) EXPECT_EQ(pb.count(p), 0u) << "partition " << p << " read by both";
-  EXPECT_EQ(oa.size() + ob.size(), 200u);
-  EXPECT_EQ(all.size(), 200u);
-  a.ack_all();
-  b.ack_all();
-  // Both commit what they own. (Stop only then: when one leaves, the mock cluster refuses the other's
-  // commits until the group rebalanced, where a real broker accepts them from the old generation.)
-  EXPECT_TRUE(eventually([&] { return kafka.committed("g-split", "shared", 4) == std::vector<int64_t>{50, 50, 50, 50}; }));
+  EXPECT_EQ(all.size(), 200u);  // nothing lost
+  if (assignments(a) + assignments(b) == settled) {
+    // No rebalance while the messages were read: each partition had one reader, each message came once.
+    for (int32_t p : pa) EXPECT_EQ(pb.count(p), 0u) << "partition " << p << " read by both";
+    EXPECT_EQ(oa.size() + ob.size(), 200u);
+  } else {
+    // The mock cluster rebalanced again (it does under load): unacknowledged messages of a moved
+    // partition are read again by its new owner, so duplicates are allowed; loss is not.
+    std::cerr << "note: the group rebalanced while reading; " << oa.size() + ob.size() << " deliveries of 200 messages\n";
+  }
+  // Both commit what they own (a message read again after a rebalance is acknowledged as it comes).
+  // Stop only then: when one leaves, the mock cluster refuses the other's commits until the group
+  // rebalanced, where a real broker accepts them from the old generation.
+  EXPECT_TRUE(eventually([&] {
+    a.ack_new();
+    b.ack_new();
+    return kafka.committed("g-split", "shared", 4) == std::vector<int64_t>{50, 50, 50, 50};
+  }));
   a.stop();
   b.stop();
   EXPECT_EQ(a.error() + b.error(), "");
@@ -462,32 +479,41 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
 
 TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
   kafka.create_topic("rv", 2);
-  for (int i = 0; i < 20; ++i) kafka.produce("rv", i % 2, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("rv", 0, 20, 2);
   Src a(config("g-revoke", "[rv]"));
   auto first = a.wait(20);  // a has both partitions; nothing acknowledged
   ASSERT_EQ(first.size(), 20u);
 
-  // b joins: a's partitions are revoked (nothing to commit), then split. Each re-reads its
-  // partition from the start, as nothing was committed.
+  // b joins: a's partitions are revoked (nothing to commit), then split.
   Src b(config("g-revoke", "[rv]"));
   ASSERT_TRUE(eventually([&] { return a.metric("assigned_partitions") == 1 && b.metric("assigned_partitions") == 1; }));
-  auto again = a.wait(30);
-  auto theirs = b.wait(10);
-  int32_t mine = partition_of(again[20]);
-  int32_t other = 1 - mine;
-  for (size_t i = 20; i < again.size(); ++i) EXPECT_EQ(partition_of(again[i]), mine);
-  for (auto& o : theirs) EXPECT_EQ(partition_of(o), other);
 
-  // The old generation's acks come late: ignored, for the revoked partition and the kept one alike.
-  for (size_t i = 0; i < 20; ++i) a.ack(again[i]);
-  // Then one ack of the new generation, which does commit, and shows the late ones were processed.
-  a.ack(again[20]);
-  ASSERT_TRUE(eventually([&] { return kafka.committed("g-revoke", "rv", 2)[size_t(mine)] == 1; }));
+  // The first generation's acks come late: ignored, for the partition a lost and the one it kept.
+  for (auto& o : first) a.ack(o);
+  // As nothing was committed, every new assignment of a partition reads it from offset 0 again. Ack
+  // the latest such first message of a: that commits offset 1 of a's partition, and shows the late
+  // acks before it were processed. (The mock cluster may rebalance once more; an ack that arrives
+  // after that is ignored as well, and the next re-read is acknowledged instead.)
+  size_t acked = 0;
+  int32_t mine = -1;
+  ASSERT_TRUE(eventually([&] {
+    auto out = a.emitted();
+    for (size_t i = out.size(); i-- > first.size();) {
+      if (offset_of(out[i]) != 0) continue;
+      if (i != acked) {
+        a.ack(out[i]);
+        acked = i;
+        mine = partition_of(out[i]);
+      }
+      break;
+    }
+    return mine >= 0 && kafka.committed("g-revoke", "rv", 2)[size_t(mine)] == 1;
+  })) << a.count() << " emitted by a, " << b.count() << " by b\n" << ::testing::PrintToString(a.logs());
+  int32_t other = 1 - mine;
   auto c = kafka.committed("g-revoke", "rv", 2);
-  EXPECT_EQ(c[size_t(mine)], 1);
+  EXPECT_EQ(c[size_t(mine)], 1);  // not 10: offsets 1..9 were acknowledged in the first generation only
   EXPECT_EQ(c[size_t(other)], RD_KAFKA_OFFSET_INVALID);
-  EXPECT_TRUE(a.logged("ignored 20 acks for partitions revoked") || a.logged("acks for partitions revoked"));
+  EXPECT_TRUE(a.logged("acks for partitions revoked since they were read"));
   a.stop();
   b.stop();
   c = kafka.committed("g-revoke", "rv", 2);
@@ -500,8 +526,7 @@ TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
 // committed synchronously right then (commit_interval alone would not have committed it yet).
 TEST_F(KafkaSourceTest, CooperativeRevocationCommitsTheMovedPartitionsPrefix) {
   kafka.create_topic("co", 2);
-  for (int i = 0; i < 20; ++i) kafka.produce("co", i % 2, "m" + std::to_string(i));
-  kafka.flush();
+  kafka.produce_spread("co", 0, 20, 2);
   std::string extra = "commit_interval: 1h\nproperties:\n  partition.assignment.strategy: cooperative-sticky\n";
   auto cfg = [&] {
     return "brokers: \"" + kafka.bootstraps() + "\"\ngroup_id: g-coop\ntopics: [co]\nsession_timeout: 6s\n" +
