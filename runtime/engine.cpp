@@ -306,7 +306,7 @@ void Flow::thread_main() {
 std::vector<PluginMetric> Flow::plugin_metrics() const {
   std::lock_guard lock(metrics_mutex_);
   std::vector<PluginMetric> out;
-  for (auto& [key, v] : metrics_) out.push_back({key.first, key.second, v.first, v.second});
+  for (auto& [key, v] : metrics_) out.push_back({key.first, key.second, v.kind, v.value});
   return out;
 }
 
@@ -316,14 +316,22 @@ void Flow::set_metric(const Instance& inst, std::string_view name, uint32_t kind
                  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
                });
   std::lock_guard lock(metrics_mutex_);
-  auto [it, fresh] = metrics_.try_emplace({inst.name, std::string(name)}, ef_metric_kind(kind), value);
+  auto [it, fresh] = metrics_.try_emplace({inst.name, std::string(name)}, MetricValue{ef_metric_kind(kind), value, value});
   if (!valid) {
     metrics_.erase(it);
     if (rejected_metrics_.insert(std::string(name)).second)
       log(EF_LOG_ERROR, inst, "metric name '" + std::string(name) + "' refused: use 1 to 64 of [a-z0-9_], kind gauge or counter");
     return;
   }
-  if (!fresh) it->second = {ef_metric_kind(kind), value};
+  if (fresh) return;
+  MetricValue& m = it->second;
+  if (kind == EF_METRIC_COUNTER && m.kind == EF_METRIC_COUNTER) {
+    // A restarted flow's new instance counts from 0 again: the reported total keeps rising.
+    m.value += value >= m.last ? value - m.last : value;
+    m.last = value;
+  } else {
+    m = MetricValue{ef_metric_kind(kind), value, value};
+  }
 }
 
 std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseconds initial,

@@ -182,7 +182,12 @@ class Flow {
   std::vector<std::string> sink_names_;
   FlowStats stats_;
   mutable std::mutex metrics_mutex_;
-  std::map<std::pair<std::string, std::string>, std::pair<ef_metric_kind, double>> metrics_;
+  struct MetricValue {
+    ef_metric_kind kind;
+    double value;     // what is reported
+    double last = 0;  // a counter's last total from the plugin
+  };
+  std::map<std::pair<std::string, std::string>, MetricValue> metrics_;
   std::set<std::string> rejected_metrics_;  // logged once each
   std::atomic<FlowState> state_{FlowState::created};
   std::atomic<bool> stop_{false};

@@ -99,6 +99,24 @@ sinks:
   EXPECT_EQ(m[1].value, 49.0);
 }
 
+TEST_F(Engine, ACounterKeepsRisingAcrossRestartsOfTheFlow) {
+  start(R"(flow: f
+source: { type: sequence, count: 50, batch_size: 10, fail_after: 30, metric: sent }
+sinks: { out: { type: flaky } }
+restart: { initial_backoff: 1ms, max_backoff: 5ms }
+)");
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().restarts.load() >= 2; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  // Each run counted 10, 20, 30 and failed; the instances were new, the total is not.
+  auto runs = double(flow().stats().restarts.load() + 1);
+  auto m = flow().plugin_metrics();
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m[0].name, "sent");
+  EXPECT_GE(m[0].value, 30.0 * (runs - 1));
+  EXPECT_LE(m[0].value, 30.0 * runs);
+}
+
 TEST_F(Engine, AMetricWithABadNameIsRefused) {
   run(R"(flow: f
 source: { type: sequence, count: 5, metric: Bad-Name }
