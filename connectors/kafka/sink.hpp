@@ -121,7 +121,7 @@ class KafkaSink : public sdk::Sink, public Handler {
     rd_kafka_conf_t* conf = rd_kafka_conf_dup(conf_.get());
     attach(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void*) {
-      static_cast<KafkaSink*>(static_cast<Handler*>(rd_kafka_opaque(rk)))->delivered(*m);
+      static_cast<KafkaSink*>(static_cast<Handler*>(rd_kafka_opaque(rk)))->delivered(rk, *m);
     });
     rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t* rk, int err, const char* reason, void*) {
       static_cast<KafkaSink*>(static_cast<Handler*>(rd_kafka_opaque(rk)))->client_error(rk, err, reason);
@@ -210,12 +210,14 @@ class KafkaSink : public sdk::Sink, public Handler {
   }
 
   // From the poller thread: one delivery report.
-  void delivered(const rd_kafka_message_t& r) {
+  void delivered(rd_kafka_t* rk, const rd_kafka_message_t& r) {
     Message m(static_cast<ef_message*>(r._private));
     if (r.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ack(m, EF_ACK_DELIVERED);
       return;
     }
+    // Known before this ack reaches the runtime, so the next write already refuses.
+    note_fatal(rk);
     std::string topic = r.rkt ? rd_kafka_topic_name(r.rkt) : "?";
     ack(m, permanent(r.err) ? EF_ACK_REJECTED : EF_ACK_RETRY, reason(r.err, topic, r.partition, r.len));
   }
@@ -225,9 +227,15 @@ class KafkaSink : public sdk::Sink, public Handler {
       context().warn(std::string("Kafka: ") + why);
       return;
     }
+    note_fatal(rk);
+  }
+
+  void note_fatal(rd_kafka_t* rk) {
     char text[512];
     rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, text, sizeof text);
+    if (!orig) return;
     std::lock_guard lock(mutex_);
+    if (fatal_) return;
     fatal_ = std::string(rd_kafka_err2name(orig)) + ": " + text;
     context().error("fatal Kafka producer error: " + *fatal_);
   }

@@ -109,6 +109,26 @@ TEST_F(KafkaSinkTest, ABrokerThatStaysDownTurnsIntoRetriesAndDeliveryResumesWhen
   EXPECT_EQ(kafka.consume_all("t", 2).size(), 2u);
 }
 
+TEST_F(KafkaSinkTest, AFatalProducerErrorFailsTheFlowWithTheReason) {
+  kafka.create_topic("t", 1);
+  Harness<KafkaSink> h(config("topic: t\n"));
+  h.write({Input{.payload = "{\"n\":0}"}});
+  ASSERT_EQ(h.wait_acks(1).at(0).status, EF_ACK_DELIVERED);
+  // The broker answers the next write with a sequence gap the idempotent producer cannot repair.
+  rd_kafka_mock_push_request_errors(kafka.cluster(), 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  h.write({Input{.payload = "{\"n\":1}"}});
+  auto acks = h.wait_acks(2);
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_NE(acks[1].status, EF_ACK_DELIVERED);
+  try {
+    h.write({Input{.payload = "{\"n\":2}"}});
+    ADD_FAILURE() << "write went on after a fatal producer error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("the Kafka producer failed and cannot go on"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("OUT_OF_ORDER_SEQUENCE"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(KafkaSinkTest, ConfigMistakesAreCaughtBeforeAnythingConnects) {
   auto error = [&](const std::string& yaml) {
     try {
