@@ -371,8 +371,8 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
   const char* med = rounds > 1 ? " (medians)" : "";
   std::printf("edgeflow / kcat -C pipe msg/s%s: pass-through %.2fx, map %.2fx (goal for map >= 1.5x): %s\n", med, p / c,
               m / c, m / c >= 1.5 ? "met" : "missed");
-  std::printf("edgeflow / kcat -G pipe msg/s%s (both join a consumer group): pass-through %.2fx, map %.2fx\n", med,
-              p / g, m / g);
+  std::printf("edgeflow / kcat -G pipe msg/s (%sboth join a consumer group): pass-through %.2fx, map %.2fx\n",
+              rounds > 1 ? "medians; " : "", p / g, m / g);
   std::string joins;
   for (auto* runs : {&pass, &mapped})
     for (auto& x : *runs) {
