@@ -124,60 +124,38 @@ class Kafka {
   std::map<std::string, rd_kafka_t*> readers_;
 };
 
-// One source instance running on its own thread.
+// The source on its own thread. `host`, when given, replaces the harness's host table (a test
+// that makes emit answer busy).
 class Src {
  public:
-  explicit Src(const std::string& yaml, const ef_host_api* host = nullptr) {
-    h_ = std::make_unique<Harness<KafkaSource>>(yaml);
-    if (host) edgeflow::sdk::g_host = host;
-    h_->start();
-    thread_ = std::thread([this] {
-      try {
-        h_->run();
-      } catch (const std::exception& e) {
-        error_ = e.what();
-      }
-    });
-  }
-  ~Src() { stop(); }
+  explicit Src(const std::string& yaml, const ef_host_api* host = nullptr) : r_(yaml, {}, host) {}
 
   // Waits until n messages were emitted in all; returns everything emitted.
   std::vector<Output> wait(size_t n, std::chrono::milliseconds timeout = 60s) {
-    EXPECT_TRUE(h_->wait_emitted(n, timeout)) << "got " << h_->emitted_count() << " of " << n << "; error: " << error_;
-    return h_->emitted();
+    EXPECT_TRUE(h().wait_emitted(n, timeout)) << "got " << h().emitted_count() << " of " << n << "; error: " << r_.error();
+    return h().emitted();
   }
-  std::vector<Output> emitted() { return h_->emitted(); }
-  size_t count() { return h_->emitted_count(); }
-  void ack(const Output& o, ef_ack_status s = EF_ACK_DELIVERED) { h_->ack(o.token, s); }
-  void ack_all() { h_->ack_all_emitted(); }
+  std::vector<Output> emitted() { return h().emitted(); }
+  size_t count() { return h().emitted_count(); }
+  void ack(const Output& o, ef_ack_status s = EF_ACK_DELIVERED) { h().ack(o.token, s); }
+  void ack_all() { h().ack_all_emitted(); }
   // Acknowledges what was emitted since the last call.
   void ack_new() {
-    auto out = h_->emitted();
-    for (; acked_ < out.size(); ++acked_) h_->ack(out[acked_].token);
+    auto out = h().emitted();
+    for (; acked_ < out.size(); ++acked_) h().ack(out[acked_].token);
   }
-  double metric(const std::string& name) { return h_ ? h_->metric(name).value_or(-1) : last_[name]; }
-  std::vector<std::string> logs() { return h_ ? h_->logs() : last_logs_; }
+  double metric(const std::string& name) { return h().metric(name).value_or(-1); }
+  std::vector<std::string> logs() { return h().logs(); }
   bool logged(const std::string& part) {
     auto l = logs();
     return std::any_of(l.begin(), l.end(), [&](auto& s) { return s.find(part) != std::string::npos; });
   }
-  const std::string& error() const { return error_; }
-  void stop() {
-    if (!h_) return;
-    h_->request_stop();
-    thread_.join();
-    h_->stop();
-    for (auto name : {"events", "lag", "assigned_partitions"}) last_[name] = h_->metric(name).value_or(-1);
-    last_logs_ = h_->logs();
-    h_.reset();
-  }
+  std::string error() { return r_.error(); }
+  void stop() { r_.stop(); }
 
  private:
-  std::unique_ptr<Harness<KafkaSource>> h_;
-  std::thread thread_;
-  std::string error_;
-  std::map<std::string, double> last_;
-  std::vector<std::string> last_logs_;
+  Harness<KafkaSource>& h() { return r_.harness(); }
+  edgeflow::testing::RunningSource<KafkaSource> r_;
   size_t acked_ = 0;
 };
 

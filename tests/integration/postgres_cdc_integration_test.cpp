@@ -29,58 +29,37 @@ rapidjson::Document parse(const std::string& s) {
   return d;
 }
 
-// One source instance running on its own thread.
+// The source on its own thread, and the events it emitted handed out in order.
 class Cdc {
  public:
-  Cdc(const std::string& yaml, const std::string& state_dir) {
-    h_ = std::make_unique<Harness<PostgresCdcSource>>(yaml, edgeflow::testing::Options{.state_dir = state_dir});
-    h_->start();
-    thread_ = std::thread([this] {
-      try {
-        h_->run();
-      } catch (const std::exception& e) {
-        error_ = e.what();
-      }
-    });
-  }
-  ~Cdc() { stop(); }
+  Cdc(const std::string& yaml, const std::string& state_dir)
+      : r_(yaml, edgeflow::testing::Options{.state_dir = state_dir}) {}
 
   // Waits for n more events than handed out so far and returns them (parsed), acknowledging them
   // unless told otherwise.
   std::vector<rapidjson::Document> take(size_t n, bool ack = true) {
-    EXPECT_TRUE(h_->wait_emitted(taken_ + n, std::chrono::seconds(60)))
-        << "got " << h_->emitted_count() - taken_ << " of " << n << " events; error: " << error_;
-    auto all = h_->emitted();
+    auto& h = r_.harness();
+    EXPECT_TRUE(h.wait_emitted(taken_ + n, std::chrono::seconds(60)))
+        << "got " << h.emitted_count() - taken_ << " of " << n << " events; error: " << r_.error();
+    auto all = h.emitted();
     std::vector<rapidjson::Document> out;
     for (size_t i = taken_; i < std::min(all.size(), taken_ + n); ++i) {
       out.push_back(parse(all[i].payload));
-      if (ack) h_->ack(all[i].token);
+      if (ack) h.ack(all[i].token);
     }
     taken_ = std::min(all.size(), taken_ + n);
     return out;
   }
-  std::vector<edgeflow::testing::Output> raw() { return h_->emitted(); }
-  void ack(uint64_t token) { h_->ack(token); }
-  size_t emitted() { return h_->emitted_count(); }
-  void stop() {
-    if (!h_) return;
-    h_->request_stop();
-    thread_.join();
-    h_->stop();
-    for (auto name : {"events", "replication_lag_bytes", "replication_lag_seconds", "snapshot_rows"})
-      last_metrics_[name] = h_->metric(name);
-    h_.reset();
-  }
-  const std::string& error() const { return error_; }
-  // Readable once the source stopped (or from values it published already).
-  std::optional<double> metric(const std::string& name) { return h_ ? h_->metric(name) : last_metrics_[name]; }
+  std::vector<edgeflow::testing::Output> raw() { return r_.harness().emitted(); }
+  void ack(uint64_t token) { r_.harness().ack(token); }
+  size_t emitted() { return r_.harness().emitted_count(); }
+  void stop() { r_.stop(); }
+  std::string error() { return r_.error(); }
+  std::optional<double> metric(const std::string& name) { return r_.harness().metric(name); }
 
  private:
-  std::unique_ptr<Harness<PostgresCdcSource>> h_;
-  std::thread thread_;
-  std::string error_;
+  edgeflow::testing::RunningSource<PostgresCdcSource> r_;
   size_t taken_ = 0;
-  std::map<std::string, std::optional<double>> last_metrics_;
 };
 
 std::string str(const rapidjson::Value& v) {

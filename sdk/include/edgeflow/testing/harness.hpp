@@ -27,6 +27,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -311,9 +312,17 @@ class Harness {
   // Runs the source on this thread until it returns; emit/poll say "stopping" once
   // `stop_after` messages were emitted (0: never) or request_stop() was called.
   void run(size_t stop_after = 0) {
+    arm(stop_after);
+    run_armed();
+  }
+  // run() in two halves, for running it on another thread (RunningSource): arm() on the
+  // calling thread, so a request_stop() that follows it is never lost.
+  void arm(size_t stop_after = 0) {
     start();
     ctx_.stop = false;
     ctx_.stop_after = stop_after ? emitted_count() + stop_after : 0;
+  }
+  void run_armed() {
     if (comp_.run(self_) != EF_OK) throw sdk::Error(ctx_.last_error);
   }
   void request_stop() {
@@ -418,6 +427,51 @@ class Harness {
   host::Doc config_;
   void* self_ = nullptr;
   bool started_ = false;
+};
+
+// A source running on its own thread until stopped: streams, consumers, anything whose run()
+// does not end by itself. The test drives it through harness(): wait_emitted, ack, metric, logs.
+template <class T>
+class RunningSource {
+ public:
+  // `host`: a replacement host table (a copy of the harness's with a callback wrapped, to inject
+  // faults), in place before the source starts.
+  explicit RunningSource(const std::string& yaml, Options options = {}, const ef_host_api* host = nullptr)
+      : h_(yaml, std::move(options)) {
+    if (host) sdk::g_host = host;
+    h_.arm();
+    thread_ = std::thread([this] {
+      try {
+        h_.run_armed();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mutex_);
+        error_ = e.what();
+      }
+    });
+  }
+  ~RunningSource() { stop(); }
+  RunningSource(const RunningSource&) = delete;
+  RunningSource& operator=(const RunningSource&) = delete;
+
+  Harness<T>& harness() { return h_; }
+  // Ends run() and stops the component; what it emitted, logged and measured stays readable.
+  void stop() {
+    if (!thread_.joinable()) return;
+    h_.request_stop();
+    thread_.join();
+    h_.stop();
+  }
+  // What run() threw, if it did.
+  std::string error() {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+
+ private:
+  Harness<T> h_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::string error_;
 };
 
 }  // namespace edgeflow::testing
