@@ -136,6 +136,14 @@ class KafkaSink : public sdk::Sink, public Handler {
     poller_ = std::thread([this] {
       while (running_) rd_kafka_poll(rk_, 100);
     });
+    // A fixed topic's metadata now, not when the first message waits for it (and the flow fills
+    // up meanwhile). Only a warm-up: a broker that does not answer yet is retried by librdkafka.
+    if (cfg_.topic.find("${") == std::string::npos) {
+      rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, cfg_.topic.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (rkt && rd_kafka_metadata(rk_, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_metadata_destroy(md);
+      if (rkt) rd_kafka_topic_destroy(rkt);
+    }
   }
 
   void stop() override { close(); }

@@ -116,9 +116,17 @@ class KafkaSource : public sdk::Source, public Handler {
     set(c, conf_.get(), "session.timeout.ms", std::to_string(cfg_.session_timeout.count()), "session_timeout");
     set(c, conf_.get(), "max.poll.interval.ms", std::to_string(cfg_.max_poll_interval.count()), "max_poll_interval");
     // librdkafka's heartbeat default (3s) must stay below a short session timeout.
-    bool heartbeat_set = false;
+    bool heartbeat_set = false, queue_set = false;
     if (auto* props = cfg_.properties.object())
-      for (auto& [name, v] : *props) heartbeat_set |= name == "heartbeat.interval.ms";
+      for (auto& [name, v] : *props) {
+        heartbeat_set |= name == "heartbeat.interval.ms";
+        queue_set |= name == "queued.min.messages";
+      }
+    // librdkafka 2.0 checks the prefetch count against the one queue all partitions share and,
+    // once it is over queued.min.messages (100000), waits a fixed second before the next fetch:
+    // a flow faster than 100000 msg/s idles. 300000 outlasts that second at the rates a flow
+    // reaches, and the byte bound (queued.max.messages.kbytes, 64 MiB) still holds.
+    if (!queue_set) set(c, conf_.get(), "queued.min.messages", "300000", "");
     if (!heartbeat_set && cfg_.session_timeout.count() < 10000)
       set(c, conf_.get(), "heartbeat.interval.ms", std::to_string(std::max<int64_t>(1, cfg_.session_timeout.count() / 3)),
           "session_timeout");
