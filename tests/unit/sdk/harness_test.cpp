@@ -127,3 +127,22 @@ TEST(Harness, AFailingWriteThrowsWithTheSinksReason) {
     EXPECT_STREQ(e.what(), "flaky: write failed on purpose");
   }
 }
+
+TEST(HostMessage, APayloadNestedDeeperThanTheLimitIsRefusedBeforeParsing) {
+  using edgeflow::host::Message;
+  auto parse = [](const std::string& text) {
+    Message m;
+    m.set_payload(text.data(), text.size());
+    std::string error;
+    return m.root(&error) ? std::string("ok") : error;
+  };
+  const size_t limit = Message::kMaxDepth;
+  EXPECT_EQ(parse(std::string(limit, '[') + std::string(limit, ']')), "ok");
+  EXPECT_EQ(parse(std::string(limit + 1, '[') + std::string(limit + 1, ']')),
+            "payload is not accepted as JSON: nested deeper than 1000 levels");
+  // Many brackets, little nesting: inside a string, or side by side.
+  EXPECT_EQ(parse("[\"" + std::string(5000, '[') + "\"]"), "ok");
+  std::string flat = "[";
+  for (int i = 0; i < 3000; ++i) flat += i ? ",{}" : "{}";
+  EXPECT_EQ(parse(flat + "]"), "ok");
+}
