@@ -25,6 +25,7 @@
 #include <vector>
 
 using edgeflow::kafka::KafkaSource;
+using edgeflow::testing::Changes;
 using edgeflow::testing::ConfigError;
 using edgeflow::testing::Harness;
 using edgeflow::testing::Output;
@@ -41,12 +42,13 @@ std::string meta(const Output& o, const std::string& name) {
 int64_t offset_of(const Output& o) { return std::stoll(meta(o, "kafka.offset")); }
 int32_t partition_of(const Output& o) { return int32_t(std::stol(meta(o, "kafka.partition"))); }
 
-// Polls a condition that nothing notifies (broker state, a metric) until it holds or time runs out.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
+// Polls a condition on the broker's state (committed offsets), which nothing notifies: every
+// check is a request to the broker and waits for its answer. Conditions on what the sources do
+// wait on their harnesses' Changes instead.
+bool on_broker(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!cond()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
   }
   return true;
 }
@@ -124,11 +126,15 @@ class Kafka {
   std::map<std::string, rd_kafka_t*> readers_;
 };
 
-// The source on its own thread. `host`, when given, replaces the harness's host table (a test
+// The source on its own thread; `changes` is shared by sources whose joint state a test waits for.
+// `host`, when given, replaces the harness's host table (a test
 // that makes emit answer busy).
 class Src {
  public:
-  explicit Src(const std::string& yaml, const ef_host_api* host = nullptr) : r_(yaml, {}, host) {}
+  explicit Src(const std::string& yaml, std::shared_ptr<Changes> changes = {}, const ef_host_api* host = nullptr)
+      : r_(yaml, {.changes = std::move(changes)}, host) {}
+
+  Changes& changes() { return h().changes(); }
 
   // Waits until n messages were emitted in all; returns everything emitted.
   std::vector<Output> wait(size_t n, std::chrono::milliseconds timeout = 60s) {
@@ -201,8 +207,8 @@ TEST_F(KafkaSourceTest, ValueKeyHeadersTimestampAndMetadata) {
   EXPECT_EQ(tokens.size(), 3u);
 
   // Metrics are published every second while running.
-  EXPECT_TRUE(eventually([&] { return src.metric("assigned_partitions") == 1 && src.metric("events") == 3; }));
-  EXPECT_TRUE(eventually([&] { return src.metric("lag") == 0; }));
+  EXPECT_TRUE(src.changes().wait_until([&] { return src.metric("assigned_partitions") == 1 && src.metric("events") == 3; }));
+  EXPECT_TRUE(src.changes().wait_until([&] { return src.metric("lag") == 0; }));
   src.ack_all();
   src.stop();
   EXPECT_EQ(src.error(), "");
@@ -222,7 +228,7 @@ TEST_F(KafkaSourceTest, CommitsOnlyTheAcknowledgedPrefixAndResumesAfterIt) {
     for (int i = 0; i < 10; ++i) ASSERT_EQ(offset_of(out[size_t(i)]), i);
     // Out of order, with gaps at 3 and 6: only 0..2 may be committed.
     for (int i : {7, 5, 1, 0, 4, 2}) src.ack(out[size_t(i)]);
-    EXPECT_TRUE(eventually([&] { return kafka.committed("g-prefix", "t", 1)[0] == 3; }));
+    EXPECT_TRUE(on_broker([&] { return kafka.committed("g-prefix", "t", 1)[0] == 3; }));
     src.stop();  // the final commit has nothing more to add
     EXPECT_EQ(src.error(), "");
   }
@@ -252,7 +258,7 @@ TEST_F(KafkaSourceTest, RetryAckStallsItsPartitionOnly) {
       bool retry = partition_of(o) == 0 && offset_of(o) == 1;
       src.ack(o, retry ? EF_ACK_RETRY : EF_ACK_DELIVERED);
     }
-    EXPECT_TRUE(eventually([&] { return kafka.committed("g-retry", "t2", 2) == std::vector<int64_t>{1, 4}; }));
+    EXPECT_TRUE(on_broker([&] { return kafka.committed("g-retry", "t2", 2) == std::vector<int64_t>{1, 4}; }));
     src.stop();
     EXPECT_EQ(src.error(), "");
   }
@@ -365,7 +371,7 @@ TEST_F(KafkaSourceTest, PausesWhileTheFlowIsFullAndStaysInTheGroup) {
   // 6s, a member that stopped polling would be out of the group.
   std::string yaml = "brokers: \"" + kafka.bootstraps() +
                      "\"\ngroup_id: g-bp\ntopics: [bp]\nsession_timeout: 4s\nmax_poll_interval: 4s\n";
-  Src src(yaml, &api);
+  Src src(yaml, {}, &api);
   {
     std::unique_lock lock(gate.mutex);
     ASSERT_TRUE(gate.cv.wait_for(lock, 60s, [&] { return !gate.refused.empty(); }))
@@ -405,10 +411,11 @@ TEST_F(KafkaSourceTest, PausesWhileTheFlowIsFullAndStaysInTheGroup) {
 
 TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
   kafka.create_topic("shared", 4);
-  Src a(config("g-split", "[shared]"));
-  Src b(config("g-split", "[shared]"));
+  auto changes = std::make_shared<Changes>();
+  Src a(config("g-split", "[shared]"), changes);
+  Src b(config("g-split", "[shared]"), changes);
   // Produce only once the group settled, so no rebalance happens while messages are in flight.
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(changes->wait_until([&] {
     double na = a.metric("assigned_partitions"), nb = b.metric("assigned_partitions");
     return na >= 1 && nb >= 1 && na + nb == 4;
   })) << a.metric("assigned_partitions") << " + " << b.metric("assigned_partitions");
@@ -418,7 +425,7 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
   };
   auto settled = assignments(a) + assignments(b);
   kafka.produce_spread("shared", 0, 200, 4);
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(changes->wait_until([&] {
     std::set<std::pair<int32_t, int64_t>> seen;
     for (auto& o : a.emitted()) seen.insert({partition_of(o), offset_of(o)});
     for (auto& o : b.emitted()) seen.insert({partition_of(o), offset_of(o)});
@@ -444,7 +451,7 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
   // Both commit what they own (a message read again after a rebalance is acknowledged as it comes).
   // Stop only then: when one leaves, the mock cluster refuses the other's commits until the group
   // rebalanced, where a real broker accepts them from the old generation.
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(on_broker([&] {
     a.ack_new();
     b.ack_new();
     return kafka.committed("g-split", "shared", 4) == std::vector<int64_t>{50, 50, 50, 50};
@@ -458,13 +465,14 @@ TEST_F(KafkaSourceTest, TwoSourcesInOneGroupSplitThePartitions) {
 TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
   kafka.create_topic("rv", 2);
   kafka.produce_spread("rv", 0, 20, 2);
-  Src a(config("g-revoke", "[rv]"));
+  auto changes = std::make_shared<Changes>();
+  Src a(config("g-revoke", "[rv]"), changes);
   auto first = a.wait(20);  // a has both partitions; nothing acknowledged
   ASSERT_EQ(first.size(), 20u);
 
   // b joins: a's partitions are revoked (nothing to commit), then split.
-  Src b(config("g-revoke", "[rv]"));
-  ASSERT_TRUE(eventually([&] { return a.metric("assigned_partitions") == 1 && b.metric("assigned_partitions") == 1; }));
+  Src b(config("g-revoke", "[rv]"), changes);
+  ASSERT_TRUE(changes->wait_until([&] { return a.metric("assigned_partitions") == 1 && b.metric("assigned_partitions") == 1; }));
 
   // The first generation's acks come late: ignored, for the partition a lost and the one it kept.
   for (auto& o : first) a.ack(o);
@@ -474,7 +482,7 @@ TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
   // after that is ignored as well, and the next re-read is acknowledged instead.)
   size_t acked = 0;
   int32_t mine = -1;
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(on_broker([&] {
     auto out = a.emitted();
     for (size_t i = out.size(); i-- > first.size();) {
       if (offset_of(out[i]) != 0) continue;

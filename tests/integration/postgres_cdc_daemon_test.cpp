@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <set>
-#include <thread>
 
 using edgeflow::test::Daemon;
 using edgeflow::test::PostgresServer;
@@ -116,8 +115,15 @@ TEST(PostgresCdcDaemon, AFlowHeldBackByItsSinkKeepsItsReplicationConnection) {
   }
   std::string pid = walsender();
   ASSERT_FALSE(pid.empty());
-  // Not synchronisation: the time under test. Three server timeouts pass with the flow stuck.
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // The same walsender hears from the source three server timeouts after it started, with the
+  // flow stuck all along: polled on the server, which notifies nothing.
+  auto replying_after = [&](const char* interval) {
+    return pg.psql("SELECT count(*) FROM pg_stat_replication WHERE pid = " + pid + " AND reply_time > backend_start + interval '" +
+                   interval + "'") == "1";
+  };
+  while (!replying_after("3 seconds") && !walsender().empty() && std::chrono::steady_clock::now() < deadline + std::chrono::seconds(30)) {
+  }
+  EXPECT_TRUE(replying_after("3 seconds")) << pg.log_tail(20);
   EXPECT_EQ(walsender(), pid);
   EXPECT_EQ(pg.log_tail(200).find("replication timeout"), std::string::npos) << pg.log_tail(50);
   d.signal(SIGKILL);  // a SIGTERM would wait out the drain of messages that never deliver

@@ -71,11 +71,49 @@ struct SinkAck {
   std::string reason;
 };
 
+// Counts what components do (emit, log, set a metric, acknowledge at a sink), so a test can wait
+// for a condition no single call returns: a metric's value, what two sources emitted together.
+// Several harnesses may share one (Options::changes).
+class Changes {
+ public:
+  void bump() {
+    {
+      std::lock_guard lock(mutex_);
+      ++count_;
+    }
+    cv_.notify_all();
+  }
+  // pred() is checked now and after every change (without any harness lock held), until it holds
+  // or the timeout passes; returns its last value.
+  bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      uint64_t seen;
+      {
+        std::lock_guard lock(mutex_);
+        seen = count_;
+      }
+      if (pred()) return true;
+      std::unique_lock lock(mutex_);
+      if (!cv_.wait_until(lock, deadline, [&] { return count_ != seen; })) {
+        lock.unlock();
+        return pred();
+      }
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  uint64_t count_ = 0;
+};
+
 struct Options {
   std::vector<std::string> sinks = {};  // the flow's sink names, for routing transformers
   std::string state_dir = {};           // given to the component; empty: none
   std::string file = "<harness>";       // the name config errors point at
   std::string name = "test";            // the flow part of the instance name
+  std::shared_ptr<Changes> changes = {};  // shared with other harnesses; default: one of its own
 };
 
 struct ConfigError : std::runtime_error {
@@ -156,6 +194,7 @@ inline void record_ack(Ctx* c, ef_message* m, uint32_t status, const char* reaso
     c->acks.push_back({HM(m)->payload_bytes(), ef_ack_status(status), std::string(reason ? reason : "", reason ? len : 0)});
   }
   c->cv.notify_all();
+  c->options.changes->bump();
 }
 
 inline const ef_host_api* host_api() {
@@ -167,8 +206,11 @@ inline const ef_host_api* host_api() {
     host::fill_message_api(h);
     h.log = [](ef_ctx* c, uint32_t, const char* text, size_t len) {
       if (!c) return;
-      std::lock_guard lock(X(c)->mutex);
-      X(c)->logs.emplace_back(text, len);
+      {
+        std::lock_guard lock(X(c)->mutex);
+        X(c)->logs.emplace_back(text, len);
+      }
+      X(c)->options.changes->bump();
     };
     h.fail = [](ef_ctx* c, const char* reason, size_t len) {
       if (c) X(c)->last_error.assign(reason, len);
@@ -185,8 +227,11 @@ inline const ef_host_api* host_api() {
       return ec ? nullptr : X(c)->options.state_dir.c_str();
     };
     h.metric_set = [](ef_ctx* c, const char* name, size_t len, uint32_t, double value) {
-      std::lock_guard lock(X(c)->mutex);
-      X(c)->metrics[std::string(name, len)] = value;
+      {
+        std::lock_guard lock(X(c)->mutex);
+        X(c)->metrics[std::string(name, len)] = value;
+      }
+      X(c)->options.changes->bump();
     };
     h.message_new = [](ef_ctx* c) -> ef_message* {
       return reinterpret_cast<ef_message*>(static_cast<host::Message*>(X(c)->make()));
@@ -196,10 +241,13 @@ inline const ef_host_api* host_api() {
       Ctx* x = X(c);
       x->deliver_pending();
       if (x->stopping()) return EF_STOPPING;
-      std::lock_guard lock(x->mutex);
-      for (size_t i = 0; i < n; ++i) x->emitted.push_back(output_of(*HM(msgs[i]), x->options.sinks));
-      x->in_flight += n;
+      {
+        std::lock_guard lock(x->mutex);
+        for (size_t i = 0; i < n; ++i) x->emitted.push_back(output_of(*HM(msgs[i]), x->options.sinks));
+        x->in_flight += n;
+      }
       x->cv.notify_all();
+      x->options.changes->bump();
       return EF_OK;
     };
     h.poll = [](ef_ctx* c, int32_t timeout_ms) -> ef_status {
@@ -268,6 +316,7 @@ class Harness {
   explicit Harness(const std::string& yaml, Options options = {}) : comp_(sdk::detail::make_component<T>()) {
     sdk::g_host = detail::host_api();
     ctx_.options = std::move(options);
+    if (!ctx_.options.changes) ctx_.options.changes = std::make_shared<Changes>();
     ctx_.instance_name = ctx_.options.name + "/" + T::type;
     ctx_.where = ctx_.options.file + ":1:1";
     host::Diagnostics diag;
@@ -395,6 +444,9 @@ class Harness {
     ctx_.cv.wait_for(lock, timeout, [&] { return ctx_.acks.size() >= n; });
     return ctx_.acks;
   }
+
+  // What the component does, to wait for a condition on it: changes().wait_until(pred).
+  Changes& changes() { return *ctx_.options.changes; }
 
   // The last value the component set for a metric, if it set one.
   std::optional<double> metric(const std::string& name) {
