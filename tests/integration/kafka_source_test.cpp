@@ -5,6 +5,7 @@
 #include "source.hpp"
 
 #include "kafka_mock.hpp"
+#include "test_support.hpp"
 
 #include <edgeflow/testing/harness.hpp>
 
@@ -42,16 +43,8 @@ std::string meta(const Output& o, const std::string& name) {
 int64_t offset_of(const Output& o) { return std::stoll(meta(o, "kafka.offset")); }
 int32_t partition_of(const Output& o) { return int32_t(std::stol(meta(o, "kafka.partition"))); }
 
-// Polls a condition on the broker's state (committed offsets), which nothing notifies: every
-// check is a request to the broker and waits for its answer. Conditions on what the sources do
-// wait on their harnesses' Changes instead.
-bool on_broker(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-  }
-  return true;
-}
+// Committed offsets are broker state nobody notifies: polled (test_support.hpp).
+bool on_broker(const std::function<bool()>& cond) { return edgeflow::test::poll_until(cond, 60s); }
 
 // The mock cluster (tests/support/kafka_mock.hpp), plus what this test needs beyond it: a producer
 // that sets timestamps and null values, and a reader of a group's committed offsets.

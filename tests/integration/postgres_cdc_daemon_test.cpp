@@ -6,7 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <set>
 
 using edgeflow::test::Daemon;
@@ -110,9 +109,7 @@ TEST(PostgresCdcDaemon, AFlowHeldBackByItsSinkKeepsItsReplicationConnection) {
            dir.file("err.log"));
   pg.psql("INSERT INTO t SELECT generate_series(1, 100)");
   auto walsender = [&] { return pg.psql("SELECT active_pid FROM pg_replication_slots WHERE slot_name = 's1'"); };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (walsender().empty() && std::chrono::steady_clock::now() < deadline) {
-  }
+  edgeflow::test::poll_until([&] { return !walsender().empty(); });
   std::string pid = walsender();
   ASSERT_FALSE(pid.empty());
   // The same walsender hears from the source three server timeouts after it started, with the
@@ -121,8 +118,7 @@ TEST(PostgresCdcDaemon, AFlowHeldBackByItsSinkKeepsItsReplicationConnection) {
     return pg.psql("SELECT count(*) FROM pg_stat_replication WHERE pid = " + pid + " AND reply_time > backend_start + interval '" +
                    interval + "'") == "1";
   };
-  while (!replying_after("3 seconds") && !walsender().empty() && std::chrono::steady_clock::now() < deadline + std::chrono::seconds(30)) {
-  }
+  edgeflow::test::poll_until([&] { return replying_after("3 seconds") || walsender() != pid; });
   EXPECT_TRUE(replying_after("3 seconds")) << pg.log_tail(20);
   EXPECT_EQ(walsender(), pid);
   EXPECT_EQ(pg.log_tail(200).find("replication timeout"), std::string::npos) << pg.log_tail(50);

@@ -95,11 +95,7 @@ class PostgresCdc : public ::testing::Test {
     return edgeflow::pg::parse_lsn(confirmed(slot)).value_or(0);
   }
   bool wait_confirmed_at_least(uint64_t lsn, const std::string& slot = "s1") const {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (confirmed_lsn(slot) >= lsn) return true;
-    }
-    return false;
+    return edgeflow::test::poll_until([&] { return confirmed_lsn(slot) >= lsn; });
   }
   uint64_t current_lsn() const { return edgeflow::pg::parse_lsn(pg.psql("SELECT pg_current_wal_lsn()")).value_or(0); }
 };
@@ -353,10 +349,7 @@ TEST_F(PostgresCdc, ATemporarySlotLeavesNothingBehind) {
   EXPECT_EQ(pg.psql("SELECT temporary FROM pg_replication_slots WHERE slot_name = 's1'"), "t");
   cdc.stop();
   // The walsender ends with the connection; its slot goes with it.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (pg.psql("SELECT count(*) FROM pg_replication_slots") != "0" && std::chrono::steady_clock::now() < deadline) {
-  }
-  EXPECT_EQ(pg.psql("SELECT count(*) FROM pg_replication_slots"), "0");
+  EXPECT_TRUE(edgeflow::test::poll_until([&] { return pg.psql("SELECT count(*) FROM pg_replication_slots") == "0"; }));
 }
 
 TEST_F(PostgresCdc, SnapshotThenStreamWithNoGapAndNoOverlap) {
@@ -441,9 +434,7 @@ TEST_F(PostgresCdcStreaming, ALargeTransactionIsStreamedAndEmittedWholeAtItsComm
   }
   EXPECT_EQ(ids.size(), 5000u);
   // The server's statistics say it really streamed (they are published asynchronously: poll).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (streamed_txns() == "0" && std::chrono::steady_clock::now() < deadline) {
-  }
+  edgeflow::test::poll_until([&] { return streamed_txns() != "0"; });
   EXPECT_EQ(streamed_txns(), "1");
 }
 

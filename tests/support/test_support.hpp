@@ -1,7 +1,9 @@
 // Temp directories and flow files for runtime tests.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -31,6 +33,16 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// For state a server keeps and notifies nobody of (a slot's confirmed LSN, committed offsets):
+// checks cond until it holds or the timeout passes. Every check is a request to that server and
+// waits for its answer; conditions on what a component does wait on its harness instead.
+inline bool poll_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond())
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  return true;
+}
 
 inline std::vector<std::string> read_lines(const std::string& path) {
   std::vector<std::string> out;
