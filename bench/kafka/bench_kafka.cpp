@@ -7,10 +7,11 @@
 //   2. the input topic filled with N JSON messages of exactly the size (lz4, acks=all, an equal
 //      share per partition) and counted: every partition's low watermark must still be 0 and the
 //      high watermarks must add up to N, or the benchmark fails;
-//   3. `kcat -C -e | kcat -P` (the issue's peer: partitions assigned, no group), the same pipe
-//      with `kcat -G` (a consumer group, as edgeflow's source: the same initial rebalance delay),
-//      the daemon running kafka -> kafka, and the daemon running kafka -> map -> kafka each copy
-//      the whole input into a fresh topic. Every output must hold N messages (sum of high
+//   3. `kcat -C -e | kcat -P` (the issue's peer: partitions assigned, no group) and the daemon
+//      with the source in standalone mode (no group either), running kafka -> kafka and
+//      kafka -> map -> kafka; then the same pipe with `kcat -G` (a consumer group: the broker's
+//      initial rebalance delay) and the daemon with the source in group mode. Each copies the
+//      whole input into a fresh topic. Every output must hold N messages (sum of high
 //      watermarks) and every edgeflow run must report all N delivered, or the benchmark fails.
 //      Both producers use the same settings: lz4, idempotent, acks=all.
 // Client CPU and peak RSS come from wait4 rusage (the pipe: both kcat processes added up); the
@@ -202,7 +203,6 @@ struct Run {
   std::string tool;
   Result r;
   double broker_cpu = 0;
-  double join = -1;  // edgeflow: seconds from the daemon's first log line to its partitions' assignment
 };
 
 // kcat -C ... | kcat -P ...: both processes' CPU added up, and their peak RSS added up (they run
@@ -248,30 +248,6 @@ Result kcat_pipe(const std::vector<std::string>& from, const std::vector<std::st
   return r;
 }
 
-// Seconds since the epoch of a logfmt line's ts= field (2026-11-24T10:00:00.123Z); -1 without one.
-double log_seconds(const std::string& line) {
-  auto at = line.find("ts=");
-  if (at == std::string::npos || line.size() < at + 27) return -1;
-  std::string ts = line.substr(at + 3, 24);
-  tm t{};
-  if (!strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &t)) return -1;
-  return double(timegm(&t)) + std::stod(ts.substr(19, 4));
-}
-
-// From the daemon's log: seconds from its first line until the source was assigned its
-// partitions (joining the consumer group), or -1.
-double join_seconds(const std::string& log) {
-  std::istringstream in(log);
-  double first = -1;
-  for (std::string line; std::getline(in, line);) {
-    double t = log_seconds(line);
-    if (first < 0) first = t;
-    if (line.find("stage=source msg=\"assigned ") != std::string::npos)
-      return first >= 0 && t >= 0 ? t - first : -1;
-  }
-  return -1;
-}
-
 void print_run(const Run& x, long n) {
   std::printf("%-30s %9ld %8.3f %8.3f %10.0f %10.3f %13ld %13.3f\n", x.tool.c_str(), n, x.r.wall, x.r.cpu,
               double(n) / x.r.wall, x.r.cpu / double(n) * 1e6, x.r.max_rss_kib, x.broker_cpu);
@@ -292,7 +268,8 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
   while (double(n) * double(size) / parts > kPartitionBytes) parts *= 2;
   std::vector<std::string> topics{"in"};
   for (long i = 0; i < rounds; ++i)
-    for (const char* t : {"out_kcat_", "out_kcatg_", "out_pass_", "out_map_"}) topics.push_back(t + std::to_string(i));
+    for (const char* t : {"out_kcat_", "out_kcatg_", "out_spass_", "out_smap_", "out_gpass_", "out_gmap_"})
+      topics.push_back(t + std::to_string(i));
   broker.emplace(dir, parts, topics);
   std::string bs = broker->bootstrap;
   Client client(bs);
@@ -308,7 +285,7 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
               size, n, parts, double(n) * double(size) / parts / 1e6, now() - t0, bs.c_str());
 
   auto measured = [&](const std::string& tool, const std::string& out, auto body) {
-    Run x{tool, {}, 0, -1};
+    Run x{tool, {}, 0};
     double before = broker->cpu();
     x.r = body(x);
     x.broker_cpu = broker->cpu() - before;
@@ -327,9 +304,10 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
                        dir);
     });
   };
-  auto edgeflow = [&](long i, bool map) {
-    std::string out = std::string(map ? "out_map_" : "out_pass_") + std::to_string(i);
+  auto edgeflow = [&](long i, bool map, bool standalone) {
+    std::string out = std::string(standalone ? "out_s" : "out_g") + (map ? "map_" : "pass_") + std::to_string(i);
     std::string yaml = "flow: kafka\nsource:\n  type: kafka\n  brokers: \"" + bs + "\"\n  group_id: bench-" + out +
+                       "\n  mode: " + (standalone ? "standalone" : "group") +
                        "\n  topics: [in]\n  start_from: earliest\n  end_at_eof: true\n";
     if (map)
       yaml +=
@@ -344,46 +322,37 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
           "      at_ms: ts\n"
           "      note: note\n";
     yaml += "sinks:\n  out:\n    type: kafka\n    brokers: \"" + bs + "\"\n    topic: " + out + "\n";
-    return measured(map ? "edgeflow kafka -> map -> kafka" : "edgeflow kafka -> kafka", out, [&](Run& x) {
-      Result r = run_flow(dir, yaml, n);
-      x.join = join_seconds(slurp(dir + "/edgeflow.log"));
-      return r;
-    });
+    std::string tool = std::string("edgeflow ") + (standalone ? "standalone" : "group") + (map ? " map" : " pass");
+    return measured(tool, out, [&](Run&) { return run_flow(dir, yaml, n); });
   };
 
   std::printf("%-30s %9s %8s %8s %10s %10s %13s %13s\n", "tool", "messages", "wall s", "cpu s", "msg/s", "cpu s/M",
               "peak RSS KiB", "broker cpu s");
-  std::vector<Run> kc, kg, pass, mapped;
-  auto peers = [&](long i) {
-    kc.push_back(kcat(i, false)), print_run(kc.back(), n);
-    kg.push_back(kcat(i, true)), print_run(kg.back(), n);
-  };
-  for (long i = 0; i < rounds; ++i) {  // alternate which side goes first
-    if (i % 2 == 0) peers(i);
-    pass.push_back(edgeflow(i, false)), print_run(pass.back(), n);
-    mapped.push_back(edgeflow(i, true)), print_run(mapped.back(), n);
-    if (i % 2 == 1) peers(i);
+  // Without a group (the goal's comparison), then with one; each round alternates which side goes first.
+  std::vector<Run> kc, kg, spass, smap, gpass, gmap;
+  auto row = [&](std::vector<Run>& runs, Run x) { runs.push_back(std::move(x)), print_run(runs.back(), n); };
+  for (long i = 0; i < rounds; ++i) {
+    if (i % 2 == 0) row(kc, kcat(i, false));
+    row(spass, edgeflow(i, false, true));
+    row(smap, edgeflow(i, true, true));
+    if (i % 2 == 1) row(kc, kcat(i, false));
+  }
+  for (long i = 0; i < rounds; ++i) {
+    if (i % 2 == 0) row(kg, kcat(i, true));
+    row(gpass, edgeflow(i, false, false));
+    row(gmap, edgeflow(i, true, false));
+    if (i % 2 == 1) row(kg, kcat(i, true));
   }
   auto wall = [](const Run& x) { return x.r.wall; };
-  auto after_join = [](const Run& x) { return x.r.wall - x.join; };
-  double p = median_rate(pass, n, wall), m = median_rate(mapped, n, wall), c = median_rate(kc, n, wall),
-         g = median_rate(kg, n, wall);
-  const char* med = rounds > 1 ? " (medians)" : "";
-  std::printf("edgeflow / kcat -C pipe msg/s%s: pass-through %.2fx, map %.2fx (goal for map >= 1.5x): %s\n", med, p / c,
-              m / c, m / c >= 1.5 ? "met" : "missed");
-  std::printf("edgeflow / kcat -G pipe msg/s (%sboth join a consumer group): pass-through %.2fx, map %.2fx\n",
-              rounds > 1 ? "medians; " : "", p / g, m / g);
-  std::string joins;
-  for (auto* runs : {&pass, &mapped})
-    for (auto& x : *runs) {
-      if (x.join < 0) die("no partition assignment in the daemon's log");
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%s%.2f", joins.empty() ? "" : ", ", x.join);
-      joins += buf;
-    }
-  std::printf("without edgeflow's group join (%s s): pass-through %.0f msg/s, %.2fx; map %.0f msg/s, %.2fx the kcat -C pipe\n",
-              joins.c_str(), median_rate(pass, n, after_join), median_rate(pass, n, after_join) / c,
-              median_rate(mapped, n, after_join), median_rate(mapped, n, after_join) / c);
+  double c = median_rate(kc, n, wall), g = median_rate(kg, n, wall);
+  double sp = median_rate(spass, n, wall), sm = median_rate(smap, n, wall);
+  double gp = median_rate(gpass, n, wall), gm = median_rate(gmap, n, wall);
+  const char* med = rounds > 1 ? "medians; " : "";
+  std::printf("edgeflow standalone / kcat -C pipe msg/s (%sneither joins a group): pass-through %.2fx, map %.2fx "
+              "(goal for map >= 1.5x): %s\n",
+              med, sp / c, sm / c, sm / c >= 1.5 ? "met" : "missed");
+  std::printf("edgeflow group / kcat -G pipe msg/s (%sboth join a consumer group): pass-through %.2fx, map %.2fx\n", med,
+              gp / g, gm / g);
   std::printf("the development broker's peak RSS: %ld KiB\n\n", broker->peak_rss_kib());
 }
 
@@ -404,7 +373,7 @@ int main(int argc, char** argv) {
     broker.reset();
   }
   std::printf("msg/s: messages over the wall time from start to exit (connecting, and for edgeflow starting the "
-              "daemon and joining the group, included).\ncpu s, peak RSS: the client processes (the pipe: both kcat "
+              "daemon, and joining the group where there is one, included).\ncpu s, peak RSS: the client processes (the pipe: both kcat "
               "processes added up); broker cpu s: the development broker over the run.\n");
   std::filesystem::remove_all(dir);
 }

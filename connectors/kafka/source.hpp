@@ -1,4 +1,6 @@
 // Kafka ingress: a consumer-group member whose commits follow the end-to-end acknowledgements.
+// In standalone mode it joins no group and reads every partition itself (assign instead of
+// subscribe), committing under group_id all the same.
 //
 // Offsets are never committed by librdkafka on its own (enable.auto.commit and
 // enable.auto.offset.store are off and cannot be turned on). Each assigned partition has a
@@ -48,6 +50,7 @@ class KafkaSource : public sdk::Source, public Handler {
  public:
   struct Config : ClientOptions {
     std::string group_id;
+    std::string mode = "group";
     std::vector<std::string> topics;
     std::string start_from = "earliest";
     int64_t batch_size = 1024;
@@ -67,6 +70,13 @@ class KafkaSource : public sdk::Source, public Handler {
         .doc("Consumer group: runtimes with the same group share the partitions, and the group's "
              "committed offsets are where a restart resumes.")
         .example("edge-site-7-orders");
+    s.option("mode", &Config::mode)
+        .one_of("group|standalone")
+        .doc("group: join the consumer group, which shares the partitions among its members. "
+             "standalone: read every partition of the topics without joining (no rebalances, no "
+             "wait for the group to form, and a restart resumes at once); offsets are still "
+             "committed under group_id, which must then be used by this flow alone.")
+        .example("standalone");
     s.option("topics", &Config::topics)
         .required()
         .doc("Topics to subscribe to; an entry starting with ^ is a regular expression (POSIX "
@@ -116,12 +126,16 @@ class KafkaSource : public sdk::Source, public Handler {
     set(c, conf_.get(), "session.timeout.ms", std::to_string(cfg_.session_timeout.count()), "session_timeout");
     set(c, conf_.get(), "max.poll.interval.ms", std::to_string(cfg_.max_poll_interval.count()), "max_poll_interval");
     // librdkafka's heartbeat default (3s) must stay below a short session timeout.
-    bool heartbeat_set = false, queue_set = false;
+    bool heartbeat_set = false, queue_set = false, fetch_wait_set = false;
     if (auto* props = cfg_.properties.object())
       for (auto& [name, v] : *props) {
         heartbeat_set |= name == "heartbeat.interval.ms";
         queue_set |= name == "queued.min.messages";
+        fetch_wait_set |= name == "fetch.wait.max.ms";
       }
+    // A broker may hold a fetch that finds nothing for fetch.wait.max.ms (500 ms) before it
+    // answers, and only that answer tells a partition's end: a flow that ends there hears sooner.
+    if (cfg_.end_at_eof && !fetch_wait_set) set(c, conf_.get(), "fetch.wait.max.ms", "100", "end_at_eof");
     // librdkafka 2.0 checks the prefetch count against the one queue all partitions share and,
     // once it is over queued.min.messages (100000), waits a fixed second before the next fetch:
     // a flow faster than 100000 msg/s idles. 300000 outlasts that second at the rates a flow
@@ -154,13 +168,17 @@ class KafkaSource : public sdk::Source, public Handler {
       throw Error(std::string("cannot create the Kafka consumer: ") + err);
     }
     rd_kafka_poll_set_consumer(rk_);
+    last_commit_ = Clock::now();
+    if (standalone()) {
+      assign_all();
+      return;
+    }
     rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(int(cfg_.topics.size()));
     for (auto& t : cfg_.topics) rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) throw Error(std::string("cannot subscribe to ") + topic_list() + ": " + rd_kafka_err2str(e));
     context().info("joining consumer group " + cfg_.group_id + " for " + topic_list());
-    last_commit_ = Clock::now();
   }
 
   void stop() override {
@@ -244,6 +262,7 @@ class KafkaSource : public sdk::Source, public Handler {
   static constexpr int32_t kEmitTimeoutMs = 200;
   static constexpr int kReadWaitMs = 100;
   static constexpr int kCommitTimeoutMs = 10000;
+  static constexpr int kMetadataTimeoutMs = 10000;
   // Token: the assignment's slot in the high bits, the message's sequence in that assignment below.
   static constexpr unsigned kSeqBits = 44;
   static constexpr uint64_t kSeqMask = (uint64_t(1) << kSeqBits) - 1;
@@ -425,6 +444,62 @@ class KafkaSource : public sdk::Source, public Handler {
     context().warn(text);
   }
 
+  // --- standalone --------------------------------------------------------------------------------
+
+  bool standalone() const { return cfg_.mode == "standalone"; }
+
+  // Every partition of the topics as the cluster has them now (a regex is matched now too; topics
+  // and partitions added later are read after a restart). Each starts at the group's committed
+  // offset, or at start_from without one.
+  void assign_all() {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 1, nullptr, &md, kMetadataTimeoutMs))
+      throw Error("cannot list the topics of " + cfg_.brokers + ": " + rd_kafka_err2str(e) +
+                  " (is the broker reachable?)");
+    std::map<std::string, int> found;  // topic -> partitions
+    std::vector<std::string> missing;
+    for (auto& want : cfg_.topics) {
+      bool matched = false;
+      regex_t re;
+      bool is_regex = want[0] == '^';
+      if (is_regex) regcomp(&re, want.c_str(), REG_EXTENDED | REG_NOSUB);  // checked at load
+      for (int i = 0; i < md->topic_cnt; ++i) {
+        const auto& t = md->topics[i];
+        if (t.err || t.partition_cnt == 0) continue;
+        bool hit = is_regex ? std::strncmp(t.topic, "__", 2) != 0 && regexec(&re, t.topic, 0, nullptr, 0) == 0
+                            : want == t.topic;
+        if (!hit) continue;
+        found[t.topic] = t.partition_cnt;
+        matched = true;
+      }
+      if (is_regex) regfree(&re);
+      if (!matched) missing.push_back(want);
+    }
+    rd_kafka_metadata_destroy(md);
+    if (!missing.empty()) {
+      std::string names;
+      for (auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+      throw Error("no topic on " + cfg_.brokers + " is " + names +
+                  ": create it first (standalone mode reads the partitions that exist when it starts)");
+    }
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(0);
+    for (auto& [topic, n] : found)
+      for (int32_t i = 0; i < n; ++i) rd_kafka_topic_partition_list_add(list, topic.c_str(), i)->offset = RD_KAFKA_OFFSET_INVALID;
+    assign(list);
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) throw Error(std::string("cannot read the partitions of ") + topic_list() + ": " + rd_kafka_err2str(e));
+    context().gauge("assigned_partitions", double(parts_.size()));
+  }
+
+  // A standalone commit is refused while the group has members: someone else consumes with it.
+  void check_group_owned(rd_kafka_resp_err_t err) {
+    if (!standalone() || (err != RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID && err != RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION))
+      return;
+    fatal_ = "consumer group " + cfg_.group_id + " has members, so this standalone source may not commit for it (" +
+             rd_kafka_err2name(err) + "): give the flow a group_id of its own, or use mode: group";
+  }
+
   // --- rebalances --------------------------------------------------------------------------------
 
   void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
@@ -603,10 +678,14 @@ class KafkaSource : public sdk::Source, public Handler {
       failed = rd_kafka_err2str(e);
     } else if (rd_kafka_event_t* ev = rd_kafka_queue_poll(q, kCommitTimeoutMs)) {
       if (rd_kafka_event_error(ev)) failed = rd_kafka_event_error_string(ev);
+      check_group_owned(rd_kafka_event_error(ev));
       if (const rd_kafka_topic_partition_list_t* r = rd_kafka_event_topic_partition_list(ev))
-        for (int i = 0; i < r->cnt && failed.empty(); ++i)
-          if (r->elems[i].err) failed = std::string(r->elems[i].topic) + "[" + std::to_string(r->elems[i].partition) +
-                                        "]: " + rd_kafka_err2str(r->elems[i].err);
+        for (int i = 0; i < r->cnt && failed.empty(); ++i) {
+          const auto& tp = r->elems[i];
+          if (!tp.err) continue;
+          check_group_owned(tp.err);
+          failed = std::string(tp.topic) + "[" + std::to_string(tp.partition) + "]: " + rd_kafka_err2str(tp.err);
+        }
       rd_kafka_event_destroy(ev);
     } else {
       failed = "no answer within " + std::to_string(kCommitTimeoutMs / 1000) + "s";
@@ -626,6 +705,8 @@ class KafkaSource : public sdk::Source, public Handler {
   // Result of an asynchronous commit (served by consumer_poll).
   void committed(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* list) {
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    check_group_owned(err);
+    for (int i = 0; list && i < list->cnt; ++i) check_group_owned(list->elems[i].err);
     warn_limited("commit", std::string("committing offsets failed: ") + rd_kafka_err2str(err) +
                                " (committed again at the next interval)");
     if (!list) return;

@@ -284,6 +284,64 @@ TEST_F(KafkaSourceTest, EndAtEofEndsTheRunAndStopCommitsEverything) {
   EXPECT_EQ(kafka.committed("g-eof", "eof", 4), (std::vector<int64_t>{10, 10, 10, RD_KAFKA_OFFSET_INVALID}));
 }
 
+// Standalone: no group to join; every partition read, the acknowledged prefix committed under
+// group_id, and a restart resumes right after it.
+TEST_F(KafkaSourceTest, StandaloneReadsEveryPartitionWithoutJoiningAndResumes) {
+  kafka.create_topic("sa", 3);
+  kafka.produce_spread("sa", 0, 30, 3);
+  {
+    Src src(config("g-sa", "[sa]", "mode: standalone"));
+    auto out = src.wait(30);
+    ASSERT_EQ(out.size(), 30u);
+    for (auto& o : out)
+      if (partition_of(o) != 2 || offset_of(o) < 5) src.ack(o);
+    EXPECT_TRUE(on_broker([&] { return kafka.committed("g-sa", "sa", 3) == std::vector<int64_t>{10, 10, 5}; }));
+    src.stop();
+    EXPECT_EQ(src.error(), "");
+    EXPECT_TRUE(src.logged("assigned 3 partitions"));
+    EXPECT_FALSE(src.logged("joining consumer group"));
+  }
+  Harness<KafkaSource> h(config("g-sa", "[sa]", "mode: standalone\nend_at_eof: true"));
+  h.run();
+  auto again = h.emitted();
+  ASSERT_EQ(again.size(), 5u);
+  for (auto& o : again) {
+    EXPECT_EQ(partition_of(o), 2);
+    EXPECT_GE(offset_of(o), 5);
+  }
+  h.ack_all_emitted();
+  h.stop();
+  EXPECT_EQ(kafka.committed("g-sa", "sa", 3), (std::vector<int64_t>{10, 10, 10}));
+}
+
+// Two readers committing for one group would undo each other's offsets: a standalone source whose
+// group has members stops at its first commit and says why.
+TEST_F(KafkaSourceTest, StandaloneStopsWhenItsGroupHasMembers) {
+  kafka.create_topic("taken", 1);
+  kafka.produce_spread("taken", 0, 4, 1);
+  Src member(config("g-taken", "[taken]"));
+  member.wait(4);  // joined, and assigned the partition
+  Src alone(config("g-taken", "[taken]", "mode: standalone"));
+  auto out = alone.wait(4);
+  alone.ack(out[0]);
+  EXPECT_TRUE(alone.changes().wait_until([&] { return !alone.error().empty(); }));
+  EXPECT_NE(alone.error().find("consumer group g-taken has members"), std::string::npos) << alone.error();
+  EXPECT_NE(alone.error().find("give the flow a group_id of its own"), std::string::npos) << alone.error();
+}
+
+TEST_F(KafkaSourceTest, StandaloneNamesAMissingTopic) {
+  kafka.create_topic("present", 1);
+  Harness<KafkaSource> h(config("g-missing", "[present, absent]", "mode: standalone"));
+  try {
+    h.run();
+    FAIL() << "started without the topic";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("no topic on " + kafka.bootstraps() + " is absent: create it first"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(KafkaSourceTest, RegexSubscription) {
   kafka.create_topic("ev.a", 1);
   kafka.create_topic("ev.b", 1);

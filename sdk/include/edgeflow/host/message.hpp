@@ -192,8 +192,15 @@ struct Message {
   // An upper bound of the depth that costs a branch-free (vectorised) pass: the number of
   // opening brackets, strings included. Only when it is over the limit does the exact scan run.
   static size_t opening_brackets(std::string_view s) {
+    // Byte-wide counts over blocks of 255 (a byte is at most one bracket): the compiler then
+    // compares and adds 16 or 32 bytes at a time instead of widening each to 64 bits.
     size_t n = 0;
-    for (char c : s) n += size_t(c == '[') + size_t(c == '{');
+    for (size_t at = 0; at < s.size(); at += 255) {
+      size_t end = std::min(s.size(), at + 255);
+      uint8_t block = 0;
+      for (size_t i = at; i < end; ++i) block = uint8_t(block + (s[i] == '[') + (s[i] == '{'));
+      n += block;
+    }
     return n;
   }
 

@@ -499,6 +499,7 @@ class RunningSource {
         std::lock_guard lock(mutex_);
         error_ = e.what();
       }
+      h_.changes().bump();  // a test may wait for run() to end
     });
   }
   ~RunningSource() { stop(); }
