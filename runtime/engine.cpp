@@ -562,11 +562,15 @@ void Flow::sink_ack(int sink, FlowMessage* m, uint32_t status, std::string_view 
     handle_ack(sink, m, status, reason);
     return;
   }
+  bool was_empty;
   {
     std::lock_guard lock(inbox_mutex_);
+    was_empty = inbox_.empty();
     inbox_.push_back(AckEvent{sink, m, status, std::string(reason)});
   }
-  inbox_cv_.notify_all();
+  // The waiter's predicate checks the inbox under the lock, so only the first ack of a run needs
+  // to wake it: a wake-up (a futex call) per ack costs more than handling the ack.
+  if (was_empty) inbox_cv_.notify_all();
 }
 
 void Flow::handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason) {

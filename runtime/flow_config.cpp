@@ -114,9 +114,12 @@ struct Parser {
     b.build(node && node.IsMap() ? node : YAML::Node(YAML::NodeType::Map), spec, key, skip, out);
   }
 
-  static std::chrono::milliseconds ms(const host::Doc& d, const char* k) {
-    return std::chrono::milliseconds(d[k].IsInt64() ? d[k].GetInt64() : 0);
+  // A setting the checks let through, or `fallback` when they reported it (the flow then never
+  // runs, but the value is read all the same).
+  static int64_t int_or(const host::Doc& d, const char* k, int64_t fallback) {
+    return d[k].IsInt64() ? d[k].GetInt64() : fallback;
   }
+  static std::chrono::milliseconds ms(const host::Doc& d, const char* k) { return std::chrono::milliseconds(int_or(d, k, 0)); }
 
   void flow(const YAML::Node& root, std::vector<FlowSpec>& out,
             std::map<std::string, std::string>& names) {
@@ -185,7 +188,7 @@ struct Parser {
     settings(root, flow_settings_component(), "", structural, f, top);
     if (top.IsObject() && top.HasMember("max_in_flight") && top["max_in_flight"].IsInt64()) {
       f.max_in_flight = top["max_in_flight"].GetInt64();
-      f.max_in_flight_bytes = uint64_t(top["max_in_flight_bytes"].GetInt64());
+      f.max_in_flight_bytes = uint64_t(int_or(top, "max_in_flight_bytes", 0));
       f.drain_timeout = ms(top, "drain_timeout");
     }
     host::Doc retry;
@@ -193,7 +196,7 @@ struct Parser {
     if (retry.IsObject() && retry["initial_backoff"].IsInt64() && retry["max_backoff"].IsInt64()) {
       f.retry.initial = ms(retry, "initial_backoff");
       f.retry.max = ms(retry, "max_backoff");
-      f.retry.max_attempts = retry["max_attempts"].GetInt64();
+      f.retry.max_attempts = int_or(retry, "max_attempts", 0);
     }
     host::Doc restart;
     settings(root["restart"], restart_settings_component(), "restart", {}, f, restart);
