@@ -62,6 +62,66 @@ Flow::Flow(FlowSpec spec, std::string state_dir)
   steps_.resize(spec_.steps.size());
   sinks_.resize(spec_.sinks.size());
   per_sink_.resize(spec_.sinks.size());
+  auto stage = [&](const InstanceSpec& i) {
+    stages_.push_back(std::make_unique<StageStats>());
+    stages_.back()->key = i.key;
+    stages_.back()->type = i.type;
+  };
+  stage(spec_.source);
+  for (auto& i : spec_.steps) stage(i);
+  for (auto& i : spec_.sinks) stage(i);
+  stage(spec_.dead_letter);
+}
+
+int Flow::stage_index(std::string_view key) const {
+  for (size_t i = 0; i < stages_.size(); ++i)
+    if (stages_[i]->key == key) return int(i);
+  return -1;
+}
+
+std::string Flow::tap_event(size_t stage, FlowMessage* m) {
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  auto str = [&](std::string_view v) { w.String(v.data(), rapidjson::SizeType(v.size())); };
+  w.StartObject();
+  w.Key("flow");
+  str(spec_.name);
+  w.Key("stage");
+  str(stages_[stage]->key);
+  w.Key("at");
+  str(iso_timestamp());
+  w.Key("key");
+  str(m->key);
+  w.Key("content_type");
+  str(m->content_type);
+  auto pairs = [&](const char* name, const auto& kv) {
+    w.Key(name);
+    w.StartObject();
+    for (auto& [k, v] : kv) {
+      w.Key(k.data(), rapidjson::SizeType(k.size()));
+      str(v);
+    }
+    w.EndObject();
+  };
+  pairs("headers", m->headers);
+  pairs("meta", m->meta);
+  // JSON stays JSON (parsed here at most once: later stages reuse it); anything else, or a
+  // payload too large to show, is a string, cut.
+  constexpr size_t kShown = 64 * 1024;
+  w.Key("payload");
+  JValue* doc = m->root(nullptr);
+  if (doc && message_bytes(m) <= 2 * kShown) {
+    doc->Accept(w);
+  } else {
+    const std::string& p = m->payload_bytes();
+    str(std::string_view(p).substr(0, kShown));
+    if (p.size() > kShown) {
+      w.Key("truncated_from");
+      w.Uint64(p.size());
+    }
+  }
+  w.EndObject();
+  return scrub(std::string(out.GetString(), out.GetSize()), spec_.secrets);
 }
 
 Flow::~Flow() {
@@ -419,11 +479,13 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   std::vector<FlowMessage*> batch;
   batch.swap(emit_batch_);  // reuse its capacity
   batch.clear();
+  auto now = Clock::now();
   for (size_t i = 0; i < n; ++i) {
     FlowMessage* m = FM(msgs[i]);
     Origin* o = new_origin();
     o->token = m->token;
     o->pending = 1;
+    o->emitted_at = now;
     o->bytes = message_bytes(m);
     m->origin = o;
     m->seq = ++seq_;
@@ -436,6 +498,9 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   stats_.in_flight_bytes.store(in_flight_bytes_, std::memory_order_relaxed);
   bump_peak(stats_.peak_in_flight, in_flight_);
   bump_peak(stats_.peak_in_flight_bytes, in_flight_bytes_);
+  stages_[0]->out.add(n);
+  stages_[0]->bytes_out.add(bytes);
+  tap(0, batch);
 
   run_pipeline(batch);
   batch.swap(emit_batch_);
@@ -463,13 +528,21 @@ bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
   if (!over()) return true;
   stats_.backpressure_waits++;
   observe_cv_.notify_all();
-  auto deadline = timeout_ms < 0 ? Clock::time_point::max()
-                                 : Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto began = Clock::now();
+  auto waited = [&] {
+    stats_.backpressure_ns.fetch_add(uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()),
+                                     std::memory_order_relaxed);
+  };
+  auto deadline = timeout_ms < 0 ? Clock::time_point::max() : began + std::chrono::milliseconds(timeout_ms);
   while (over()) {
-    if (stopping() || Clock::now() >= deadline) return false;
+    if (stopping() || Clock::now() >= deadline) {
+      waited();
+      return false;
+    }
     wait_inbox(std::min(deadline, next_retry()));
     pump();
   }
+  waited();
   return !stopping();
 }
 
@@ -480,8 +553,13 @@ void Flow::run_pipeline(std::vector<FlowMessage*>& batch) {
 
 void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
   Instance& inst = steps_[step];
+  StageStats& st = *stages_[1 + step];
   Batch b{this, &batch, true};
   const size_t original = batch.size();
+  st.in.add(original);
+  uint64_t bytes_in = 0;
+  for (FlowMessage* m : batch) bytes_in += message_bytes(m);
+  st.bytes_in.add(bytes_in);
   if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK) {
     // One bad message must not sink its neighbours: undo the splits, run each alone, and send
     // only the ones that still fail to the dead letter.
@@ -504,18 +582,27 @@ void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
     }
     batch.swap(isolated_);
   }
-  size_t keep = 0;
+  size_t keep = 0, dropped = 0, rejected = 0;
+  uint64_t bytes_out = 0;
   for (FlowMessage* m : batch) {
     if (m->fate == FlowMessage::keep) {
       batch[keep++] = m;
+      bytes_out += message_bytes(m);
     } else if (m->fate == FlowMessage::drop) {
+      ++dropped;
       release(m);
     } else {
+      ++rejected;
       m->pending = 1;
       dead_letter(m, inst.spec->key, m->reason);
     }
   }
   batch.resize(keep);
+  st.out.add(keep);
+  st.dropped.add(dropped);
+  st.rejected.add(rejected);
+  st.bytes_out.add(bytes_out);
+  tap(1 + step, batch);
 }
 
 void Flow::dispatch(std::vector<FlowMessage*>& batch) {
@@ -552,6 +639,12 @@ void Flow::dispatch(std::vector<FlowMessage*>& batch) {
 void Flow::write(int sink, std::vector<FlowMessage*>& batch) {
   if (batch.empty() || failed_) return;
   Instance& inst = sink_instance(sink);
+  StageStats& st = sink_stage(sink);
+  st.in.add(batch.size());
+  uint64_t bytes = 0;
+  for (FlowMessage* m : batch) bytes += message_bytes(m);
+  st.bytes_in.add(bytes);
+  tap(sink_stage_index(sink), batch);  // before the write: a sink may release what it acks at once
   Batch b{this, &batch, false};
   if (inst.comp->write(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK)
     fail(inst, "write failed: " + inst.last_error);
@@ -578,23 +671,28 @@ void Flow::handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_vie
     log_error(spec_.name, sink_instance(sink).spec->key, "ack for a message that is not in flight (acked twice?)");
     return;
   }
+  StageStats& st = sink_stage(sink);
   if (m->dlq_of) {
     FlowMessage* orig = m->dlq_of;
     free_message(m);
     if (status != EF_ACK_DELIVERED) {
+      st.rejected.add(1);
       // Never drop: with no dead letter to hold it, the flow stops and the source keeps it.
       fail(dlq_.inst, "dead-letter write failed: " + std::string(reason.empty() ? "no reason given" : reason));
       return;
     }
+    st.out.add(1);
     stats_.dead_lettered++;
     sink_done(orig, EF_ACK_REJECTED);
     return;
   }
   const std::string& stage = sink_instance(sink).spec->key;
   if (status == EF_ACK_DELIVERED) {
+    st.out.add(1);
     if (sink >= 0) sinks_[size_t(sink)].failures = 0;
     sink_done(m, EF_ACK_DELIVERED);
   } else if (status == EF_ACK_RETRY && sink >= 0) {
+    st.retried.add(1);
     m->attempts++;
     stats_.retries++;
     if (spec_.retry.max_attempts > 0 && m->attempts >= uint64_t(spec_.retry.max_attempts)) {
@@ -615,6 +713,7 @@ void Flow::handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_vie
                                             "ms (failure " + std::to_string(s.failures) + "): " + std::string(reason),
                                         spec_.secrets));
   } else {
+    st.rejected.add(1);
     dead_letter(m, stage, reason.empty() ? "rejected (no reason given)" : reason);
   }
 }
@@ -633,6 +732,7 @@ void Flow::release(FlowMessage* m) {
   if (--o->pending > 0) return;
   ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
   if (o->status == EF_ACK_DELIVERED) stats_.delivered.fetch_add(1, std::memory_order_relaxed);
+  if (o->status != EF_ACK_RETRY) stats_.latency.observe(Clock::now() - o->emitted_at);
   in_flight_--;
   in_flight_bytes_ -= o->bytes;
   stats_.in_flight.store(in_flight_, std::memory_order_relaxed);

@@ -5,6 +5,8 @@
 
 #include "flow_config.hpp"
 #include "loader.hpp"
+#include "metrics.hpp"
+#include "tap.hpp"
 
 #include <edgeflow/host/message.hpp>
 
@@ -29,6 +31,7 @@ struct Origin {
   uint64_t token = 0;
   uint64_t bytes = 0;
   uint32_t pending = 0;  // messages derived from it (splits) not yet resolved
+  std::chrono::steady_clock::time_point emitted_at{};
   uint8_t status = EF_ACK_DELIVERED;
   bool in_use = false;
 };
@@ -69,11 +72,13 @@ struct FlowStats {
   std::atomic<uint64_t> retries{0};        // retry answers from sinks
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> backpressure_waits{0};
+  std::atomic<uint64_t> backpressure_ns{0};  // time emit() waited for room
   std::atomic<int64_t> in_flight{0};
   std::atomic<int64_t> peak_in_flight{0};
   std::atomic<uint64_t> in_flight_bytes{0};
   std::atomic<uint64_t> peak_in_flight_bytes{0};
   std::atomic<uint64_t> unresolved_at_stop{0};  // left open for redelivery by a drain timeout
+  LatencyHistogram latency;                     // emit → end-to-end ack
 };
 
 struct RuntimeOptions {
@@ -107,6 +112,11 @@ class Flow {
   FlowState state() const { return state_.load(); }
   std::string last_error() const;
   const FlowStats& stats() const { return stats_; }
+  // source, steps..., sinks..., dead_letter; fixed for the flow's life (they outlive restarts).
+  const std::vector<std::unique_ptr<StageStats>>& stages() const { return stages_; }
+  // A stage by key ("source", "steps[0]", "sinks.out", "dead_letter"), or -1.
+  int stage_index(std::string_view key) const;
+  TapHub& taps() { return taps_; }
   // What its plugins reported, by instance then name; kept across restarts of the flow.
   std::vector<PluginMetric> plugin_metrics() const;
   void set_metric(const Instance& inst, std::string_view name, uint32_t kind, double value);
@@ -176,11 +186,25 @@ class Flow {
                                     std::chrono::milliseconds cap);
   Origin* new_origin();
   Instance& sink_instance(int sink) { return sink == kDeadLetter ? dlq_.inst : sinks_[size_t(sink)].inst; }
+  StageStats& sink_stage(int sink) {
+    return *stages_[sink == kDeadLetter ? stages_.size() - 1 : 1 + steps_.size() + size_t(sink)];
+  }
+  size_t sink_stage_index(int sink) const {
+    return sink == kDeadLetter ? stages_.size() - 1 : 1 + steps_.size() + size_t(sink);
+  }
+  // What a tap shows of a message: one JSON object (secrets scrubbed).
+  std::string tap_event(size_t stage, FlowMessage* m);
+  void tap(size_t stage, const std::vector<FlowMessage*>& batch) {
+    if (taps_.active())
+      taps_.offer(stage, batch.data(), batch.size(), [&](FlowMessage* m) { return tap_event(stage, m); });
+  }
 
   FlowSpec spec_;
   std::string state_dir_;
   std::vector<std::string> sink_names_;
   FlowStats stats_;
+  std::vector<std::unique_ptr<StageStats>> stages_;
+  TapHub taps_;
   mutable std::mutex metrics_mutex_;
   struct MetricValue {
     ef_metric_kind kind;

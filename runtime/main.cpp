@@ -1,13 +1,22 @@
-// The edgeflow command line: run, validate, plugins list|inspect, dev kafka.
+// The edgeflow command line: run, validate, plugins list|inspect, tap, dev kafka.
+#include "admin.hpp"
 #include "dev_kafka.hpp"
 #include "engine.hpp"
 #include "log.hpp"
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/URI.h>
+
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <pthread.h>
 #include <string>
@@ -27,6 +36,9 @@ Usage:
                                                     check flows (and print them, secrets redacted)
   edgeflow plugins list    [options]                the plugins and component types found
   edgeflow plugins inspect [options] TYPE           the options of a component type
+  edgeflow tap      [options] FLOW [--stage STAGE] [--rate N]
+                                                    print the events passing a stage of a running
+                                                    flow (source by default; at most N a second)
   edgeflow dev kafka [--brokers N] [--partitions N] [--topic NAME]... [--port N]
                                                     an in-memory Kafka for development only
                                                     (`edgeflow dev kafka --help`)
@@ -39,6 +51,11 @@ Options:
                         default ./edgeflow-state)
   --log-format FORMAT   logfmt (default) or json
   --log-level LEVEL     debug, info (default), warn or error
+  --admin ADDRESS       the admin API (health, metrics, flows, tap): [HOST:]PORT or off
+                        ($EDGEFLOW_ADMIN, default 127.0.0.1:9464); `tap` connects there
+  --admin-token-file FILE
+                        the admin API's bearer token ($EDGEFLOW_ADMIN_TOKEN), at least 16
+                        characters; required to bind anywhere but loopback
 )";
 
 struct Args {
@@ -48,6 +65,10 @@ struct Args {
   bool default_plugins = true;
   bool print = false;
   std::string state_dir;
+  std::string admin = "127.0.0.1:9464";
+  std::string admin_token;
+  std::string stage = "source";
+  std::string rate = "10";
   LogConfig log;
 };
 
@@ -59,6 +80,8 @@ struct Args {
 Args parse(int argc, char** argv) {
   Args a;
   if (const char* s = std::getenv("EDGEFLOW_STATE_DIR")) a.state_dir = s;
+  if (const char* s = std::getenv("EDGEFLOW_ADMIN")) a.admin = s;
+  if (const char* s = std::getenv("EDGEFLOW_ADMIN_TOKEN")) a.admin_token = s;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* name) {
@@ -69,6 +92,16 @@ Args parse(int argc, char** argv) {
     else if (arg == "--no-default-plugins") a.default_plugins = false;
     else if (arg == "--state-dir") a.state_dir = value("--state-dir");
     else if (arg == "--print") a.print = true;
+    else if (arg == "--admin") a.admin = value("--admin");
+    else if (arg == "--admin-token-file") {
+      std::string file = value("--admin-token-file");
+      std::ifstream in(file);
+      if (!in) usage_error("--admin-token-file " + file + ": cannot read it");
+      std::getline(in, a.admin_token);
+      while (!a.admin_token.empty() && std::isspace(static_cast<unsigned char>(a.admin_token.back())))
+        a.admin_token.pop_back();
+    } else if (arg == "--stage") a.stage = value("--stage");
+    else if (arg == "--rate") a.rate = value("--rate");
     else if (arg == "--log-format") {
       std::string f = value("--log-format");
       if (f == "json") a.log.format = LogFormat::json;
@@ -97,6 +130,8 @@ Args parse(int argc, char** argv) {
     }
   }
   if (a.state_dir.empty()) a.state_dir = "edgeflow-state";
+  if (!a.admin_token.empty() && a.admin_token.size() < 16)
+    usage_error("the admin token must have at least 16 characters (e.g. `openssl rand -hex 24`)");
   return a;
 }
 
@@ -192,6 +227,55 @@ int cmd_validate(const Args& a) {
   return 0;
 }
 
+// Reads a running daemon's tap (Server-Sent Events) and prints each event's JSON on a line.
+int cmd_tap(const Args& a) {
+  if (a.positional.size() != 1) usage_error("tap needs the name of a running flow");
+  std::optional<AdminOptions> o;
+  try {
+    o = parse_admin_address(a.admin);
+  } catch (const std::exception& e) {
+    usage_error(e.what());
+  }
+  if (!o) usage_error("tap needs the admin API, which --admin off turns off");
+  std::string path, query;
+  Poco::URI::encode(a.positional[0], "/?#", path);
+  Poco::URI::encode(a.stage, "&=+?#[]", query);
+  std::string target = "/flows/" + path + "/tap?stage=" + query + "&rate=" + a.rate;
+  try {
+    Poco::Net::HTTPClientSession session(o->host, o->port);
+    session.setTimeout(Poco::Timespan(60, 0));  // the server says something every 15 s
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, target, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!a.admin_token.empty()) req.set("Authorization", "Bearer " + a.admin_token);
+    session.sendRequest(req);
+    Poco::Net::HTTPResponse res;
+    std::istream& in = session.receiveResponse(res);
+    std::string line;
+    if (res.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
+      std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::fprintf(stderr, "edgeflow tap: %d %s: %s\n", int(res.getStatus()), res.getReason().c_str(), body.c_str());
+      return 1;
+    }
+    std::string event;
+    while (std::getline(in, line)) {
+      if (line.rfind("event: ", 0) == 0) {
+        event = line.substr(7);
+      } else if (line.rfind("data: ", 0) == 0) {
+        if (event == "dropped")
+          std::fprintf(stderr, "edgeflow tap: %s (events left out: the terminal fell behind)\n", line.c_str() + 6);
+        else
+          std::printf("%s\n", line.c_str() + 6);
+        // A reader that went away (`| head`) ends the tap, also where SIGPIPE is ignored.
+        if (std::fflush(stdout) != 0 || std::ferror(stdout)) return 0;
+      }
+    }
+    return 0;
+  } catch (const Poco::Exception& e) {
+    std::fprintf(stderr, "edgeflow tap: %s:%u: %s (is `edgeflow run` running with its admin API there?)\n",
+                 o->host.c_str(), unsigned(o->port), e.displayText().c_str());
+    return 1;
+  }
+}
+
 int cmd_dev(const Args& a) {
   if (a.positional.empty() || a.positional[0] != "kafka")
     usage_error("dev needs 'kafka' (the only development server so far)");
@@ -214,6 +298,19 @@ int cmd_run(const Args& a) {
     print_errors(diag);
     return 1;
   }
+  std::unique_ptr<AdminServer> admin;
+  try {
+    if (auto o = parse_admin_address(a.admin)) {
+      o->token = a.admin_token;
+      admin = std::make_unique<AdminServer>(rt, *o);
+      log_info("", "admin", "admin API on http://" + (o->host.find(':') != std::string::npos ? "[" + o->host + "]" : o->host) +
+                                ":" + std::to_string(admin->port()) +
+                                (o->token.empty() ? " (loopback, no token)" : " (token required)"));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "edgeflow: %s\n", e.what());
+    return 1;
+  }
   log_info("", "runtime", "starting " + std::to_string(rt.flows().size()) + " flow(s)");
   rt.start();
   // When every flow has ended on its own, wake the signal loop.
@@ -229,6 +326,7 @@ int cmd_run(const Args& a) {
     rt.request_stop();
   }
   watcher.join();
+  if (admin) admin->stop();
   for (auto& f : rt.flows()) {
     auto& s = f->stats();
     log_info(f->name(), "", std::string("ended ") + state_name(f->state()) + ": emitted=" +
@@ -254,6 +352,7 @@ int main(int argc, char** argv) {
   if (a.command == "validate") return cmd_validate(a);
   if (a.command == "plugins") return cmd_plugins(a);
   if (a.command == "dev") return cmd_dev(a);
+  if (a.command == "tap") return cmd_tap(a);
   if (a.command == "version") {
     std::printf("edgeflow %s (plugin ABI %u.%u)\n", EDGEFLOW_VERSION, EF_ABI_MAJOR, EF_ABI_MINOR);
     return 0;

@@ -86,7 +86,7 @@ inline Result run(const std::vector<std::string>& args, const std::string& in, c
 inline Result run_flow(const std::string& dir, const std::string& yaml, long expect) {
   std::string flow = dir + "/flow.yaml", log = dir + "/edgeflow.log";
   std::ofstream(flow) << yaml;
-  Result r = run({EDGEFLOW_BIN, "run", "--state-dir", dir + "/state", flow}, "", "", log);
+  Result r = run({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", flow}, "", "", log);
   std::string text = slurp(log);
   std::string want = "emitted=" + std::to_string(expect) + " delivered=" + std::to_string(expect) +
                      " dead_lettered=0 unresolved=0";

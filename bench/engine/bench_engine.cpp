@@ -24,7 +24,7 @@ long idle_rss_kib(const std::string& dir) {
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 2);
-    execl(EDGEFLOW_BIN, EDGEFLOW_BIN, "run", "--state-dir", (dir + "/state").c_str(), flow.c_str(), nullptr);
+    execl(EDGEFLOW_BIN, EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", (dir + "/state").c_str(), flow.c_str(), nullptr);
     _exit(127);
   }
   close(fds[1]);

@@ -15,6 +15,8 @@ EDGEFLOW_BUILD_DEPS=(
   libpq-dev     # PostgreSQL CDC: the replication connection (libpq)
   libpqxx-dev   # PostgreSQL CDC: the initial snapshot (libpqxx 6.4)
   librdkafka-dev  # Kafka source and sink, and `edgeflow dev kafka` (the mock cluster)
+  libpoco-dev   # the admin API's HTTP server (runtime/admin.cpp); the HTTP connectors
+  libssl-dev    # MQTT source and sink: TLS (OpenSSL) under edgeflow's own MQTT client
   libboost-dev
   libgtest-dev
   libgmock-dev
@@ -22,13 +24,21 @@ EDGEFLOW_BUILD_DEPS=(
 )
 
 # What scripts/test.sh needs on top of the build deps: servers and tools the integration tests
-# start themselves (postgresql, mosquitto, ... when those connectors land).
+# start themselves (postgresql, mosquitto).
 EDGEFLOW_TEST_DEPS=(
   postgresql  # server + client binaries (/usr/lib/postgresql/15/bin), for tests/integration
   # The peer bench/kafka measures edgeflow against (`kcat -C | kcat -P`; run with `--target
   # bench-kafka`). No test needs it, nor a Kafka server: the Kafka tests use librdkafka's
   # in-process mock cluster. It is here so the machine that builds the benchmarks can run them.
   kcat
+  prometheus  # promtool: the admin tests check /metrics with Prometheus' own parser
+  curl        # the admin and HTTP tests use it as an independent client
+  # The MQTT integration tests start a private mosquitto and use its clients as independent peers;
+  # bench/mqtt measures edgeflow against mosquitto_sub. openssl: the TLS tests make their own CA.
+  mosquitto
+  mosquitto-clients
+  openssl
+  wrk         # bench/http: the load generator (64 keep-alive connections)
 )
 
 # What a machine needs to *run* a release build (the .deb and the container declare the same).
@@ -37,6 +47,9 @@ EDGEFLOW_RUNTIME_DEPS=(
   libpqxx-6.4   # the postgres_cdc plugin
   libpq5        # the postgres_cdc plugin
   librdkafka1   # the kafka plugin, and the daemon itself (`edgeflow dev kafka`)
+  libpoconetssl80 libpococrypto80  # the http plugin (TLS; with libpoconet80 and libpocofoundation80)
+  libpoconet80 libpocofoundation80  # the daemon's admin API
+  libssl3       # the mqtt plugin (TLS)
 )
 
 # edgeflow_install_deps PACKAGE...

@@ -98,7 +98,7 @@ sinks:
   out: { type: file, path: out.jsonl }
 dead_letter: { type: file, path: dlq.jsonl }
 EOF
-"$edgeflow" run --plugin-dir "$tmp/build" --state-dir "$tmp/state" flow.yaml ||
+"$edgeflow" run --admin off --plugin-dir "$tmp/build" --state-dir "$tmp/state" flow.yaml ||
   fail "edgeflow run exited with $?"
 
 cat >expected.jsonl <<'EOF'

@@ -26,6 +26,8 @@ class Daemon {
       int err = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(err, 2);
       close(fds[0]);
+      // Tests run daemons side by side: none takes the admin API's default port unless asked.
+      setenv("EDGEFLOW_ADMIN", "off", 0);
       std::vector<char*> argv{const_cast<char*>(EDGEFLOW_BIN)};
       for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);

@@ -1,0 +1,525 @@
+#include "admin.hpp"
+
+#include "log.hpp"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/ThreadPool.h>
+#include <Poco/URI.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <stdexcept>
+
+namespace edgeflow {
+
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void str(Writer& w, std::string_view s) { w.String(s.data(), rapidjson::SizeType(s.size())); }
+
+// "<flow>/<key>[:<type>]" → key and type.
+std::pair<std::string, std::string> stage_of(const std::string& instance) {
+  size_t slash = instance.find('/');
+  std::string rest = slash == std::string::npos ? instance : instance.substr(slash + 1);
+  size_t colon = rest.find(':');
+  if (colon == std::string::npos) return {rest, ""};
+  return {rest.substr(0, colon), rest.substr(colon + 1)};
+}
+
+void flow_summary(Writer& w, const Flow& f) {
+  const FlowStats& s = f.stats();
+  w.Key("name");
+  str(w, f.name());
+  w.Key("state");
+  w.String(state_name(f.state()));
+  w.Key("last_error");
+  str(w, f.last_error());
+  w.Key("restarts");
+  w.Uint64(s.restarts.load());
+  w.Key("emitted");
+  w.Uint64(s.emitted.load());
+  w.Key("delivered");
+  w.Uint64(s.delivered.load());
+  w.Key("dead_lettered");
+  w.Uint64(s.dead_lettered.load());
+  w.Key("retries");
+  w.Uint64(s.retries.load());
+  w.Key("in_flight");
+  w.Int64(s.in_flight.load());
+  w.Key("in_flight_bytes");
+  w.Uint64(s.in_flight_bytes.load());
+}
+
+// Prometheus label values: backslash, double quote and newline escaped.
+std::string label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string number(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// One metric family: HELP and TYPE once, then its samples.
+struct Family {
+  std::string help, type;
+  std::vector<std::string> samples;
+};
+
+class Exposition {
+ public:
+  Family& family(const std::string& name, const std::string& type, const std::string& help) {
+    auto [it, fresh] = families_.try_emplace(name);
+    if (fresh) {
+      order_.push_back(name);
+      it->second.type = type;
+      it->second.help = help;
+    }
+    return it->second;
+  }
+  void sample(const std::string& name, const std::string& type, const std::string& help, const std::string& labels,
+              double value, const std::string& suffix = "") {
+    family(name, type, help).samples.push_back(name + suffix + (labels.empty() ? "" : "{" + labels + "}") + " " +
+                                               number(value));
+  }
+  std::string text() const {
+    std::string out;
+    for (auto& name : order_) {
+      const Family& f = families_.at(name);
+      out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
+      for (auto& s : f.samples) out += s + "\n";
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::string, Family> families_;
+  std::vector<std::string> order_;
+};
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+}  // namespace
+
+std::optional<AdminOptions> parse_admin_address(const std::string& text) {
+  if (text == "off") return std::nullopt;
+  AdminOptions o;
+  std::string port = text;
+  if (size_t colon = text.rfind(':'); colon != std::string::npos) {
+    o.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']') o.host = o.host.substr(1, o.host.size() - 2);
+    if (o.host.empty()) throw std::invalid_argument("--admin " + text + ": the host before ':' is empty");
+  }
+  unsigned value = 0;
+  auto r = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (r.ec != std::errc() || r.ptr != port.data() + port.size() || value > 65535)
+    throw std::invalid_argument("--admin " + text + ": expected [HOST:]PORT (e.g. 127.0.0.1:9464) or off");
+  o.port = uint16_t(value);
+  return o;
+}
+
+std::string flows_json(const Runtime& rt) {
+  rapidjson::StringBuffer out;
+  Writer w(out);
+  w.StartObject();
+  w.Key("flows");
+  w.StartArray();
+  for (auto& f : rt.flows()) {
+    w.StartObject();
+    flow_summary(w, *f);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(out.GetString(), out.GetSize());
+}
+
+std::string flow_json(const Flow& f) {
+  rapidjson::StringBuffer out;
+  Writer w(out);
+  const FlowStats& s = f.stats();
+  w.StartObject();
+  flow_summary(w, f);
+  w.Key("backpressure_seconds");
+  w.Double(double(s.backpressure_ns.load()) / 1e9);
+  w.Key("latency");
+  w.StartObject();
+  uint64_t count = 0;
+  for (size_t i = 0; i <= LatencyHistogram::kBounds.size(); ++i) count += s.latency.bucket(i);
+  w.Key("count");
+  w.Uint64(count);
+  w.Key("sum_seconds");
+  w.Double(s.latency.sum_seconds());
+  w.EndObject();
+  w.Key("stages");
+  w.StartArray();
+  for (auto& st : f.stages()) {
+    w.StartObject();
+    w.Key("stage");
+    str(w, st->key);
+    w.Key("type");
+    str(w, st->type);
+    for (auto [name, c] : {std::pair{"in", &st->in}, {"out", &st->out}, {"dropped", &st->dropped},
+                           {"rejected", &st->rejected}, {"retried", &st->retried}, {"bytes_in", &st->bytes_in},
+                           {"bytes_out", &st->bytes_out}}) {
+      w.Key(name);
+      w.Uint64(c->get());
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  // What the plugins report: a source's position and lag among them.
+  w.Key("plugin_metrics");
+  w.StartArray();
+  for (auto& m : f.plugin_metrics()) {
+    auto [stage, type] = stage_of(m.instance);
+    w.StartObject();
+    w.Key("stage");
+    str(w, stage);
+    w.Key("type");
+    str(w, type);
+    w.Key("name");
+    str(w, m.name);
+    w.Key("kind");
+    w.String(m.kind == EF_METRIC_COUNTER ? "counter" : "gauge");
+    w.Key("value");
+    w.Double(m.value);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(out.GetString(), out.GetSize());
+}
+
+std::string prometheus_text(const Runtime& rt) {
+  Exposition e;
+  e.sample("edgeflow_build_info", "gauge", "The running edgeflow build.",
+           "version=\"" + label(EDGEFLOW_VERSION) + "\",abi=\"" + std::to_string(EF_ABI_MAJOR) + "." +
+               std::to_string(EF_ABI_MINOR) + "\"",
+           1);
+  std::vector<const LoadedPlugin*> seen;
+  for (auto& c : rt.plugins().components()) {
+    if (std::find(seen.begin(), seen.end(), c.plugin) != seen.end()) continue;
+    seen.push_back(c.plugin);
+    e.sample("edgeflow_plugin_info", "gauge", "A loaded plugin.",
+             "plugin=\"" + label(c.plugin->info->name) + "\",version=\"" + label(c.plugin->info->version) +
+                 "\",file=\"" + label(c.plugin->file) + "\"",
+             1);
+  }
+  e.sample("edgeflow_plugins_refused", "gauge", "Plugin files found but refused at load (the log says why).", "",
+           double(rt.plugins().refusals().size()));
+
+  for (auto& fp : rt.flows()) {
+    const Flow& f = *fp;
+    const FlowStats& s = f.stats();
+    std::string fl = "flow=\"" + label(f.name()) + "\"";
+    for (FlowState st : {FlowState::created, FlowState::starting, FlowState::running, FlowState::draining,
+                         FlowState::backoff, FlowState::finished, FlowState::stopped, FlowState::failed})
+      e.sample("edgeflow_flow_state", "gauge", "1 for the state the flow is in.",
+               fl + ",state=\"" + state_name(st) + "\"", f.state() == st ? 1 : 0);
+    e.sample("edgeflow_flow_restarts_total", "counter", "Restarts after a failure.", fl, double(s.restarts.load()));
+    e.sample("edgeflow_flow_emitted_total", "counter", "Messages the source emitted.", fl, double(s.emitted.load()));
+    e.sample("edgeflow_flow_delivered_total", "counter", "Source messages acknowledged as delivered end to end.", fl,
+             double(s.delivered.load()));
+    e.sample("edgeflow_flow_dead_lettered_total", "counter", "Messages written to the dead letter.", fl,
+             double(s.dead_lettered.load()));
+    e.sample("edgeflow_flow_retries_total", "counter", "Retry answers from sinks.", fl, double(s.retries.load()));
+    e.sample("edgeflow_flow_in_flight_messages", "gauge", "Messages emitted and not resolved yet.", fl,
+             double(s.in_flight.load()));
+    e.sample("edgeflow_flow_in_flight_bytes", "gauge", "Bytes of the messages in flight.", fl,
+             double(s.in_flight_bytes.load()));
+    e.sample("edgeflow_flow_backpressure_seconds_total", "counter", "Time the source waited for room in the flow.", fl,
+             double(s.backpressure_ns.load()) / 1e9);
+    const char* lat = "edgeflow_flow_delivery_latency_seconds";
+    const char* lat_help = "From the source's emit to the end-to-end acknowledgement.";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= LatencyHistogram::kBounds.size(); ++i) {
+      cumulative += s.latency.bucket(i);
+      std::string le = i < LatencyHistogram::kBounds.size() ? number(LatencyHistogram::kBounds[i]) : "+Inf";
+      e.sample(lat, "histogram", lat_help, fl + ",le=\"" + le + "\"", double(cumulative), "_bucket");
+    }
+    e.sample(lat, "histogram", lat_help, fl, s.latency.sum_seconds(), "_sum");
+    e.sample(lat, "histogram", lat_help, fl, double(cumulative), "_count");
+
+    for (auto& st : f.stages()) {
+      std::string sl = fl + ",stage=\"" + label(st->key) + "\",type=\"" + label(st->type) + "\"";
+      auto c = [&](const char* name, const char* help, const Counter& v) {
+        e.sample(std::string("edgeflow_stage_") + name + "_total", "counter", help, sl, double(v.get()));
+      };
+      c("messages_in", "Messages into the stage (a sink: written, retries again).", st->in);
+      c("messages_out", "Messages out of the stage (the source: emitted; a sink: delivered).", st->out);
+      c("messages_dropped", "Messages a step dropped.", st->dropped);
+      c("messages_rejected", "Messages the stage sent to the dead letter.", st->rejected);
+      c("messages_retried", "Retry answers of a sink.", st->retried);
+      c("bytes_in", "In-memory bytes of the messages into the stage.", st->bytes_in);
+      c("bytes_out", "In-memory bytes of the messages out of the stage.", st->bytes_out);
+    }
+    for (auto& m : f.plugin_metrics()) {
+      auto [stage, type] = stage_of(m.instance);
+      bool counter = m.kind == EF_METRIC_COUNTER;
+      e.sample("edgeflow_plugin_" + m.name + (counter ? "_total" : ""), counter ? "counter" : "gauge",
+               "Reported by the plugin (see its documentation).",
+               fl + ",stage=\"" + label(stage) + "\",type=\"" + label(type) + "\"", m.value);
+    }
+  }
+  return e.text();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+struct AdminServer::Impl {
+  Runtime& rt;
+  AdminOptions options;
+  std::atomic<bool> stopping{false};
+  Poco::ThreadPool pool{2, 64};
+  std::unique_ptr<Poco::Net::HTTPServer> server;
+  uint16_t port = 0;
+
+  Impl(Runtime& r, AdminOptions o) : rt(r), options(std::move(o)) {}
+};
+
+namespace {
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit Handler(AdminServer::Impl& s) : s_(s) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& res) override {
+    using Poco::Net::HTTPResponse;
+    Poco::URI uri(req.getURI());
+    std::string path = uri.getPath();
+    if (req.getMethod() != "GET") {
+      res.set("Allow", "GET");
+      return json(res, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, error("only GET is served here"));
+    }
+    if (path != "/health" && !s_.options.token.empty()) {
+      std::string auth = req.get("Authorization", "");
+      if (!constant_time_equal(auth, "Bearer " + s_.options.token)) {
+        res.set("WWW-Authenticate", "Bearer");
+        return json(res, HTTPResponse::HTTP_UNAUTHORIZED,
+                    error(auth.empty() ? "this admin API needs 'Authorization: Bearer <token>'" : "wrong token"));
+      }
+    }
+    if (path == "/health") return json(res, HTTPResponse::HTTP_OK, R"({"status":"alive"})");
+    if (path == "/ready") return ready(res);
+    if (path == "/metrics") {
+      res.setContentType("text/plain; version=0.0.4; charset=utf-8");
+      return send(res, HTTPResponse::HTTP_OK, prometheus_text(s_.rt));
+    }
+    if (path == "/flows") return json(res, HTTPResponse::HTTP_OK, flows_json(s_.rt));
+    if (path.rfind("/flows/", 0) == 0) {
+      std::string rest = path.substr(7);
+      bool tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
+      if (tap) rest.resize(rest.size() - 4);
+      Flow* f = s_.rt.flow(rest);
+      if (!f) return json(res, HTTPResponse::HTTP_NOT_FOUND, error("no flow named '" + rest + "'"));
+      if (!tap) return json(res, HTTPResponse::HTTP_OK, flow_json(*f));
+      return this->tap(*f, uri, res);
+    }
+    json(res, HTTPResponse::HTTP_NOT_FOUND,
+         error("no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name> and /flows/<name>/tap"));
+  }
+
+ private:
+  static std::string error(const std::string& text) {
+    rapidjson::StringBuffer out;
+    Writer w(out);
+    w.StartObject();
+    w.Key("error");
+    str(w, text);
+    w.EndObject();
+    return out.GetString();
+  }
+  static void send(Poco::Net::HTTPServerResponse& res, Poco::Net::HTTPResponse::HTTPStatus status,
+                   const std::string& body) {
+    res.setStatus(status);
+    res.setContentLength(std::streamsize(body.size()));
+    res.send() << body;
+  }
+  static void json(Poco::Net::HTTPServerResponse& res, Poco::Net::HTTPResponse::HTTPStatus status,
+                   const std::string& body) {
+    res.setContentType("application/json");
+    send(res, status, body);
+  }
+
+  void ready(Poco::Net::HTTPServerResponse& res) {
+    rapidjson::StringBuffer out;
+    Writer w(out);
+    bool all = true;
+    w.StartObject();
+    w.Key("not_running");
+    w.StartArray();
+    for (auto& f : s_.rt.flows()) {
+      if (f->state() == FlowState::running) continue;
+      all = false;
+      w.StartObject();
+      w.Key("flow");
+      str(w, f->name());
+      w.Key("state");
+      w.String(state_name(f->state()));
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("ready");
+    w.Bool(all);
+    w.EndObject();
+    json(res, all ? Poco::Net::HTTPResponse::HTTP_OK : Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+         out.GetString());
+  }
+
+  // Server-Sent Events: one `message` event per sampled message (data: its JSON), a `dropped`
+  // event when the subscriber fell behind, a comment every 15 s to notice a client gone.
+  void tap(Flow& f, const Poco::URI& uri, Poco::Net::HTTPServerResponse& res) {
+    using Poco::Net::HTTPResponse;
+    std::string stage = "source";
+    double rate = 10;
+    for (auto& [k, v] : uri.getQueryParameters()) {
+      if (k == "stage") stage = v;
+      if (k == "rate") {
+        auto r = std::from_chars(v.data(), v.data() + v.size(), rate);
+        if (r.ec != std::errc() || r.ptr != v.data() + v.size() || !(rate > 0) || rate > 1000)
+          return json(res, HTTPResponse::HTTP_BAD_REQUEST, error("rate: events per second, more than 0 and at most 1000"));
+      }
+    }
+    int index = f.stage_index(stage);
+    if (index < 0) {
+      // A step's or sink's type names it too, when only one stage has it.
+      int match = -1, matches = 0;
+      for (size_t i = 0; i < f.stages().size(); ++i) {
+        if (f.stages()[i]->type != stage) continue;
+        match = int(i);
+        ++matches;
+      }
+      if (matches == 1) index = match;
+    }
+    if (index < 0) {
+      std::string known;
+      for (auto& st : f.stages()) known += (known.empty() ? "" : ", ") + st->key;
+      return json(res, HTTPResponse::HTTP_NOT_FOUND,
+                  error("flow '" + f.name() + "' has no stage '" + stage + "'; it has " + known));
+    }
+    res.setStatus(HTTPResponse::HTTP_OK);
+    res.setContentType("text/event-stream");
+    res.set("Cache-Control", "no-cache");
+    res.setChunkedTransferEncoding(true);
+    auto sub = f.taps().subscribe(size_t(index), rate);
+    try {
+      std::ostream& out = res.send();
+      out << ": tap of flow " << f.name() << ", stage " << f.stages()[size_t(index)]->key << ", at most " << rate
+          << " events/s\n\n"
+          << std::flush;
+      std::vector<std::string> events;
+      uint64_t dropped = 0, reported = 0;
+      auto idle_since = std::chrono::steady_clock::now();
+      while (!s_.stopping.load() && out.good()) {
+        bool open = f.taps().next(*sub, events, dropped, std::chrono::milliseconds(500));
+        for (auto& e : events) out << "event: message\ndata: " << e << "\n\n";
+        if (dropped != reported) {
+          out << "event: dropped\ndata: {\"dropped\":" << dropped << "}\n\n";
+          reported = dropped;
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (!events.empty()) idle_since = now;
+        else if (now - idle_since > std::chrono::seconds(15)) {
+          out << ": keep-alive\n\n";
+          idle_since = now;
+        }
+        out.flush();
+        if (!open) break;
+      }
+    } catch (const Poco::Exception&) {
+      // The client went away.
+    }
+    f.taps().unsubscribe(sub);
+  }
+
+  AdminServer::Impl& s_;
+};
+
+// Owned by the HTTPServer (it deletes it).
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit Factory(AdminServer::Impl& s) : s_(s) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(s_);
+  }
+
+ private:
+  AdminServer::Impl& s_;
+};
+
+}  // namespace
+
+AdminServer::AdminServer(Runtime& rt, AdminOptions options) : impl_(std::make_unique<Impl>(rt, std::move(options))) {
+  const AdminOptions& o = impl_->options;
+  std::string where = o.host + ":" + std::to_string(o.port);
+  Poco::Net::SocketAddress address;
+  try {
+    address = Poco::Net::SocketAddress(o.host, o.port);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("admin API: cannot resolve " + where + ": " + e.displayText());
+  }
+  if (!address.host().isLoopback() && o.token.empty())
+    throw std::runtime_error("admin API: " + where +
+                             " is not a loopback address, and the API is never exposed without a token: give one "
+                             "with --admin-token-file FILE (or $EDGEFLOW_ADMIN_TOKEN), or bind to 127.0.0.1");
+  Poco::Net::ServerSocket socket;
+  try {
+    socket.bind(address, true, false);  // SO_REUSEPORT would let a second daemon share the port
+    socket.listen(64);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("admin API: cannot listen on " + where + ": " + e.displayText() +
+                             " (choose another address with --admin HOST:PORT, or --admin off)");
+  }
+  impl_->port = socket.address().port();
+  auto* params = new Poco::Net::HTTPServerParams;
+  params->setMaxThreads(64);
+  params->setMaxQueued(64);
+  impl_->server = std::make_unique<Poco::Net::HTTPServer>(new Factory(*impl_), impl_->pool, socket, params);
+  impl_->server->start();
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+uint16_t AdminServer::port() const { return impl_->port; }
+
+void AdminServer::stop() {
+  if (!impl_->server || impl_->stopping.exchange(true)) return;
+  for (auto& f : impl_->rt.flows()) f->taps().close_all();
+  impl_->server->stopAll(true);
+  impl_->pool.joinAll();
+}
+
+}  // namespace edgeflow
