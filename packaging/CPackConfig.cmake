@@ -59,13 +59,13 @@ find_program(EDGEFLOW_DPKG_SHLIBDEPS dpkg-shlibdeps)
 find_program(EDGEFLOW_FILE_PROGRAM file)  # CPack finds the ELF files with it
 if(EDGEFLOW_DPKG_SHLIBDEPS AND EDGEFLOW_FILE_PROGRAM)
   # Computes Depends from the ELF files: libyaml-cpp0.7, libpqxx-6.4, libpq5, librdkafka1,
-  # libstdc++6, libc6, libgcc-s1.
+  # the Poco libraries, libssl3, libstdc++6, libc6, libgcc-s1.
   set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
 else()
   # Debian 12's runtime libraries, written out when dpkg-shlibdeps is not there to compute them
   # (the same list as EDGEFLOW_RUNTIME_DEPS in scripts/lib/deps.sh, plus the C/C++ runtime).
   set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS
-      "libyaml-cpp0.7, libpqxx-6.4, libpq5, librdkafka1, libstdc++6 (>= 12), libgcc-s1 (>= 3.0), libc6 (>= 2.34)")
+      "libyaml-cpp0.7, libpqxx-6.4, libpq5, librdkafka1, libpoconet80, libpocofoundation80, libpoconetssl80, libpococrypto80, libssl3, libstdc++6 (>= 12), libgcc-s1 (>= 3.0), libc6 (>= 2.34)")
 endif()
 
 # `cmake --build <dir> --target package_source`: the source tree without build output.

@@ -1,0 +1,204 @@
+// Webhook ingress: `wrk` posting a ~100 B JSON event over 64 concurrent keep-alive connections,
+// first to a minimal Poco echo server (the ceiling: the same HTTP stack with nothing behind it),
+// then to the daemon running http source -> map -> drop, where every 202 means the event went
+// through the flow and was acknowledged. Same wrk settings for both, in the same run; two rounds,
+// alternating, so a noisy neighbour shows as a difference between rounds.
+//
+// Per server: requests/s and p99 latency from wrk; CPU s per million requests and peak RSS from
+// wait4 rusage of the server process (stopped with SIGTERM after the load). The daemon must
+// report every emitted event delivered and wrk must see no non-2xx answer, or the benchmark fails.
+//
+// Environment: BENCH_HTTP_SECONDS (default 10) per measurement, BENCH_HTTP_CONNECTIONS (64),
+// BENCH_HTTP_THREADS (2, wrk's).
+#include "bench.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstring>
+#include <regex>
+#include <thread>
+
+namespace {
+
+using namespace bench;
+
+int env_int(const char* name, int dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : dflt;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    die("no free port");
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(uint16_t(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Servers still running; killed at exit, so bench::die does not leave one behind.
+std::vector<pid_t>& live() {
+  static std::vector<pid_t> pids;
+  return pids;
+}
+
+// A server process started now and measured until stop().
+struct Server {
+  pid_t pid = -1;
+  std::string log;
+  Server(const std::vector<std::string>& args, const std::string& log_file, int port) : log(log_file) {
+    pid = fork();
+    if (pid == 0) {
+      int e = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(e, 2);
+      dup2(e, 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    live().push_back(pid);
+    // Startup is not measured by wrk; polling connect() until it listens is just the wait for it.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!accepts(port)) {
+      if (waitpid(pid, nullptr, WNOHANG) == pid) die(args[0] + " exited at start:\n" + slurp(log));
+      if (std::chrono::steady_clock::now() > deadline) die(args[0] + " does not listen on " + std::to_string(port));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  Result stop() {
+    kill(pid, SIGTERM);
+    int status = 0;
+    rusage ru{};
+    wait4(pid, &status, 0, &ru);
+    std::erase(live(), pid);
+    pid = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("server failed (status " + std::to_string(status) + "):\n" + slurp(log));
+    Result r;
+    r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    r.max_rss_kib = ru.ru_maxrss;
+    return r;
+  }
+  ~Server() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      std::erase(live(), pid);
+    }
+  }
+};
+
+struct Load {
+  long requests = 0;
+  long non2xx = 0;
+  double rps = 0;
+  double p99_ms = 0;
+};
+
+double to_ms(const std::string& num, const std::string& unit) {
+  double v = std::stod(num);
+  if (unit == "us") return v / 1000;
+  if (unit == "s") return v * 1000;
+  return v;
+}
+
+Load wrk(const std::string& dir, const std::string& url, int seconds, int conns, int threads) {
+  std::string script = dir + "/post.lua", out = dir + "/wrk.out";
+  std::ofstream(script) << "wrk.method = \"POST\"\n"
+                           "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                           "wrk.body = '{\"id\":12345,\"type\":\"order.paid\",\"customer\":\"c-778\",\"total\":129.5,"
+                           "\"currency\":\"EUR\",\"site\":\"edge-7\"}'\n";
+  run({"wrk", "-t", std::to_string(threads), "-c", std::to_string(conns), "-d", std::to_string(seconds) + "s", "--latency",
+       "-s", script, url},
+      "", out, dir + "/wrk.err");
+  std::string text = slurp(out);
+  Load l;
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex(R"((\d+) requests in)"))) l.requests = std::stol(m[1]);
+  if (std::regex_search(text, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) l.rps = std::stod(m[1]);
+  if (std::regex_search(text, m, std::regex(R"(99%\s+([0-9.]+)(us|ms|s)\b)"))) l.p99_ms = to_ms(m[1], m[2]);
+  if (std::regex_search(text, m, std::regex(R"(Non-2xx or 3xx responses: (\d+))"))) l.non2xx = std::stol(m[1]);
+  if (std::regex_search(text, m, std::regex(R"(Socket errors: .*)")))
+    std::printf("  wrk: %s\n", m[0].str().c_str());
+  if (l.requests == 0 || l.rps == 0) die("cannot read wrk's output:\n" + text);
+  return l;
+}
+
+void print(const char* name, const Load& l, const Result& r, double base_rps) {
+  std::printf("%-28s %10.0f %9.2f %11.1f %10.2f %9ld %8ld", name, l.rps, l.p99_ms, r.cpu / double(l.requests) * 1e6,
+              r.cpu, r.max_rss_kib, l.non2xx);
+  if (base_rps > 0) std::printf("   %5.2fx", l.rps / base_rps);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main() {
+  std::atexit([] {
+    for (pid_t p : live()) kill(p, SIGKILL);
+  });
+  if (!installed("wrk")) die("wrk is not installed (Debian package wrk)");
+  int seconds = env_int("BENCH_HTTP_SECONDS", 10), conns = env_int("BENCH_HTTP_CONNECTIONS", 64),
+      threads = env_int("BENCH_HTTP_THREADS", 2);
+  std::string dir = temp_dir();
+  std::string echo_bin = (std::filesystem::path(program_invocation_name).parent_path() / "bench_http_echo").string();
+  std::printf("wrk -t%d -c%d -d%ds --latency, POST of a 104 B JSON event; server threads 128 on both\n", threads, conns, seconds);
+  std::printf("%-28s %10s %9s %11s %10s %9s %8s %8s\n", "", "req/s", "p99 ms", "cpu us/req", "cpu s", "RSS KiB", "non-2xx",
+              "of echo");
+  for (int round = 1; round <= 2; ++round) {
+    int port = free_port();
+    Load echo_load;
+    Result echo_r;
+    {
+      Server echo({echo_bin, std::to_string(port), "128"}, dir + "/echo.log", port);
+      echo_load = wrk(dir, "http://127.0.0.1:" + std::to_string(port) + "/hook", seconds, conns, threads);
+      echo_r = echo.stop();
+    }
+    print(("poco echo (round " + std::to_string(round) + ")").c_str(), echo_load, echo_r, 0);
+
+    port = free_port();
+    std::string flow = dir + "/flow.yaml";
+    std::ofstream(flow) << "flow: webhook\n"
+                           "source:\n  type: http\n  listen: 127.0.0.1:" + std::to_string(port) + "\n  path: /hook\n"
+                           "steps:\n  - type: map\n    set:\n      order: id\n      amount_cents: int(total * 100)\n"
+                           "      site: site\n"
+                           "sinks:\n  out: { type: drop }\n";
+    Load ef_load;
+    Result ef_r;
+    {
+      Server ef({EDGEFLOW_BIN, "run", "--state-dir", dir + "/state", flow}, dir + "/edgeflow.log", port);
+      ef_load = wrk(dir, "http://127.0.0.1:" + std::to_string(port) + "/hook", seconds, conns, threads);
+      ef_r = ef.stop();
+    }
+    std::string log = slurp(dir + "/edgeflow.log");
+    std::smatch m;
+    if (!std::regex_search(log, m, std::regex(R"(emitted=(\d+) delivered=(\d+) dead_lettered=0 unresolved=0)")) || m[1] != m[2])
+      die("edgeflow did not deliver every event it took:\n" + log);
+    if (ef_load.non2xx != 0) die("edgeflow answered " + std::to_string(ef_load.non2xx) + " requests with non-2xx");
+    // wrk counts the requests it finished; a request cut off at the end may have been emitted.
+    if (std::stol(m[1]) < ef_load.requests) die("edgeflow emitted fewer events than wrk got answers for:\n" + log);
+    print(("edgeflow http->map->drop (" + std::to_string(round) + ")").c_str(), ef_load, ef_r, echo_load.rps);
+    std::filesystem::remove_all(dir + "/state");
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
