@@ -309,18 +309,7 @@ void bench_size(const std::string& dir, long n, size_t size, long rounds) {
     std::string yaml = "flow: kafka\nsource:\n  type: kafka\n  brokers: \"" + bs + "\"\n  group_id: bench-" + out +
                        "\n  mode: " + (standalone ? "standalone" : "group") +
                        "\n  topics: [in]\n  start_from: earliest\n  end_at_eof: true\n";
-    if (map)
-      yaml +=
-          "steps:\n"
-          "  - type: map\n"
-          "    unmapped: drop\n"
-          "    set:\n"
-          "      event_id: id\n"
-          "      device: upper(device)\n"
-          "      temp_f: round(temp * 9 / 5 + 32, 2)\n"
-          "      status: \"ok ? 'ok' : 'fault'\"\n"
-          "      at_ms: ts\n"
-          "      note: note\n";
+    if (map) yaml += kMapStep;
     yaml += "sinks:\n  out:\n    type: kafka\n    brokers: \"" + bs + "\"\n    topic: " + out + "\n";
     std::string tool = std::string("edgeflow ") + (standalone ? "standalone" : "group") + (map ? " map" : " pass");
     return measured(tool, out, [&](Run&) { return run_flow(dir, yaml, n); });

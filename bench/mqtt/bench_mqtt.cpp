@@ -150,18 +150,6 @@ struct Side {
   double end = 0;
 };
 
-const char* kMap =
-    "steps:\n"
-    "  - type: map\n"
-    "    unmapped: drop\n"
-    "    set:\n"
-    "      event_id: id\n"
-    "      device: upper(device)\n"
-    "      temp_f: round(temp * 9 / 5 + 32, 2)\n"
-    "      status: \"ok ? 'ok' : 'fault'\"\n"
-    "      at_ms: ts\n"
-    "      note: note\n";
-
 void print_row(const std::string& tool, long n, const Result& r) {
   std::printf("  %-34s %8ld %8.3f %8.3f %10.0f %9.3f %12ld\n", tool.c_str(), n, r.wall, r.cpu, double(n) / r.wall,
               r.cpu / double(n) * 1e6, r.max_rss_kib);
@@ -211,7 +199,7 @@ double bench_case(const std::string& dir, long n, int qos, size_t size, bool to_
                      "\n  client_id: edgeflow\n  topics: [bench/in]\n  qos: " + std::to_string(qos) +
                      "\n  end_after: " + std::to_string(n) + "\n";
   if (to_kafka) {
-    yaml += kMap;
+    yaml += kMapStep;
     yaml += "sinks:\n  out:\n    type: kafka\n    brokers: \"" + kafka->bootstrap + "\"\n    topic: out\n";
   } else {
     yaml += "sinks:\n  out:\n    type: mqtt\n    uri: mqtt://127.0.0.1:" + std::to_string(out_mq->port) + "\n    topic: bench/out\n    qos: " +

@@ -11,7 +11,7 @@
 
 using edgeflow::test::curl;
 using edgeflow::test::Daemon;
-using edgeflow::test::free_tcp_port;
+using edgeflow::test::free_loopback_port;
 using edgeflow::test::Gate;
 using edgeflow::test::http_request;
 using edgeflow::test::HttpTestServer;
@@ -52,7 +52,7 @@ TEST(HttpDaemon, AnswersOnlyAfterTheSinkDeliveredAnd429WhenFull) {
     if (i == 0) gate.wait();  // the first delivery is held until the test lets it go
     return Reply{200};
   });
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   std::string f = dir.write("hooks.yaml", flow("hooks", port, "/in", server.url("/out"), "max_in_flight: 1\n",
                                                "  busy_timeout: 100ms\n"));
   Daemon d({"run", "--state-dir", dir.file("state"), f}, dir.file("err.log"));
@@ -87,7 +87,7 @@ TEST(HttpDaemon, TwoFlowsOnOnePortAndADeadLetteredEvent) {
   HttpTestServer server([](const Seen& s, size_t) {
     return s.body.find("\"bad\"") != std::string::npos ? Reply{400, R"({"error":"bad is not allowed"})"} : Reply{200};
   });
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   std::string a = dir.write("a.yaml", flow("flow_a", port, "/a", server.url("/a-out")));
   std::string b = dir.write("b.yaml", flow("flow_b", port, "/b", server.url("/b-out")));
   Daemon d({"run", "--state-dir", dir.file("state"), a, b}, dir.file("err.log"));
@@ -117,7 +117,7 @@ TEST(HttpDaemon, TwoFlowsOnOnePortAndADeadLetteredEvent) {
 // A synchronous sink (drop) acknowledges inside emit(): the source must already know the request.
 TEST(HttpDaemon, ASinkThatAcksInsideEmitIsAnswered) {
   TempDir dir;
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   std::string f = dir.write("d.yaml", "flow: d\nsource:\n  type: http\n  listen: 127.0.0.1:" + std::to_string(port) +
                                           "\n  path: /in\n  ack_timeout: 5s\nsinks:\n  out: { type: drop }\n");
   Daemon d({"run", "--state-dir", dir.file("state"), f}, dir.file("err.log"));

@@ -131,7 +131,7 @@ TEST(HttpSink, GivesBackARetryAfterMaxAttempts) {
 }
 
 TEST(HttpSink, ARefusedConnectionIsARetry) {
-  int port = edgeflow::test::free_tcp_port();
+  int port = edgeflow::test::free_loopback_port();
   Harness<HttpSink> h("url: http://127.0.0.1:" + std::to_string(port) + "/x\n" + kFast + "max_attempts: 2\n");
   h.write({{.payload = "{}"}});
   auto acks = h.wait_acks(1);

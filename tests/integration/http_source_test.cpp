@@ -16,7 +16,7 @@
 
 using edgeflow::http::HttpSource;
 using edgeflow::test::curl;
-using edgeflow::test::free_tcp_port;
+using edgeflow::test::free_loopback_port;
 using edgeflow::test::http_request;
 using edgeflow::test::Response;
 using edgeflow::test::TempDir;
@@ -66,7 +66,7 @@ std::string header(const Response& r, const std::string& name) {
 }  // namespace
 
 TEST(HttpSource, BearerTokenWithPocoClientAndCurl) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "bearer_token: s3cret-token\nheaders: [X-Request-Id]\n"));
   auto& h = src.harness();
 
@@ -107,7 +107,7 @@ TEST(HttpSource, BearerTokenWithPocoClientAndCurl) {
 }
 
 TEST(HttpSource, HmacSignatureStaleTimestampAndReplay) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "hmac_secret: hmac-key\nsignature_tolerance: 5m\n"));
   auto& h = src.harness();
   const std::string body = R"({"event":"paid"})";
@@ -154,7 +154,7 @@ TEST(HttpSource, HmacSignatureStaleTimestampAndReplay) {
 }
 
 TEST(HttpSource, BodySizeLimitAndRateLimit) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "format: raw\nmax_body_bytes: 16\nrate_limit: 0.05\nrate_burst: 3\n"));
   auto& h = src.harness();
 
@@ -184,7 +184,7 @@ TEST(HttpSource, BodySizeLimitAndRateLimit) {
 }
 
 TEST(HttpSource, AnswersOnlyAfterTheEndToEndAck) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "bearer_token: t\n"));
   auto& h = src.harness();
   Headers auth{{"Authorization", "Bearer t"}};
@@ -219,7 +219,7 @@ TEST(HttpSource, AnswersOnlyAfterTheEndToEndAck) {
 }
 
 TEST(HttpSource, SyncModeAnswersTheVerdict) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "mode: sync\n"));
   auto& h = src.harness();
   auto ok = post_async(port, "/hook", R"({"n":1})");
@@ -235,7 +235,7 @@ TEST(HttpSource, SyncModeAnswersTheVerdict) {
 }
 
 TEST(HttpSource, BadInputGetsAJsonError) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "methods: [POST, PUT]\n"));
   auto& h = src.harness();
 
@@ -276,7 +276,7 @@ TEST(HttpSource, FullFlowAnswers429AndStoppingAnswers503) {
     if (g_emit_mode == 2) return EF_STOPPING;
     return edgeflow::testing::detail::host_api()->emit(c, m, n, t);
   };
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   g_emit_mode = 0;
   RunningSource<HttpSource> src(yaml(port, ""), {}, &g_faulty_host);
   auto& h = src.harness();
@@ -303,7 +303,7 @@ TEST(HttpSource, FullFlowAnswers429AndStoppingAnswers503) {
 }
 
 TEST(HttpSource, TwoFlowsShareOneListenerByPath) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   auto a = std::make_unique<RunningSource<HttpSource>>(yaml(port, "", "/a"), edgeflow::testing::Options{.name = "flow-a"});
   RunningSource<HttpSource> b(yaml(port, "", "/b"), edgeflow::testing::Options{.name = "flow-b"});
   try {
@@ -339,7 +339,7 @@ TEST(HttpSource, TwoFlowsShareOneListenerByPath) {
 }
 
 TEST(HttpSource, AckTimeoutAnswers504AndTheEventGoesOn) {
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "ack_timeout: 300ms\n"));
   auto& h = src.harness();
   Response r = http_request(port, "POST", "/hook", R"({"slow":true})");
@@ -355,7 +355,7 @@ TEST(HttpSource, AckTimeoutAnswers504AndTheEventGoesOn) {
 TEST(HttpSource, ServesHttpsWithCertificateAndKey) {
   TempDir dir;
   edgeflow::test::make_pki(dir.path().string(), "a");
-  int port = free_tcp_port();
+  int port = free_loopback_port();
   std::string d = dir.path().string();
   RunningSource<HttpSource> src(yaml(port, "tls_cert: " + d + "/a-server.pem\ntls_key: " + d + "/a-server.key\n"));
   auto& h = src.harness();

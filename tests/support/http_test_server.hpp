@@ -2,6 +2,8 @@
 // `curl` as a child process, and a throwaway PKI made with the openssl CLI.
 #pragma once
 
+#include "test_support.hpp"
+
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -34,19 +36,6 @@
 #include <vector>
 
 namespace edgeflow::test {
-
-inline int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error(std::string("finding a free port: ") + std::strerror(errno));
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Closed until open(): a scripted reply can wait on it to hold a request as long as a test wants.
 class Gate {

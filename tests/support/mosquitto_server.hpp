@@ -19,6 +19,8 @@
 // the `mosquitto` package): tests fail, never skip.
 #pragma once
 
+#include "test_support.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -106,19 +108,6 @@ inline CommandResult run_command(const std::vector<std::string>& argv, const std
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (timed_out) r.err += "\n(killed after " + std::to_string(timeout.count()) + " s)";
   return r;
-}
-
-inline int free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error(std::string("finding a free port: ") + std::strerror(errno));
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 class MosquittoServer {
