@@ -281,8 +281,6 @@ class HttpSink : public sdk::Sink {
         ++active_;
       }
       run(job, sessions, rng);
-      context().counter("requests", double(requests_.load()));
-      context().counter("failed_attempts", double(failed_.load()));
       {
         std::lock_guard lock(mutex_);
         --active_;
@@ -291,13 +289,23 @@ class HttpSink : public sdk::Sink {
     }
   }
 
+  // Workers publish in turn, each reading the totals under the lock: a counter reported lower than
+  // before would read as a restarted plugin to the runtime.
+  void publish_counters() {
+    std::lock_guard lock(counters_mutex_);
+    context().counter("requests", double(requests_.load()));
+    context().counter("failed_attempts", double(failed_.load()));
+  }
+
   void run(Job& job, Sessions& sessions, std::mt19937_64& rng) {
     for (int64_t attempt = 1;; ++attempt) {
       Outcome o = send(job, sessions);
       requests_.fetch_add(1, std::memory_order_relaxed);
+      bool failed = o.kind != Kind::delivered && o.kind != Kind::reject;
+      if (failed) failed_.fetch_add(1, std::memory_order_relaxed);
+      publish_counters();  // before the ack: whoever sees the ack sees the attempts that led to it
       if (o.kind == Kind::delivered) return resolve(job, EF_ACK_DELIVERED, {});
       if (o.kind == Kind::reject) return resolve(job, EF_ACK_REJECTED, o.reason);
-      failed_.fetch_add(1, std::memory_order_relaxed);
       if (attempt >= cfg_.max_attempts)
         return resolve(job, EF_ACK_RETRY, o.reason + " (" + std::to_string(attempt) + " attempts)");
       std::chrono::milliseconds wait;
@@ -418,6 +426,7 @@ class HttpSink : public sdk::Sink {
   size_t active_ = 0;
   bool stopping_ = false;
   std::atomic<uint64_t> requests_{0}, failed_{0};
+  std::mutex counters_mutex_;
 };
 
 }  // namespace edgeflow::http
