@@ -17,9 +17,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
-#include <regex>
 #include <thread>
 
 namespace {
@@ -114,6 +114,28 @@ struct Load {
   double p99_ms = 0;
 };
 
+// The whitespace-separated word right after `marker` in text, or "".
+std::string word_after(const std::string& text, const std::string& marker) {
+  size_t at = text.find(marker);
+  if (at == std::string::npos) return "";
+  at += marker.size();
+  while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
+  size_t end = at;
+  while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end]))) ++end;
+  return text.substr(at, end - at);
+}
+
+// The word right before `marker` in text, or "".
+std::string word_before(const std::string& text, const std::string& marker) {
+  size_t end = text.find(marker);
+  if (end == std::string::npos) return "";
+  size_t at = text.find_last_of(" \t\n", end == 0 ? 0 : end - 1);
+  at = at == std::string::npos ? 0 : at + 1;
+  return text.substr(at, end - at);
+}
+
+long number(const std::string& word) { return word.empty() ? 0 : std::stol(word); }
+
 double to_ms(const std::string& num, const std::string& unit) {
   double v = std::stod(num);
   if (unit == "us") return v / 1000;
@@ -132,13 +154,15 @@ Load wrk(const std::string& dir, const std::string& url, int seconds, int conns,
       "", out, dir + "/wrk.err");
   std::string text = slurp(out);
   Load l;
-  std::smatch m;
-  if (std::regex_search(text, m, std::regex(R"((\d+) requests in)"))) l.requests = std::stol(m[1]);
-  if (std::regex_search(text, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) l.rps = std::stod(m[1]);
-  if (std::regex_search(text, m, std::regex(R"(99%\s+([0-9.]+)(us|ms|s)\b)"))) l.p99_ms = to_ms(m[1], m[2]);
-  if (std::regex_search(text, m, std::regex(R"(Non-2xx or 3xx responses: (\d+))"))) l.non2xx = std::stol(m[1]);
-  if (std::regex_search(text, m, std::regex(R"(Socket errors: .*)")))
-    std::printf("  wrk: %s\n", m[0].str().c_str());
+  l.requests = number(word_before(text, " requests in"));
+  if (std::string rps = word_after(text, "Requests/sec:"); !rps.empty()) l.rps = std::stod(rps);
+  if (std::string p99 = word_after(text, "99%"); !p99.empty()) {  // e.g. 1.95ms
+    size_t unit = p99.find_first_not_of("0123456789.");
+    if (unit != 0 && unit != std::string::npos) l.p99_ms = to_ms(p99.substr(0, unit), p99.substr(unit));
+  }
+  l.non2xx = number(word_after(text, "Non-2xx or 3xx responses:"));
+  if (size_t at = text.find("Socket errors:"); at != std::string::npos)
+    std::printf("  wrk: %s\n", text.substr(at, text.find('\n', at) - at).c_str());
   if (l.requests == 0 || l.rps == 0) die("cannot read wrk's output:\n" + text);
   return l;
 }
@@ -185,17 +209,17 @@ int main() {
     Load ef_load;
     Result ef_r;
     {
-      Server ef({EDGEFLOW_BIN, "run", "--state-dir", dir + "/state", flow}, dir + "/edgeflow.log", port);
+      Server ef({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", flow}, dir + "/edgeflow.log", port);
       ef_load = wrk(dir, "http://127.0.0.1:" + std::to_string(port) + "/hook", seconds, conns, threads);
       ef_r = ef.stop();
     }
     std::string log = slurp(dir + "/edgeflow.log");
-    std::smatch m;
-    if (!std::regex_search(log, m, std::regex(R"(emitted=(\d+) delivered=(\d+) dead_lettered=0 unresolved=0)")) || m[1] != m[2])
+    std::string emitted = word_after(log, "emitted="), delivered = word_after(log, "delivered=");
+    if (emitted.empty() || emitted != delivered || log.find("dead_lettered=0 unresolved=0") == std::string::npos)
       die("edgeflow did not deliver every event it took:\n" + log);
     if (ef_load.non2xx != 0) die("edgeflow answered " + std::to_string(ef_load.non2xx) + " requests with non-2xx");
     // wrk counts the requests it finished; a request cut off at the end may have been emitted.
-    if (std::stol(m[1]) < ef_load.requests) die("edgeflow emitted fewer events than wrk got answers for:\n" + log);
+    if (number(emitted) < ef_load.requests) die("edgeflow emitted fewer events than wrk got answers for:\n" + log);
     print(("edgeflow http->map->drop (" + std::to_string(round) + ")").c_str(), ef_load, ef_r, echo_load.rps);
     std::filesystem::remove_all(dir + "/state");
   }
