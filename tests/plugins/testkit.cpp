@@ -243,4 +243,10 @@ extern "C" EF_EXPORT void testkit_open_gates() {
   g_gate_cv.notify_all();
 }
 
+// The gates are process-wide: a test that opened them closes them for the next one in the process.
+extern "C" EF_EXPORT void testkit_close_gates() {
+  std::lock_guard lock(g_gate_mutex);
+  g_gates_open = false;
+}
+
 EDGEFLOW_PLUGIN("testkit", "1.0.0", Sequence, Script, Flaky)

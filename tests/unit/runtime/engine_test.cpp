@@ -17,6 +17,9 @@ using edgeflow::test::TempDir;
 
 namespace {
 
+// Calls testkit's `testkit_open_gates` or `testkit_close_gates`.
+void gates(const char* call);
+
 class Engine : public ::testing::Test {
  protected:
   TempDir dir;
@@ -34,6 +37,8 @@ class Engine : public ::testing::Test {
     rt.wait();
   }
   Flow& flow(const std::string& name = "f") { return *rt.flow(name); }
+  // Gated sinks start closed, whatever an earlier test in this process did.
+  void SetUp() override { gates("testkit_close_gates"); }
 
   // token -> statuses the source saw, in order (a token acked twice shows up twice).
   std::map<uint64_t, std::vector<int>> acks(const std::string& file = "acks.txt") {
@@ -50,15 +55,16 @@ class Engine : public ::testing::Test {
   static int n_of(const std::string& json) { return std::stoi(json.substr(json.find("\"n\":") + 4)); }
 };
 
-void open_gates() {
+void gates(const char* call) {
   std::string path = std::string(EDGEFLOW_TEST_PLUGIN_DIR) + "/edgeflow-testkit.so";
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
   ASSERT_NE(h, nullptr) << "testkit is not loaded";
-  auto open = reinterpret_cast<void (*)()>(dlsym(h, "testkit_open_gates"));
-  ASSERT_NE(open, nullptr);
-  open();
+  auto fn = reinterpret_cast<void (*)()>(dlsym(h, call));
+  ASSERT_NE(fn, nullptr) << call;
+  fn();
   dlclose(h);
 }
+void open_gates() { gates("testkit_open_gates"); }
 
 }  // namespace
 
