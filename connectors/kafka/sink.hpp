@@ -14,9 +14,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <unordered_map>
 
 namespace edgeflow::kafka {
 
@@ -159,12 +162,12 @@ class KafkaSink : public sdk::Sink, public Handler {
 
  private:
   void produce(Message m) {
-    std::string topic, key;
+    std::string rendered, key;
     int32_t partition = RD_KAFKA_PARTITION_UA;
     rd_kafka_headers_t* hdrs = nullptr;
     try {
-      topic = topic_.render(m);
-      if (topic.empty()) throw expr::EvalError("topic is empty");
+      if (!topic_.is_literal()) rendered = topic_.render(m);
+      if (topic_.is_literal() ? topic_.literal().empty() : rendered.empty()) throw expr::EvalError("topic is empty");
       if (key_) key = expr::required_text(expr::eval_option(*key_, "key", m), "key");
       else key = std::string(m.key());
       if (partition_) {
@@ -179,11 +182,17 @@ class KafkaSink : public sdk::Sink, public Handler {
       ack(m, EF_ACK_REJECTED, e.what());
       return;
     }
+    const std::string& topic = topic_.is_literal() ? topic_.literal() : rendered;
+    bool once = false;
+    rd_kafka_topic_t* rkt = handle(topic, once);
+    std::unique_ptr<rd_kafka_topic_t, void (*)(rd_kafka_topic_t*)> release(once ? rkt : nullptr, rd_kafka_topic_destroy);
+    // Not copied: a message stays valid until it is acknowledged, and that is the delivery report,
+    // after which librdkafka no longer reads it.
     std::string_view value = m.payload();
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
-          rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(0),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
           RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m.raw()), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;  // the headers now belong to librdkafka
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -195,6 +204,18 @@ class KafkaSink : public sdk::Sink, public Handler {
       ack(m, permanent(err) ? EF_ACK_REJECTED : EF_ACK_RETRY, reason(err, topic, partition, value.size()));
       return;
     }
+  }
+
+  // librdkafka's topic handle, kept per name: looking the name up on every produce takes its locks.
+  // Beyond kMaxTopicHandles names (a template) a handle is for one message: `once` is set and
+  // the caller releases it (the message keeps its own reference).
+  rd_kafka_topic_t* handle(const std::string& name, bool& once) {
+    once = false;
+    if (auto it = topics_.find(name); it != topics_.end()) return it->second;
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+    if (topics_.size() < kMaxTopicHandles) topics_.emplace(name, rkt);
+    else once = true;
+    return rkt;
   }
 
   rd_kafka_headers_t* headers(Message m) const {
@@ -287,6 +308,8 @@ class KafkaSink : public sdk::Sink, public Handler {
     poller_.join();
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(rk_, 0);  // the purged ones are reported as retries
+    for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
+    topics_.clear();
     rd_kafka_destroy(rk_);
     rk_ = nullptr;
   }
@@ -294,6 +317,8 @@ class KafkaSink : public sdk::Sink, public Handler {
   Config cfg_;
   Conf conf_;
   expr::Template topic_;
+  static constexpr size_t kMaxTopicHandles = 1024;
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;  // flow thread only
   std::optional<expr::Expr> key_, partition_;
   std::vector<std::pair<std::string, expr::Expr>> headers_;
   rd_kafka_t* rk_ = nullptr;

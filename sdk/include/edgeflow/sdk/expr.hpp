@@ -1160,6 +1160,9 @@ class Template {
     return out + tail_;
   }
   const std::string& text() const { return text_; }
+  // Text without ${} parts: the same for every message (literal() is it, no render needed).
+  bool is_literal() const { return parts_.empty(); }
+  const std::string& literal() const { return tail_; }
 
  private:
   struct Part {
