@@ -126,21 +126,24 @@ class KafkaSource : public sdk::Source, public Handler {
     set(c, conf_.get(), "session.timeout.ms", std::to_string(cfg_.session_timeout.count()), "session_timeout");
     set(c, conf_.get(), "max.poll.interval.ms", std::to_string(cfg_.max_poll_interval.count()), "max_poll_interval");
     // librdkafka's heartbeat default (3s) must stay below a short session timeout.
-    bool heartbeat_set = false, queue_set = false, fetch_wait_set = false;
+    bool heartbeat_set = false, queue_set = false, queue_bytes_set = false, fetch_wait_set = false;
     if (auto* props = cfg_.properties.object())
       for (auto& [name, v] : *props) {
         heartbeat_set |= name == "heartbeat.interval.ms";
         queue_set |= name == "queued.min.messages";
+        queue_bytes_set |= name == "queued.max.messages.kbytes";
         fetch_wait_set |= name == "fetch.wait.max.ms";
       }
     // A broker may hold a fetch that finds nothing for fetch.wait.max.ms (500 ms) before it
     // answers, and only that answer tells a partition's end: a flow that ends there hears sooner.
     if (cfg_.end_at_eof && !fetch_wait_set) set(c, conf_.get(), "fetch.wait.max.ms", "100", "end_at_eof");
-    // librdkafka 2.0 checks the prefetch count against the one queue all partitions share and,
-    // once it is over queued.min.messages (100000), waits a fixed second before the next fetch:
-    // a flow faster than 100000 msg/s idles. 300000 outlasts that second at the rates a flow
-    // reaches, and the byte bound (queued.max.messages.kbytes, 64 MiB) still holds.
+    // librdkafka 2.0 checks its prefetch against the one queue all partitions share and, once
+    // it holds more than queued.min.messages (100000) or queued.max.messages.kbytes (64 MiB),
+    // waits a fixed second before the next fetch: a flow that drains the queue in less idles.
+    // 300000 messages and 256 MiB outlast that second at the rates a flow reaches (1 KiB
+    // messages at 200000/s); a box short of memory lowers them through `properties`.
     if (!queue_set) set(c, conf_.get(), "queued.min.messages", "300000", "");
+    if (!queue_bytes_set) set(c, conf_.get(), "queued.max.messages.kbytes", "262144", "");
     if (!heartbeat_set && cfg_.session_timeout.count() < 10000)
       set(c, conf_.get(), "heartbeat.interval.ms", std::to_string(std::max<int64_t>(1, cfg_.session_timeout.count() / 3)),
           "session_timeout");
