@@ -216,4 +216,33 @@ TEST_F(MqttDaemon, MqttToMqttWithAMaliciousTopicValueInTheDeadLetter) {
   EXPECT_NE(log("err.log").find("dead_lettered=1"), std::string::npos) << log("err.log");
 }
 
+// The sink's last will: the broker publishes it when the runtime dies (SIGKILL: no DISCONNECT),
+// never when it stops cleanly. Each run has its own will payload, so the one message the watcher
+// finds says which run it came from.
+TEST_F(MqttDaemon, TheLastWillIsPublishedWhenTheRuntimeDiesNotWhenItStops) {
+  auto r = edgeflow::test::run_command([&] {
+    auto a = broker.client_args("mosquitto_sub");
+    for (auto* s : {"-t", "status/#", "-q", "1", "-c", "-i", "watcher", "-E"}) a.push_back(s);
+    return a;
+  }());
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto sinks = [&](const std::string& will) {
+    return "sinks:\n  out:\n    type: mqtt\n    uri: " + broker.uri() +
+           "\n    client_id: edge-will-sink\n    topic: out/x\n    qos: 1\n"
+           "    will_topic: status/edge\n    will_payload: " + will + "\n    will_qos: 1\n";
+  };
+  for (const char* will : {"offline-after-stop", "offline-after-kill"}) {
+    bool kill = std::string(will) == "offline-after-kill";
+    size_t mark = broker.log_mark();
+    Daemon d(args(flow(kill ? "will2" : "will1", "edge-will-src", "in/#", sinks(will))), dir.file("err.log"));
+    ASSERT_TRUE(broker.wait_log(" as edge-will-sink ", mark)) << broker.log_text();
+    subscribed("edge-will-src", mark);
+    d.signal(kill ? SIGKILL : SIGTERM);
+    EXPECT_EQ(d.wait(), kill ? 128 + SIGKILL : 0) << log("err.log");
+  }
+  auto got = broker.subscribe("status/#", 1, 1, {"-c", "-i", "watcher", "-v"});
+  ASSERT_EQ(got.size(), 1u) << broker.log_text();
+  EXPECT_EQ(got[0], "status/edge offline-after-kill");
+}
+
 }  // namespace
