@@ -81,6 +81,14 @@ class MqttDaemon : public ::testing::Test {
   }
   std::vector<std::string> args(const std::string& flow_file) { return {"run", "--state-dir", dir.file("state"), flow_file}; }
   std::string log(const std::string& file) { return edgeflow::test::join(edgeflow::test::read_lines(dir.file(file))); }
+  // A persistent QoS 1 session of `id` on `filter` that exists before anything is published
+  // (mosquitto_sub -E: subscribe, exit); read later with -c -i id.
+  void session(const std::string& id, const std::string& filter) {
+    auto a = broker.client_args("mosquitto_sub");
+    for (auto& s : std::vector<std::string>{"-t", filter, "-q", "1", "-c", "-i", id, "-E"}) a.push_back(s);
+    auto r = edgeflow::test::run_command(a);
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
   // Waits until the broker logged the subscription of `client_id` (log_type subscribe).
   void subscribed(const std::string& client_id, size_t mark) {
     ASSERT_TRUE(broker.wait_log(client_id + " 1 ", mark)) << broker.log_text();
@@ -180,13 +188,7 @@ TEST_F(MqttDaemon, TwoRuntimesSplitASharedSubscription) {
 }
 
 TEST_F(MqttDaemon, MqttToMqttWithAMaliciousTopicValueInTheDeadLetter) {
-  // The collector's persistent session exists before anything is published (-E: subscribe, exit).
-  auto r = edgeflow::test::run_command([&] {
-    auto a = broker.client_args("mosquitto_sub");
-    for (auto* s : {"-t", "out/#", "-q", "1", "-c", "-i", "collector", "-E"}) a.push_back(s);
-    return a;
-  }());
-  ASSERT_EQ(r.status, 0) << r.err;
+  session("collector", "out/#");
   std::string sinks = "sinks:\n  out:\n    type: mqtt\n    uri: " + broker.uri() +
                       "\n    topic: out/${device}\n    qos: 1\n"
                       "dead_letter: { type: file, path: \"" + dir.file("dlq.jsonl") + "\" }\n";
@@ -220,12 +222,7 @@ TEST_F(MqttDaemon, MqttToMqttWithAMaliciousTopicValueInTheDeadLetter) {
 // never when it stops cleanly. Each run has its own will payload, so the one message the watcher
 // finds says which run it came from.
 TEST_F(MqttDaemon, TheLastWillIsPublishedWhenTheRuntimeDiesNotWhenItStops) {
-  auto r = edgeflow::test::run_command([&] {
-    auto a = broker.client_args("mosquitto_sub");
-    for (auto* s : {"-t", "status/#", "-q", "1", "-c", "-i", "watcher", "-E"}) a.push_back(s);
-    return a;
-  }());
-  ASSERT_EQ(r.status, 0) << r.err;
+  session("watcher", "status/#");
   auto sinks = [&](const std::string& will) {
     return "sinks:\n  out:\n    type: mqtt\n    uri: " + broker.uri() +
            "\n    client_id: edge-will-sink\n    topic: out/x\n    qos: 1\n"
