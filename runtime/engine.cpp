@@ -2,6 +2,8 @@
 
 #include "log.hpp"
 
+#include <edgeflow/sdk/backoff.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <filesystem>
@@ -396,12 +398,7 @@ void Flow::set_metric(const Instance& inst, std::string_view name, uint32_t kind
 
 std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseconds initial,
                                         std::chrono::milliseconds cap) {
-  // Capped exponential with full jitter: retrying peers spread out instead of stampeding.
-  int64_t ceiling = initial.count();
-  for (uint32_t i = 1; i < attempt && ceiling < cap.count(); ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, cap.count());
-  std::uniform_int_distribution<int64_t> d(1, std::max<int64_t>(1, ceiling));
-  return std::chrono::milliseconds(d(rng_));
+  return sdk::full_jitter(initial, cap, attempt, rng_, 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 
 #include "common.hpp"
 
+#include <edgeflow/sdk/backoff.hpp>
 #include <edgeflow/sdk/expr.hpp>
 
 #include <Poco/Exception.h>
@@ -314,9 +315,7 @@ class HttpSink : public sdk::Sink {
           return resolve(job, EF_ACK_RETRY, o.reason + " (Retry-After beyond max_retry_after)");
         wait = *o.retry_after;
       } else {
-        int64_t cap = std::min<int64_t>(cfg_.max_backoff.count(),
-                                        cfg_.initial_backoff.count() << std::min<int64_t>(attempt - 1, 30));
-        wait = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(rng));
+        wait = sdk::full_jitter(cfg_.initial_backoff, cfg_.max_backoff, uint64_t(attempt), rng);
       }
       std::unique_lock lock(mutex_);
       if (work_cv_.wait_for(lock, wait, [&] { return stopping_; })) {

@@ -13,6 +13,7 @@
 #include "topic.hpp"
 #include "transport.hpp"
 
+#include <edgeflow/sdk/backoff.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 
 #include <algorithm>
@@ -152,25 +153,7 @@ inline Setup setup_client(const Context& c, const ClientOptions& o, bool unique_
   return s;
 }
 
-// Capped exponential backoff with full jitter.
-class Backoff {
- public:
-  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max) : initial_(initial), max_(max) {}
-  std::chrono::milliseconds next() {
-    int64_t cap = initial_.count();
-    for (int i = 0; i < attempt_ && cap < max_.count(); ++i) cap *= 2;
-    cap = std::min<int64_t>(cap, max_.count());
-    ++attempt_;
-    return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(rng_));
-  }
-  void reset() { attempt_ = 0; }
-  int attempts() const { return attempt_; }
-
- private:
-  std::chrono::milliseconds initial_, max_;
-  int attempt_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
-};
+using sdk::Backoff;
 
 // Why the broker refused a connection, and what to do about it.
 inline std::string connack_error(uint8_t reason, Version v, const std::string& client_id, const std::string& server_reason) {
