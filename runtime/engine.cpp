@@ -499,7 +499,7 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   stages_[0]->bytes_out.add(bytes);
   tap(0, batch);
 
-  run_pipeline(batch);
+  run_pipeline(batch, bytes);
   batch.swap(emit_batch_);
   pump();
   observe_cv_.notify_all();  // observers wait on emitted counts too
@@ -543,19 +543,17 @@ bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
   return !stopping();
 }
 
-void Flow::run_pipeline(std::vector<FlowMessage*>& batch) {
-  for (size_t i = 0; i < steps_.size() && !batch.empty() && !failed_; ++i) run_step(i, batch);
+void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes) {
+  for (size_t i = 0; i < steps_.size() && !batch.empty() && !failed_; ++i) bytes = run_step(i, batch, bytes);
   if (!failed_) dispatch(batch);
 }
 
-void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
+uint64_t Flow::run_step(size_t step, std::vector<FlowMessage*>& batch, uint64_t bytes_in) {
   Instance& inst = steps_[step];
   StageStats& st = *stages_[1 + step];
   Batch b{this, &batch, true};
   const size_t original = batch.size();
   st.in.add(original);
-  uint64_t bytes_in = 0;
-  for (FlowMessage* m : batch) bytes_in += message_bytes(m);
   st.bytes_in.add(bytes_in);
   if (inst.comp->transform(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK) {
     // One bad message must not sink its neighbours: undo the splits, run each alone, and send
@@ -600,6 +598,7 @@ void Flow::run_step(size_t step, std::vector<FlowMessage*>& batch) {
   st.rejected.add(rejected);
   st.bytes_out.add(bytes_out);
   tap(1 + step, batch);
+  return bytes_out;
 }
 
 void Flow::dispatch(std::vector<FlowMessage*>& batch) {

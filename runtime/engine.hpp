@@ -168,8 +168,9 @@ class Flow {
   bool stopping() const { return stop_.load() || failed_; }
 
   bool admit(size_t n, uint64_t bytes, int32_t timeout_ms);
-  void run_pipeline(std::vector<FlowMessage*>& batch);
-  void run_step(size_t step, std::vector<FlowMessage*>& batch);
+  // `bytes`: the batch's message_bytes, as emit() counted them; each step passes on what it kept.
+  void run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes);
+  uint64_t run_step(size_t step, std::vector<FlowMessage*>& batch, uint64_t bytes_in);
   void dispatch(std::vector<FlowMessage*>& batch);
   void write(int sink, std::vector<FlowMessage*>& batch);
   void pump();
