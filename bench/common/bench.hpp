@@ -2,7 +2,9 @@
 // kernel's rusage, and check the daemon delivered everything.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,6 +41,20 @@ inline double now() {
 [[noreturn]] inline void die(const std::string& why) {
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, why.c_str());
   std::exit(1);
+}
+
+// A loopback TCP port nothing listens on right now (the kernel's pick), for a server to start on.
+inline int free_loopback_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    die("cannot find a free loopback port");
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 inline std::string slurp(const std::string& path) {

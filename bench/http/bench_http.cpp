@@ -31,18 +31,6 @@ int env_int(const char* name, int dflt) {
   return v && *v ? std::atoi(v) : dflt;
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    die("no free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 bool accepts(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -189,7 +177,7 @@ int main() {
   std::printf("%-28s %10s %9s %11s %10s %9s %8s %8s\n", "", "req/s", "p99 ms", "cpu us/req", "cpu s", "RSS KiB", "non-2xx",
               "of echo");
   for (int round = 1; round <= 2; ++round) {
-    int port = free_port();
+    int port = free_loopback_port();
     Load echo_load;
     Result echo_r;
     {
@@ -199,7 +187,7 @@ int main() {
     }
     print(("poco echo (round " + std::to_string(round) + ")").c_str(), echo_load, echo_r, 0);
 
-    port = free_port();
+    port = free_loopback_port();
     std::string flow = dir + "/flow.yaml";
     std::ofstream(flow) << "flow: webhook\n"
                            "source:\n  type: http\n  listen: 127.0.0.1:" + std::to_string(port) + "\n  path: /hook\n"

@@ -52,15 +52,7 @@ struct Mosquitto {
   std::string dir;
   explicit Mosquitto(const std::string& d) : dir(d) {
     std::filesystem::create_directories(dir);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) || getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len))
-      die("cannot find a free port");
-    close(fd);
-    port = ntohs(addr.sin_port);
+    port = free_loopback_port();
     std::ofstream(dir + "/mosquitto.conf") << "user root\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
                                               "max_queued_messages 10000000\nqueue_qos0_messages true\nallow_anonymous true\nmax_inflight_messages 1000\n"
                                               "listener "

@@ -35,11 +35,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string meta(const Output& o, const std::string& name) {
-  for (auto& [k, v] : o.meta)
-    if (k == name) return v;
-  return "<none>";
-}
+std::string meta(const Output& o, const std::string& name) { return edgeflow::testing::value_of(o.meta, name); }
 int64_t offset_of(const Output& o) { return std::stoll(meta(o, "kafka.offset")); }
 int32_t partition_of(const Output& o) { return int32_t(std::stol(meta(o, "kafka.partition"))); }
 

@@ -32,16 +32,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string meta(const Output& o, const std::string& name) {
-  for (auto& [k, v] : o.meta)
-    if (k == name) return v;
-  return "<none>";
-}
-std::string header(const Output& o, const std::string& name) {
-  for (auto& [k, v] : o.headers)
-    if (k == name) return v;
-  return "<none>";
-}
+std::string meta(const Output& o, const std::string& name) { return edgeflow::testing::value_of(o.meta, name); }
+std::string header(const Output& o, const std::string& name) { return edgeflow::testing::value_of(o.headers, name); }
 
 template <class H>
 bool logged(H& h, const std::string& needle, std::chrono::milliseconds timeout = 30s) {

@@ -27,6 +27,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,6 +35,13 @@
 namespace edgeflow::testing {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// The value of `name` among pairs (an Output's headers or meta), or "<none>" without one.
+inline std::string value_of(const Pairs& pairs, std::string_view name) {
+  for (auto& [k, v] : pairs)
+    if (k == name) return v;
+  return "<none>";
+}
 
 // A message to hand to a transformer or sink.
 struct Input {
