@@ -630,6 +630,10 @@ void Flow::dispatch(std::vector<FlowMessage*>& batch) {
     work.clear();
     sub.swap(work);
   }
+  // The sinks have what they need from the documents (a sink that reads one later parses it
+  // again). A message acked during the writes may already carry a dead-letter envelope.
+  for (FlowMessage* m : batch)
+    if (m->in_use && !m->dlq_of) m->retire_doc();
 }
 
 void Flow::write(int sink, std::vector<FlowMessage*>& batch) {

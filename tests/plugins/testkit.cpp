@@ -175,10 +175,11 @@ class Flaky : public Sink {
   void write(Batch b) override {
     if (cfg_.fail_write) throw Error("flaky: write failed on purpose");
     bool retry = cfg_.retry_always || writes_++ < cfg_.retry_first;
-    std::vector<ef_message*> msgs;
-    for (size_t i = 0; i < b.size(); ++i) msgs.push_back(b[i].raw());
+    // The worker gets copies of the payloads: only acks may come from other threads.
+    std::vector<std::pair<ef_message*, std::string>> msgs;
+    for (size_t i = 0; i < b.size(); ++i) msgs.emplace_back(b[i].raw(), std::string(b[i].payload()));
     if (!cfg_.async) {
-      for (auto* m : msgs) answer(Message(m), retry);
+      for (auto& [m, p] : msgs) answer(Message(m), p, retry);
       return;
     }
     if (cfg_.reverse) std::reverse(msgs.begin(), msgs.end());
@@ -190,9 +191,8 @@ class Flaky : public Sink {
   }
 
  private:
-  void answer(Message m, bool retry) {
+  void answer(Message m, std::string_view p, bool retry) {
     if (retry) return ack(m, EF_ACK_RETRY, "flaky: try again later");
-    std::string_view p = m.payload();
     if (contains(p, cfg_.reject)) return ack(m, EF_ACK_REJECTED, "flaky: refused " + std::string(p));
     if (record_.is_open()) {
       record_ << p << '\n';
@@ -202,7 +202,7 @@ class Flaky : public Sink {
   }
   void work() {
     for (;;) {
-      std::pair<std::vector<ef_message*>, bool> item;
+      std::pair<std::vector<std::pair<ef_message*, std::string>>, bool> item;
       {
         std::unique_lock lock(mutex_);
         cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -215,7 +215,7 @@ class Flaky : public Sink {
         g_gate_cv.wait(lock, [&] { return g_gates_open || is_stopping(); });
         if (!g_gates_open) return;
       }
-      for (auto* m : item.first) answer(Message(m), item.second);
+      for (auto& [m, p] : item.first) answer(Message(m), p, item.second);
     }
   }
   bool is_stopping() {
@@ -229,7 +229,7 @@ class Flaky : public Sink {
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::vector<ef_message*>, bool>> queue_;
+  std::deque<std::pair<std::vector<std::pair<ef_message*, std::string>>, bool>> queue_;
   bool stopping_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
 using namespace edgeflow;
@@ -86,6 +87,48 @@ retry: { initial_backoff: 1ms, max_backoff: 5ms }
   ASSERT_EQ(a.size(), 200u);
   for (auto& [token, statuses] : a) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_DELIVERED}) << token;
   EXPECT_EQ(flow().state(), FlowState::finished);
+}
+
+// The sink answers from its worker, so every message is still in flight after its batch was
+// written; the engine has handed the parsed document back by then, and a retry and the dead
+// letter must still carry the event as the step changed it.
+TEST_F(Engine, AChangedEventSurvivesRetriesAndReachesTheDeadLetterAfterItsDocumentIsLetGo) {
+  run(R"(flow: f
+source: { type: sequence, count: 200, batch_size: 20, tags: [a, b], acks_file: $DIR/acks.txt }
+steps:
+  - type: map
+    set: { doubled: n * 2 }
+sinks:
+  out: { type: flaky, async: true, retry_first: 2, reject: '"tag":"b"', record: $DIR/out.txt }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+retry: { initial_backoff: 1ms, max_backoff: 5ms }
+)");
+  auto doubled = [](const std::string& json) {
+    auto at = json.find("\"doubled\":");
+    return at == std::string::npos ? -1 : std::stoi(json.substr(at + 10));
+  };
+  // An async sink's retry answers arrive after later batches were written: ack order is not n.
+  auto out = read_lines(dir.file("out.txt"));
+  EXPECT_EQ(out.size(), 100u);
+  std::set<int> delivered;
+  for (auto& line : out) {
+    EXPECT_EQ(doubled(line), 2 * n_of(line)) << line;
+    EXPECT_EQ(n_of(line) % 2, 0) << line;
+    delivered.insert(n_of(line));
+  }
+  EXPECT_EQ(delivered.size(), 100u);
+  EXPECT_GE(flow().stats().retries.load(), 40u);  // two failed writes of 20
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 100u);
+  for (auto& line : dlq) {
+    auto payload = line.substr(line.find("\"payload\":"));
+    EXPECT_EQ(doubled(payload), 2 * n_of(payload)) << line;
+    EXPECT_NE(line.find("flaky: refused"), std::string::npos) << line;
+  }
+  auto a = acks();
+  ASSERT_EQ(a.size(), 200u);
+  for (auto& [token, statuses] : a)
+    EXPECT_EQ(statuses, std::vector<int>{token % 2 ? EF_ACK_REJECTED : EF_ACK_DELIVERED}) << token;
 }
 
 TEST_F(Engine, PluginMetricsAreKeptPerInstance) {

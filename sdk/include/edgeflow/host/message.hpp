@@ -111,6 +111,21 @@ struct OwnedDoc {
   Doc doc{&pool};
 };
 
+// Documents and parse buffers that messages gave back, for the next parse on the same thread.
+// A message can stay in flight for a while (a Kafka delivery report arrives after thousands
+// more were sent); its document was done with once the sinks had it, and a parse into a block
+// that was just used is a parse into cache, not into memory untouched for thousands of messages.
+struct DocCache {
+  static constexpr size_t kEntries = 2048;  // two batches of the usual 1024
+  static constexpr size_t kEntryBytes = 64 << 10;  // larger ones are freed, not kept
+  std::vector<std::unique_ptr<OwnedDoc>> docs;
+  std::vector<std::string> bufs;
+  static DocCache& local() {
+    thread_local DocCache cache;
+    return cache;
+  }
+};
+
 struct Message {
   std::string payload;
   std::string key;
@@ -126,7 +141,6 @@ struct Message {
   Doc* doc = nullptr;
   bool doc_valid = false;      // doc reflects the message
   bool payload_stale = false;  // doc changed since payload was written
-  rapidjson::StringBuffer out; // reused serialisation buffer
   std::string parse_buf;       // the document's strings point into it (in-situ parse)
 
   // Back to an empty message, keeping buffers for reuse.
@@ -161,12 +175,35 @@ struct Message {
 
   void ensure_doc() {
     if (!doc) {
-      owned = std::make_unique<OwnedDoc>();
+      auto& docs = DocCache::local().docs;
+      if (docs.empty()) {
+        owned = std::make_unique<OwnedDoc>();
+      } else {
+        owned = std::move(docs.back());
+        docs.pop_back();
+      }
       doc = &owned->doc;
     }
   }
 
+  // Hands the document and its parse buffer to this thread's DocCache. Only once the payload
+  // says everything the document does: whoever asks for the document again parses it again.
+  void retire_doc() {
+    if (payload_stale || !owned) return;
+    auto& cache = DocCache::local();
+    doc = nullptr;
+    doc_valid = false;
+    if (cache.docs.size() < DocCache::kEntries && owned->pool.Capacity() <= DocCache::kEntryBytes)
+      cache.docs.push_back(std::move(owned));
+    owned.reset();
+    if (parse_buf.capacity() > sizeof(std::string) && parse_buf.capacity() <= DocCache::kEntryBytes &&
+        cache.bufs.size() < DocCache::kEntries)
+      cache.bufs.push_back(std::move(parse_buf));
+    parse_buf = std::string();
+  }
+
   static constexpr size_t kMaxDepth = 1000;
+  static constexpr size_t kSerialiseKeep = 1 << 20;  // bytes a thread's serialisation buffer keeps
 
   // Nesting depth of JSON text, strings skipped. Parsing, serialising and copying a document
   // recurse once per level, so a payload of a million '[' must be refused, not parsed.
@@ -218,6 +255,13 @@ struct Message {
     // In situ, in a copy of the payload: strings are not copied again, and the payload keeps
     // its exact bytes for sinks while the document is unchanged. The parse stops at a NUL byte,
     // so one that ends early means a NUL inside the payload: not JSON.
+    if (parse_buf.capacity() < payload.size()) {
+      auto& bufs = DocCache::local().bufs;
+      if (!bufs.empty()) {
+        parse_buf.swap(bufs.back());
+        bufs.pop_back();
+      }
+    }
     parse_buf.assign(payload);
     rapidjson::InsituStringStream in(parse_buf.data());
     doc->ParseStream<rapidjson::kParseInsituFlag>(in);
@@ -251,10 +295,16 @@ struct Message {
 
   const std::string& payload_bytes() {
     if (payload_stale) {
+      // One buffer per thread, not one per message: the writer reserves six bytes for each byte
+      // of a string, and thousands of pooled messages in flight each keeping that much cost
+      // memory and, worse, cache. A buffer grown by an unusually large message is let go.
+      thread_local rapidjson::StringBuffer out;
       out.Clear();
       rapidjson::Writer<rapidjson::StringBuffer> w(out);
       doc->Accept(w);
       payload.assign(out.GetString(), out.GetSize());
+      out.Clear();
+      if (out.stack_.GetCapacity() > kSerialiseKeep) out.ShrinkToFit();
       payload_stale = false;
       if (content_type.empty()) content_type = "application/json";
     }
