@@ -87,7 +87,8 @@ typedef struct ef_ctx ef_ctx;         /* one plugin instance in one flow; host-o
 typedef struct ef_message ef_message; /* host-owned message */
 typedef struct ef_batch ef_batch;     /* host-owned, valid only during the hook it is passed to */
 typedef struct ef_value ef_value;     /* a node of a host-owned JSON document; valid until that
-                                         document's structure changes or its message is released */
+                                         document's structure changes, its message is released
+                                         or the sink write() it was read in returns */
 
 /* Option types a plugin can declare. The host converts and checks config before create(). */
 typedef enum ef_option_type {
@@ -163,7 +164,8 @@ typedef struct ef_component {
   ef_status (*transform)(void* self, ef_batch* batch);
 
   /* Sink: take the batch; call host->ack() once per message now or later (any thread). The
-     messages stay valid until acked. EF_ERROR here fails the flow. */
+     messages and their payload bytes stay valid until acked; their documents may be let go
+     when write() returns (asked for again, they are parsed again). EF_ERROR fails the flow. */
   ef_status (*write)(void* self, ef_batch* batch);
   /* Sink: push out anything buffered (called while draining); acks may follow. */
   ef_status (*flush)(void* self, int32_t timeout_ms);
