@@ -154,3 +154,27 @@ dead_letter: { type: file, path: )" + dir.file("dlq.jsonl") + R"( }
   EXPECT_TRUE(read_lines(dir.file("dlq.jsonl")).empty());
   EXPECT_NE(slurp(dir.file("stderr.log")).find("emitted=200 delivered=200 dead_lettered=0 unresolved=0"), std::string::npos);
 }
+
+// `run` keeps large buffers in malloc's heap (docs/operator-guide.md, "Memory"), unless the
+// operator tuned malloc in the daemon's environment.
+TEST(Daemon, KeepsLargeBuffersInTheHeapUnlessMallocIsTunedInTheEnvironment) {
+  TempDir dir;
+  std::string flow = dir.write("flow.yaml", "flow: one\nsource: { type: generate, count: 1 }\nsinks:\n  out: { type: file, path: " +
+                                                dir.file("out.jsonl") + " }\n");
+  auto run = [&](const char* tunables) {
+    if (tunables) setenv("GLIBC_TUNABLES", tunables, 1);
+    Daemon d({"run", "--log-level", "debug", "--state-dir", dir.file("state"), flow}, dir.file("stderr.log"));
+    int code = d.wait();
+    unsetenv("GLIBC_TUNABLES");
+    EXPECT_EQ(code, 0) << slurp(dir.file("stderr.log"));
+    return slurp(dir.file("stderr.log"));
+  };
+  std::string kept = run(nullptr);
+  EXPECT_NE(kept.find("malloc: buffers up to 32 MiB stay in the heap"), std::string::npos) << kept;
+  std::string left = run("glibc.malloc.trim_threshold=1048576");
+  EXPECT_NE(left.find("malloc: left to the settings in the environment"), std::string::npos) << left;
+  EXPECT_EQ(left.find("stay in the heap"), std::string::npos) << left;
+  // Other tunables are not malloc's: the daemon still tunes it.
+  std::string other = run("glibc.pthread.rseq=0");
+  EXPECT_NE(other.find("stay in the heap"), std::string::npos) << other;
+}
