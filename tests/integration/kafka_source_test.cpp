@@ -560,10 +560,14 @@ TEST_F(KafkaSourceTest, LateAckOfARevokedPartitionDoesNotCommit) {
 TEST_F(KafkaSourceTest, CooperativeRevocationCommitsTheMovedPartitionsPrefix) {
   kafka.create_topic("co", 2);
   kafka.produce_spread("co", 0, 20, 2);
-  std::string extra = "commit_interval: 1h\nproperties:\n  partition.assignment.strategy: cooperative-sticky\n";
+  // Frequent heartbeats and a long session: each member hears of a rebalance within half a
+  // second and has ample time to commit and rejoin. With 2 s heartbeats and a 6 s session, a
+  // loaded machine once saw `a` miss the window and lose the partition uncommitted.
+  std::string extra = "commit_interval: 1h\nproperties:\n  partition.assignment.strategy: cooperative-sticky\n"
+                      "  heartbeat.interval.ms: 500\n";
   auto cfg = [&] {
-    return "brokers: \"" + kafka.bootstraps() + "\"\ngroup_id: g-coop\ntopics: [co]\nsession_timeout: 6s\n" +
-           "max_poll_interval: 6s\n" + extra;
+    return "brokers: \"" + kafka.bootstraps() + "\"\ngroup_id: g-coop\ntopics: [co]\nsession_timeout: 10s\n" +
+           "max_poll_interval: 10s\n" + extra;
   };
   Src a(cfg());
   auto first = a.wait(20);
@@ -584,7 +588,7 @@ TEST_F(KafkaSourceTest, CooperativeRevocationCommitsTheMovedPartitionsPrefix) {
   EXPECT_EQ(offset_of(theirs[0]), 10);
   EXPECT_EQ(theirs[0].payload, "extra" + std::to_string(moved));
   auto c = kafka.committed("g-coop", "co", 2);
-  EXPECT_EQ(c[size_t(moved)], 10);                       // committed on revocation
+  EXPECT_EQ(c[size_t(moved)], 10) << "a: " << edgeflow::test::join(a.logs()) << "\nb: " << edgeflow::test::join(b.logs());  // committed on revocation
   EXPECT_EQ(c[size_t(kept)], RD_KAFKA_OFFSET_INVALID);  // still assigned to a: not yet
   EXPECT_EQ(a.metric("assigned_partitions"), 1);
   EXPECT_FALSE(a.logged("revoked 2 partitions"));  // incremental: a kept the other one throughout
