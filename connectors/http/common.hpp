@@ -2,6 +2,7 @@
 // constant-time comparison, Retry-After parsing, and Poco's TLS set-up.
 #pragma once
 
+#include <edgeflow/sdk/expr/value.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 
 #include <Poco/DateTimeParser.h>
@@ -32,31 +33,11 @@ namespace edgeflow::http {
 using sdk::Context;
 using sdk::Error;
 
-// `s` as a JSON string literal, quotes included.
-inline std::string json_quote(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out + "\"";
+inline std::string error_body(std::string_view what) {
+  std::string out = "{\"error\":";
+  sdk::expr::append_json_string(out, what);
+  return out + "}";
 }
-
-inline std::string error_body(std::string_view what) { return "{\"error\":" + json_quote(what) + "}"; }
 
 inline std::string to_hex(const unsigned char* p, size_t n) {
   static const char* hex = "0123456789abcdef";
