@@ -125,33 +125,29 @@ class KafkaSource : public sdk::Source, public Handler {
     set(c, conf_.get(), "enable.partition.eof", cfg_.end_at_eof ? "true" : "false", "end_at_eof");
     set(c, conf_.get(), "session.timeout.ms", std::to_string(cfg_.session_timeout.count()), "session_timeout");
     set(c, conf_.get(), "max.poll.interval.ms", std::to_string(cfg_.max_poll_interval.count()), "max_poll_interval");
-    // librdkafka's heartbeat default (3s) must stay below a short session timeout.
-    bool heartbeat_set = false, queue_set = false, queue_bytes_set = false, fetch_wait_set = false,
-         fetch_bytes_set = false;
-    if (auto* props = cfg_.properties.object())
-      for (auto& [name, v] : *props) {
-        heartbeat_set |= name == "heartbeat.interval.ms";
-        queue_set |= name == "queued.min.messages";
-        queue_bytes_set |= name == "queued.max.messages.kbytes";
-        fetch_wait_set |= name == "fetch.wait.max.ms";
-        fetch_bytes_set |= name == "fetch.max.bytes";
-      }
+    // Defaults of edgeflow's own, for what `properties` leaves unset.
+    auto fallback = [&](const char* name, const std::string& value, const char* option) {
+      auto* props = cfg_.properties.object();
+      if (!props || std::none_of(props->begin(), props->end(), [&](auto& p) { return p.first == name; }))
+        set(c, conf_.get(), name, value, option);
+    };
     // A broker may hold a fetch that finds nothing for fetch.wait.max.ms (500 ms) before it
     // answers, and only that answer tells a partition's end: a flow that ends there hears sooner.
-    if (cfg_.end_at_eof && !fetch_wait_set) set(c, conf_.get(), "fetch.wait.max.ms", "100", "end_at_eof");
+    if (cfg_.end_at_eof) fallback("fetch.wait.max.ms", "100", "end_at_eof");
     // librdkafka 2.0 checks its prefetch against the one queue all partitions share and, once
     // it holds more than queued.min.messages (100000) or queued.max.messages.kbytes (64 MiB),
     // waits a fixed second before the next fetch: a flow that drains the queue in less idles.
     // 300000 messages and 256 MiB outlast that second at the rates a flow reaches (1 KiB
     // messages at 200000/s); a box short of memory lowers them through `properties`.
-    if (!queue_set) set(c, conf_.get(), "queued.min.messages", "300000", "");
-    if (!queue_bytes_set) set(c, conf_.get(), "queued.max.messages.kbytes", "262144", "");
+    fallback("queued.min.messages", "300000", "");
+    fallback("queued.max.messages.kbytes", "262144", "");
     // A fetch response is one buffer; librdkafka's 50 MiB ceiling puts a large one past what
     // malloc keeps in its heap (32 MiB, see the daemon's main), and each was faulted in afresh.
-    if (!fetch_bytes_set) set(c, conf_.get(), "fetch.max.bytes", "16777216", "");
-    if (!heartbeat_set && cfg_.session_timeout.count() < 10000)
-      set(c, conf_.get(), "heartbeat.interval.ms", std::to_string(std::max<int64_t>(1, cfg_.session_timeout.count() / 3)),
-          "session_timeout");
+    fallback("fetch.max.bytes", "16777216", "");
+    // librdkafka's heartbeat default (3s) must stay below a short session timeout.
+    if (cfg_.session_timeout.count() < 10000)
+      fallback("heartbeat.interval.ms", std::to_string(std::max<int64_t>(1, cfg_.session_timeout.count() / 3)),
+               "session_timeout");
   }
   ~KafkaSource() override { destroy(); }
 
