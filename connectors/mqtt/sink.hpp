@@ -370,25 +370,33 @@ class MqttSink : public sdk::Sink {
     }
   }
 
+  // Under mutex_: marks the connection gone and takes every message the broker has not
+  // acknowledged out of the window and the queues, for the caller to answer.
+  std::vector<ef_message*> disconnected() {
+    connected_ = false;
+    std::vector<ef_message*> open;
+    for (auto& e : inflight_)
+      if (e.stage) {
+        open.push_back(e.m);
+        e = Entry{};
+      }
+    count_ = 0;
+    for (auto& [pos, m] : qos0_) open.push_back(m);
+    for (auto& [pos, m] : queued0_) open.push_back(m);
+    qos0_.clear();
+    queued0_.clear();
+    pending_.clear();
+    return open;
+  }
+
   // Every unacknowledged message becomes a retry; the runtime writes them again.
   void lost(const std::string& why) {
     session_.close();
     std::vector<ef_message*> failed;
     {
       std::lock_guard lock(mutex_);
-      connected_ = false;
       last_error_ = why;
-      for (auto& e : inflight_)
-        if (e.stage) {
-          failed.push_back(e.m);
-          e = Entry{};
-        }
-      count_ = 0;
-      for (auto& [pos, m] : qos0_) failed.push_back(m);
-      for (auto& [pos, m] : queued0_) failed.push_back(m);
-      qos0_.clear();
-      queued0_.clear();
-      pending_.clear();
+      failed = disconnected();
     }
     context().gauge("connected", 0);
     context().warn("connection to the MQTT broker at " + session_.where() + " lost: " + why + "; " +
@@ -431,18 +439,7 @@ class MqttSink : public sdk::Sink {
     std::vector<ef_message*> left;
     {
       std::lock_guard lock(mutex_);
-      connected_ = false;
-      for (auto& e : inflight_)
-        if (e.stage) {
-          left.push_back(e.m);
-          e = Entry{};
-        }
-      count_ = 0;
-      for (auto& [pos, m] : qos0_) left.push_back(m);
-      for (auto& [pos, m] : queued0_) left.push_back(m);
-      qos0_.clear();
-      queued0_.clear();
-      pending_.clear();
+      left = disconnected();
     }
     for (auto* m : left) ack(Message(m), EF_ACK_RETRY, "the sink stopped before the broker acknowledged the message");
     if (wake_ >= 0) {
