@@ -196,7 +196,7 @@ struct Message {
     if (cache.docs.size() < DocCache::kEntries && owned->pool.Capacity() <= DocCache::kEntryBytes)
       cache.docs.push_back(std::move(owned));
     owned.reset();
-    if (parse_buf.capacity() > sizeof(std::string) && parse_buf.capacity() <= DocCache::kEntryBytes &&
+    if (parse_buf.capacity() > std::string().capacity() && parse_buf.capacity() <= DocCache::kEntryBytes &&
         cache.bufs.size() < DocCache::kEntries)
       cache.bufs.push_back(std::move(parse_buf));
     parse_buf = std::string();
@@ -303,8 +303,10 @@ struct Message {
       rapidjson::Writer<rapidjson::StringBuffer> w(out);
       doc->Accept(w);
       payload.assign(out.GetString(), out.GetSize());
-      out.Clear();
-      if (out.stack_.GetCapacity() > kSerialiseKeep) out.ShrinkToFit();
+      if (out.stack_.GetCapacity() > kSerialiseKeep) {
+        out.Clear();
+        out.ShrinkToFit();
+      }
       payload_stale = false;
       if (content_type.empty()) content_type = "application/json";
     }
