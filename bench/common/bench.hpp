@@ -64,11 +64,15 @@ inline std::string slurp(const std::string& path) {
   return s.str();
 }
 
-// Runs argv with stdin/stdout/stderr redirected to files ("" leaves them alone); a failure shows
-// the stderr file.
-inline Result run(const std::vector<std::string>& args, const std::string& in, const std::string& out,
-           const std::string& err) {
-  double t0 = now();
+inline double cpu_seconds(const rusage& ru) {
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// Starts args (searched in PATH) with stdin, stdout and stderr read from or written to the given
+// files; "" leaves a stream as it is, and err == out sends both to one file. A pipe is passed as
+// "/dev/fd/N" of an O_CLOEXEC descriptor, so the child holds no other end of it.
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& in, const std::string& out,
+                   const std::string& err) {
   pid_t pid = fork();
   if (pid == 0) {
     auto redirect = [](const std::string& path, int fd, int flags) {
@@ -79,13 +83,24 @@ inline Result run(const std::vector<std::string>& args, const std::string& in, c
     };
     redirect(in, 0, O_RDONLY);
     redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
-    redirect(err, 2, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!err.empty() && err == out) dup2(1, 2);
+    else redirect(err, 2, O_WRONLY | O_CREAT | O_TRUNC);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execvp(argv[0], argv.data());
     _exit(127);
   }
+  if (pid < 0) die("fork failed");
+  return pid;
+}
+
+// Runs args to the end with its streams redirected as spawn() does; a failure shows the stderr
+// file.
+inline Result run(const std::vector<std::string>& args, const std::string& in, const std::string& out,
+                  const std::string& err) {
+  double t0 = now();
+  pid_t pid = spawn(args, in, out, err);
   int status = 0;
   rusage ru{};
   wait4(pid, &status, 0, &ru);
@@ -93,7 +108,7 @@ inline Result run(const std::vector<std::string>& args, const std::string& in, c
   r.wall = now() - t0;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     die(args[0] + " failed (status " + std::to_string(status) + ")" + (err.empty() ? "" : ":\n" + slurp(err)));
-  r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  r.cpu = cpu_seconds(ru);
   r.max_rss_kib = ru.ru_maxrss;
   return r;
 }

@@ -20,13 +20,9 @@ long idle_rss_kib(const std::string& dir) {
   std::string flow = dir + "/idle.yaml";
   std::ofstream(flow) << "flow: idle\nsource: { type: generate, rate: 1 }\nsinks: { out: { type: drop } }\n";
   int fds[2];
-  if (pipe(fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    execl(EDGEFLOW_BIN, EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", (dir + "/state").c_str(), flow.c_str(), nullptr);
-    _exit(127);
-  }
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  pid_t pid = spawn({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", flow}, "", "",
+                    "/dev/fd/" + std::to_string(fds[1]));
   close(fds[1]);
   FILE* err = fdopen(fds[0], "r");
   char line[4096];

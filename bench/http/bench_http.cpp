@@ -53,17 +53,7 @@ struct Server {
   pid_t pid = -1;
   std::string log;
   Server(const std::vector<std::string>& args, const std::string& log_file, int port) : log(log_file) {
-    pid = fork();
-    if (pid == 0) {
-      int e = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(e, 2);
-      dup2(e, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = spawn(args, "", log_file, log_file);
     live().push_back(pid);
     // Startup is not measured by wrk; polling connect() until it listens is just the wait for it.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -82,7 +72,7 @@ struct Server {
     pid = -1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("server failed (status " + std::to_string(status) + "):\n" + slurp(log));
     Result r;
-    r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    r.cpu = cpu_seconds(ru);
     r.max_rss_kib = ru.ru_maxrss;
     return r;
   }

@@ -45,18 +45,7 @@ struct Broker {
     for (auto& t : topics) args.insert(args.end(), {"--topic", t});
     std::string out = dir + "/broker.out", log = dir + "/broker.log";
     std::filesystem::remove(out);  // a previous broker's line must not be taken for this one's
-    pid = fork();
-    if (pid == 0) {
-      int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (o < 0 || e < 0) _exit(126);
-      dup2(o, 1);
-      dup2(e, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = spawn(args, "", out, log);
     // The line `bootstrap.servers=host:port,...` follows a banner on its standard output.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
@@ -209,28 +198,10 @@ struct Run {
 // side by side the whole time); wall time until both have exited.
 Result kcat_pipe(const std::vector<std::string>& from, const std::vector<std::string>& to, const std::string& dir) {
   int fds[2];
-  if (::pipe(fds) != 0) die("pipe failed");
-  auto spawn = [&](const std::vector<std::string>& args, int in, int out, const std::string& err) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      if (in >= 0) dup2(in, 0);
-      if (out >= 0) dup2(out, 1);
-      int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (e < 0) _exit(126);
-      dup2(e, 2);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    return pid;
-  };
+  if (::pipe2(fds, O_CLOEXEC) != 0) die("pipe failed");
   double t0 = now();
-  pid_t a = spawn(from, -1, fds[1], dir + "/kcat-C.log");
-  pid_t b = spawn(to, fds[0], -1, dir + "/kcat-P.log");
+  pid_t a = spawn(from, "", "/dev/fd/" + std::to_string(fds[1]), dir + "/kcat-C.log");
+  pid_t b = spawn(to, "/dev/fd/" + std::to_string(fds[0]), "", dir + "/kcat-P.log");
   close(fds[0]);
   close(fds[1]);
   Result r;
@@ -241,7 +212,7 @@ Result kcat_pipe(const std::vector<std::string>& from, const std::vector<std::st
     std::string log = dir + (pid == a ? "/kcat-C.log" : "/kcat-P.log");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
       die(std::string(pid == a ? "kcat -C" : "kcat -P") + " failed (status " + std::to_string(status) + "):\n" + slurp(log));
-    r.cpu += double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    r.cpu += cpu_seconds(ru);
     r.max_rss_kib += ru.ru_maxrss;
   }
   r.wall = now() - t0;

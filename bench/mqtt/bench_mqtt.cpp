@@ -28,24 +28,6 @@ namespace {
 
 using namespace bench;
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in = open("/dev/null", O_RDONLY);
-    if (o < 0 || e < 0 || in < 0) _exit(126);
-    dup2(in, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 struct Mosquitto {
   pid_t pid = -1;
   int port = 0;
@@ -57,7 +39,7 @@ struct Mosquitto {
                                               "max_queued_messages 10000000\nqueue_qos0_messages true\nallow_anonymous true\nmax_inflight_messages 1000\n"
                                               "listener "
                                            << port << " 127.0.0.1\n";
-    pid = spawn({"mosquitto", "-c", dir + "/mosquitto.conf"}, "/dev/null", dir + "/mosquitto.log");
+    pid = spawn({"mosquitto", "-c", dir + "/mosquitto.conf"}, "/dev/null", "/dev/null", dir + "/mosquitto.log");
     // Ready when a client gets through (mosquitto_sub -E: connect, subscribe, exit).
     for (int i = 0; i < 100; ++i) {
       if (std::system(("mosquitto_sub -p " + std::to_string(port) + " -t ready -E >/dev/null 2>&1").c_str()) == 0) return;
@@ -92,7 +74,7 @@ struct Kafka {
     std::vector<std::string> args{EDGEFLOW_BIN, "dev", "kafka", "--brokers", "1", "--partitions", std::to_string(partitions)};
     for (auto& t : topics) args.insert(args.end(), {"--topic", t});
     std::filesystem::remove(dir + "/kafka.out");  // the previous case's line must not be taken for this one's
-    pid = spawn(args, dir + "/kafka.out", dir + "/kafka.log");
+    pid = spawn(args, "/dev/null", dir + "/kafka.out", dir + "/kafka.log");
     for (int i = 0; i < 600 && bootstrap.empty(); ++i) {
       std::string text = slurp(dir + "/kafka.out");
       auto at = text.find("bootstrap.servers=");
@@ -207,9 +189,9 @@ double bench_case(const std::string& dir, long n, int qos, size_t size, bool to_
   std::map<std::string, Side> sides;
   double start = now();
   // Alternate which one starts first.
-  auto launch_peer = [&] { names[spawn(sub, dir + "/peer.out", dir + "/peer.err")] = "peer"; };
+  auto launch_peer = [&] { names[spawn(sub, "/dev/null", dir + "/peer.out", dir + "/peer.err")] = "peer"; };
   auto launch_edgeflow = [&] {
-    names[spawn({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", dir + "/flow.yaml"}, "/dev/null", dir + "/edgeflow.log")] = "edgeflow";
+    names[spawn({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", dir + "/flow.yaml"}, "/dev/null", "/dev/null", dir + "/edgeflow.log")] = "edgeflow";
   };
   if (round % 2) launch_edgeflow(), launch_peer();
   else launch_peer(), launch_edgeflow();
@@ -220,7 +202,7 @@ double bench_case(const std::string& dir, long n, int qos, size_t size, bool to_
     if (!names.count(pid)) die("wait4: unexpected child");
     Side& s = sides[names[pid]];
     s.r.wall = now() - start;
-    s.r.cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    s.r.cpu = cpu_seconds(ru);
     s.r.max_rss_kib = ru.ru_maxrss;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
       die(names[pid] + " failed (status " + std::to_string(status) + "):\n" +
