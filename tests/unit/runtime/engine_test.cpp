@@ -117,7 +117,8 @@ retry: { initial_backoff: 1ms, max_backoff: 5ms }
     delivered.insert(n_of(line));
   }
   EXPECT_EQ(delivered.size(), 100u);
-  EXPECT_GE(flow().stats().retries.load(), 40u);  // two failed writes of 20
+  // Two writes answered retry: the first a whole batch of 20, the second whatever was due then.
+  EXPECT_GT(flow().stats().retries.load(), 20u);
   auto dlq = read_lines(dir.file("dlq.txt"));
   ASSERT_EQ(dlq.size(), 100u);
   for (auto& line : dlq) {
