@@ -17,13 +17,14 @@
 // Backpressure: while the flow does not admit the held batch the socket is not read, so the
 // broker holds back (QoS 1/2: at most receive_maximum unacknowledged; QoS 0 per its own queue).
 //
-// Threads: everything, on_ack included, runs on the flow's thread; no locks.
+// Threads: the flow calls every hook, on_ack included, from one thread at a time; no locks.
 #pragma once
 
 #include "client.hpp"
 
 #include <charconv>
 #include <deque>
+#include <optional>
 
 namespace edgeflow::mqtt {
 
@@ -98,6 +99,10 @@ class MqttSource : public sdk::Source {
     std::string err;
     for (;;) {
       if (fatal_) throw Error(*fatal_);
+      if (ack_write_failed_) {
+        lost(*ack_write_failed_);
+        ack_write_failed_.reset();
+      }
       if (!session_.connected()) {
         if (!reconnect()) return;
         continue;
@@ -171,9 +176,11 @@ class MqttSource : public sdk::Source {
       ++base_;
       ++acked;
     }
+    // A failed write is handled by run(): on_ack may come inside emit(), whose batch lost()
+    // would free under it.
     if (acked && session_.connected()) {
       std::string err;
-      if (!session_.write(err)) lost(err);
+      if (!session_.write(err) && !ack_write_failed_) ack_write_failed_ = err;
     }
   }
 
@@ -412,6 +419,7 @@ class MqttSource : public sdk::Source {
   uint64_t base_ = 0;           // sequence of window_.front()
   bool stalled_ = false;
   std::vector<ef_message*> held_;  // read, not admitted by the flow yet
+  std::optional<std::string> ack_write_failed_;  // on_ack's PUBACK write failed: run() reconnects
   std::vector<uint8_t> held_qos_;  // their QoS
   uint64_t taken_ = 0;
   uint64_t events_ = 0;
