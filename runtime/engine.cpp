@@ -15,8 +15,13 @@ using host::JValue;
 
 namespace {
 
-// The flow whose thread is running: acks raised on it are handled at once, not queued.
+// The flow whose pipeline thread is running: acks raised on it are handled at once, not
+// queued, and messages made or freed on it use the pipeline's pool.
 thread_local Flow* t_flow = nullptr;
+
+// Free messages the pipeline thread keeps for dead-letter envelopes and splits; the rest go back
+// to the source thread.
+constexpr size_t kPipelineSpares = 1024;
 
 Instance* I(ef_ctx* c) { return reinterpret_cast<Instance*>(c); }
 ef_ctx* C(Instance* i) { return reinterpret_cast<ef_ctx*>(i); }
@@ -139,6 +144,7 @@ void Flow::request_stop() {
     stop_ = true;
   }
   inbox_cv_.notify_all();
+  source_cv_.notify_all();
 }
 
 void Flow::force_stop() {
@@ -148,6 +154,7 @@ void Flow::force_stop() {
     stop_ = true;
   }
   inbox_cv_.notify_all();
+  source_cv_.notify_all();
 }
 
 void Flow::join() {
@@ -181,7 +188,11 @@ void Flow::set_state(FlowState s) {
 void Flow::fail(const Instance& inst, std::string_view what) {
   std::string msg = scrub(inst.spec->key + " (" + inst.spec->type + "): " + std::string(what), spec_.secrets);
   if (!failed_) log_error(spec_.name, inst.spec->key, msg);
-  failed_ = true;
+  {
+    std::lock_guard lock(inbox_mutex_);  // a source waiting in emit/poll sees it
+    failed_ = true;
+  }
+  source_cv_.notify_all();
   {
     std::lock_guard lock(observe_mutex_);
     last_error_ = msg;
@@ -272,6 +283,7 @@ void Flow::teardown() {
     std::lock_guard lock(inbox_mutex_);
     inbox_work_.swap(inbox_);
   }
+  resolved_at_.reset();
   for (auto& e : inbox_work_)
     if (e.status == EF_ACK_DELIVERED && e.msg->in_use) handle_ack(e.sink, e.msg, e.status, e.reason);
   inbox_work_.clear();
@@ -301,8 +313,6 @@ void Flow::teardown() {
   }
   for (auto& s : sinks_) s.held.clear();
   dlq_queue_.clear();
-  in_flight_ = 0;
-  in_flight_bytes_ = 0;
   stats_.in_flight = 0;
   stats_.in_flight_bytes = 0;
 
@@ -329,8 +339,25 @@ bool Flow::run_once() {
     return false;
   }
   set_state(FlowState::running);
-  if (source_.comp->run(source_.self) != EF_OK && !failed_)
-    fail(source_, "run failed: " + source_.last_error);
+  {
+    std::lock_guard lock(inbox_mutex_);
+    source_done_ = false;
+    source_status_ = EF_OK;
+  }
+  source_running_ = true;
+  source_thread_ = std::thread([this] {
+    ef_status st = source_.comp->run(source_.self);
+    {
+      std::lock_guard lock(inbox_mutex_);
+      source_done_ = true;
+      source_status_ = st;
+    }
+    inbox_cv_.notify_all();
+  });
+  serve_source();
+  source_thread_.join();
+  source_running_ = false;
+  if (source_status_ != EF_OK && !failed_) fail(source_, "run failed: " + source_.last_error);
   if (!failed_) drain();
   teardown();
   return !failed_;
@@ -405,13 +432,19 @@ std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseco
 // Messages
 
 FlowMessage* Flow::new_message() {
+  auto& free = t_flow == this ? free_messages_ : source_free_;
+  if (free.empty() && &free == &source_free_) {
+    std::lock_guard lock(inbox_mutex_);
+    source_free_.swap(returned_);
+  }
   FlowMessage* m;
-  if (free_messages_.empty()) {
+  if (free.empty()) {
+    std::lock_guard lock(inbox_mutex_);
     messages_.push_back(std::make_unique<FlowMessage>());
     m = messages_.back().get();
   } else {
-    m = free_messages_.back();
-    free_messages_.pop_back();
+    m = free.back();
+    free.pop_back();
     m->clear();
   }
   m->origin = nullptr;
@@ -428,7 +461,7 @@ FlowMessage* Flow::new_message() {
 void Flow::free_message(FlowMessage* m) {
   if (!m || !m->in_use) return;
   m->in_use = false;
-  free_messages_.push_back(m);
+  (t_flow == this ? free_messages_ : source_free_).push_back(m);
 }
 
 Origin* Flow::new_origin() {
@@ -465,62 +498,84 @@ int32_t Flow::sink_index(std::string_view name) const {
 // ---------------------------------------------------------------------------------------------
 // The data path
 
+// Source thread: admits the batch and hands it to the pipeline thread. Acks are delivered once
+// the batch is handed over (or while admission waits): a source's on_ack must not find the batch
+// it is emitting still its own.
 ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
-  pump();
   if (stopping()) return EF_STOPPING;
-  if (n == 0) return EF_OK;
+  if (n == 0) {
+    take_acks();
+    return EF_OK;
+  }
   uint64_t bytes = 0;
   for (size_t i = 0; i < n; ++i) bytes += message_bytes(FM(msgs[i]));
   if (!admit(n, bytes, timeout_ms)) return stopping() ? EF_STOPPING : EF_BUSY;
 
-  std::vector<FlowMessage*> batch;
-  batch.swap(emit_batch_);  // reuse its capacity
-  batch.clear();
-  auto now = Clock::now();
-  for (size_t i = 0; i < n; ++i) {
-    FlowMessage* m = FM(msgs[i]);
-    Origin* o = new_origin();
-    o->token = m->token;
-    o->pending = 1;
-    o->emitted_at = now;
-    o->bytes = message_bytes(m);
-    m->origin = o;
-    m->seq = ++seq_;
-    batch.push_back(m);
-  }
-  in_flight_ += int64_t(n);
-  in_flight_bytes_ += bytes;
+  Handoff h;
+  h.msgs.swap(next_batch_);  // a vector the pipeline has given back, for its capacity
+  h.msgs.clear();
+  for (size_t i = 0; i < n; ++i) h.msgs.push_back(FM(msgs[i]));
+  h.bytes = bytes;
+  h.at = Clock::now();
+  int64_t in = stats_.in_flight.fetch_add(int64_t(n), std::memory_order_relaxed) + int64_t(n);
+  uint64_t in_bytes = stats_.in_flight_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   stats_.emitted.fetch_add(n, std::memory_order_relaxed);
-  stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
-  stats_.in_flight_bytes.store(in_flight_bytes_, std::memory_order_relaxed);
-  bump_peak(stats_.peak_in_flight, in_flight_);
-  bump_peak(stats_.peak_in_flight_bytes, in_flight_bytes_);
+  bump_peak(stats_.peak_in_flight, in);
+  bump_peak(stats_.peak_in_flight_bytes, in_bytes);
   stages_[0]->out.add(n);
   stages_[0]->bytes_out.add(bytes);
-  tap(0, batch);
-
-  run_pipeline(batch, bytes);
-  batch.swap(emit_batch_);
-  pump();
+  bool wake;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    wake = handoff_.empty();
+    handoff_.push_back(std::move(h));
+    if (!spare_batches_.empty()) {
+      next_batch_.swap(spare_batches_.back());
+      spare_batches_.pop_back();
+    }
+  }
+  // The pipeline thread checks for batches under the lock before it waits: only the first of a
+  // run needs to wake it.
+  if (wake) inbox_cv_.notify_all();
   observe_cv_.notify_all();  // observers wait on emitted counts too
+  take_acks();
   return EF_OK;
 }
 
+// Source thread: hands the source the acks the pipeline resolved.
+void Flow::take_acks() {
+  if (delivering_) return;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (acks_out_.empty()) return;
+    source_acks_.swap(acks_out_);
+  }
+  delivering_ = true;
+  source_.comp->on_ack(source_.self, source_acks_.data(), source_acks_.size());
+  delivering_ = false;
+  source_acks_.clear();
+  observe_cv_.notify_all();
+}
+
 ef_status Flow::poll(int32_t timeout_ms) {
-  pump();
+  take_acks();
   if (stopping()) return EF_STOPPING;
   if (timeout_ms > 0) {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    wait_inbox(std::min(deadline, next_retry()));
-    pump();
+    {
+      std::unique_lock lock(inbox_mutex_);
+      source_cv_.wait_until(lock, deadline, [&] { return !acks_out_.empty() || stopping(); });
+    }
+    take_acks();
   }
   return stopping() ? EF_STOPPING : EF_OK;
 }
 
 bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
   auto over = [&] {
-    return in_flight_ > 0 && (in_flight_ + int64_t(n) > spec_.max_in_flight ||
-                              in_flight_bytes_ + bytes > spec_.max_in_flight_bytes);
+    int64_t in = stats_.in_flight.load(std::memory_order_relaxed);
+    return in > 0 && (in + int64_t(n) > spec_.max_in_flight ||
+                      stats_.in_flight_bytes.load(std::memory_order_relaxed) + bytes > spec_.max_in_flight_bytes);
   };
   if (!over()) return true;
   stats_.backpressure_waits++;
@@ -531,16 +586,66 @@ bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
                                      std::memory_order_relaxed);
   };
   auto deadline = timeout_ms < 0 ? Clock::time_point::max() : began + std::chrono::milliseconds(timeout_ms);
-  while (over()) {
+  for (;;) {
+    take_acks();
+    if (!over()) break;
     if (stopping() || Clock::now() >= deadline) {
       waited();
       return false;
     }
-    wait_inbox(std::min(deadline, next_retry()));
-    pump();
+    // Room comes with acks: the pipeline publishes them (and wakes this wait) after it lowers
+    // the in-flight counts.
+    std::unique_lock lock(inbox_mutex_);
+    auto ready = [&] { return !acks_out_.empty() || !over() || stopping(); };
+    if (deadline == Clock::time_point::max()) source_cv_.wait(lock, ready);
+    else source_cv_.wait_until(lock, deadline, ready);
   }
   waited();
   return !stopping();
+}
+
+// Pipeline thread, while the source runs: every handed-off batch through the pipeline, sink
+// acks and retries as they come, until the source has returned and its last batch is through.
+void Flow::serve_source() {
+  for (;;) {
+    bool done;
+    {
+      std::unique_lock lock(inbox_mutex_);
+      auto ready = [&] { return !handoff_.empty() || !inbox_.empty() || source_done_; };
+      auto next = next_retry();
+      if (next == Clock::time_point::max()) inbox_cv_.wait(lock, ready);
+      else inbox_cv_.wait_until(lock, next, ready);
+      handoff_work_.swap(handoff_);
+      done = source_done_;
+    }
+    for (auto& h : handoff_work_) {
+      accept(h);
+      pump();  // acks raised by the writes, and the source may wait for them
+    }
+    if (handoff_work_.empty()) pump();
+    {
+      std::lock_guard lock(inbox_mutex_);
+      for (auto& h : handoff_work_) spare_batches_.push_back(std::move(h.msgs));
+    }
+    handoff_work_.clear();
+    if (done) return;
+  }
+}
+
+void Flow::accept(Handoff& h) {
+  resolved_at_.reset();
+  for (FlowMessage* m : h.msgs) {
+    Origin* o = new_origin();
+    o->token = m->token;
+    o->pending = 1;
+    o->emitted_at = h.at;
+    o->bytes = message_bytes(m);
+    m->origin = o;
+    m->seq = ++seq_;
+  }
+  tap(0, h.msgs);
+  // After a failure the batch stays open: teardown answers it with retries.
+  if (!failed_) run_pipeline(h.msgs, h.bytes);
 }
 
 void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes) {
@@ -732,11 +837,12 @@ void Flow::release(FlowMessage* m) {
   if (--o->pending > 0) return;
   ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
   if (o->status == EF_ACK_DELIVERED) stats_.delivered.fetch_add(1, std::memory_order_relaxed);
-  if (o->status != EF_ACK_RETRY) stats_.latency.observe(Clock::now() - o->emitted_at);
-  in_flight_--;
-  in_flight_bytes_ -= o->bytes;
-  stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
-  stats_.in_flight_bytes.store(in_flight_bytes_, std::memory_order_relaxed);
+  if (o->status != EF_ACK_RETRY) {
+    if (!resolved_at_) resolved_at_ = Clock::now();
+    stats_.latency.observe(*resolved_at_ - o->emitted_at);
+  }
+  stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  stats_.in_flight_bytes.fetch_sub(o->bytes, std::memory_order_relaxed);
   o->in_use = false;
   free_origins_.push_back(o);
 }
@@ -800,6 +906,7 @@ void Flow::pump() {
       inbox_work_.swap(inbox_);
     }
     bool progress = !inbox_work_.empty();
+    resolved_at_.reset();
     for (auto& e : inbox_work_) handle_ack(e.sink, e.msg, e.status, e.reason);
     inbox_work_.clear();
     if (!dlq_queue_.empty() && !failed_) {
@@ -815,7 +922,31 @@ void Flow::pump() {
     }
     if (!progress || failed_) break;
   }
-  deliver_acks();
+  publish_acks();
+}
+
+// While the source thread runs, its acks (and the free messages the pipeline can spare) go to
+// it through the shared lists; before and after, they are delivered from here.
+void Flow::publish_acks() {
+  if (!source_running_) {
+    deliver_acks();
+    return;
+  }
+  bool wake = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (!ready_.empty()) {
+      wake = acks_out_.empty();
+      if (wake) acks_out_.swap(ready_);
+      else acks_out_.insert(acks_out_.end(), ready_.begin(), ready_.end());
+    }
+    if (free_messages_.size() > kPipelineSpares) {
+      returned_.insert(returned_.end(), free_messages_.begin() + kPipelineSpares, free_messages_.end());
+      free_messages_.resize(kPipelineSpares);
+    }
+  }
+  ready_.clear();
+  if (wake) source_cv_.notify_all();
 }
 
 bool Flow::wait_inbox(Clock::time_point deadline) {
@@ -829,6 +960,15 @@ bool Flow::wait_inbox(Clock::time_point deadline) {
 }
 
 void Flow::deliver_acks() {
+  {
+    // What the source thread had not taken yet comes first.
+    std::lock_guard lock(inbox_mutex_);
+    if (!acks_out_.empty()) {
+      acks_out_.insert(acks_out_.end(), ready_.begin(), ready_.end());
+      ready_.swap(acks_out_);
+      acks_out_.clear();
+    }
+  }
   if (ready_.empty() || !source_.self || delivering_) return;
   delivering_ = true;
   std::vector<ef_ack> acks;
@@ -850,7 +990,7 @@ void Flow::drain() {
   pump();
   flush(dlq_.inst);
   auto deadline = stop_ ? Clock::now() + spec_.drain_timeout : Clock::time_point::max();
-  while (in_flight_ > 0 && !failed_ && !force_) {
+  while (stats_.in_flight.load() > 0 && !failed_ && !force_) {
     // A stop asked for while the source finished on its own bounds the remaining wait.
     if (stop_ && deadline == Clock::time_point::max()) deadline = Clock::now() + spec_.drain_timeout;
     if (Clock::now() >= deadline) break;

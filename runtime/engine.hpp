@@ -1,6 +1,9 @@
-// The engine: one thread per flow runs the source and, inline, the transformer steps and sink
-// writes of every batch it emits. Acks flow back through the same thread, so the source sees
-// them without locks and commits only what every sink (or the dead letter) has resolved.
+// The engine: two threads per flow. The source runs on its own thread and hands every batch it
+// emits to the flow's pipeline thread, which runs the transformer steps and sink writes, merges
+// the sinks' acks and hands each message's final ack back. The source reads its next batch while
+// the pipeline works on the last one, and sees its acks on its own thread (inside emit/poll), so
+// it keeps its ack bookkeeping without locks and commits only what every sink (or the dead
+// letter) has resolved.
 #pragma once
 
 #include "flow_config.hpp"
@@ -17,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -167,7 +171,18 @@ class Flow {
   void fail(const Instance& inst, std::string_view what);
   bool stopping() const { return stop_.load() || failed_; }
 
+  // Source thread.
   bool admit(size_t n, uint64_t bytes, int32_t timeout_ms);
+  void take_acks();
+  // Pipeline thread.
+  struct Handoff {
+    std::vector<FlowMessage*> msgs;
+    uint64_t bytes = 0;
+    std::chrono::steady_clock::time_point at{};  // when emit() admitted it
+  };
+  void serve_source();
+  void accept(Handoff& h);
+  void publish_acks();
   // `bytes`: the batch's message_bytes, as emit() counted them; each step passes on what it kept.
   void run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes);
   uint64_t run_step(size_t step, std::vector<FlowMessage*>& batch, uint64_t bytes_in);
@@ -217,38 +232,53 @@ class Flow {
   std::atomic<FlowState> state_{FlowState::created};
   std::atomic<bool> stop_{false};
   std::atomic<bool> force_{false};
-  bool failed_ = false;     // this run failed (flow thread only)
+  std::atomic<bool> failed_{false};  // this run failed (set by the pipeline thread)
   bool stop_seen_ = false;  // wait_inbox has woken for the stop request already
   bool delivering_ = false; // inside the source's on_ack
-  std::thread thread_;
+  std::thread thread_;          // the pipeline thread
+  std::thread source_thread_;   // the source's run(), while the flow runs
+  bool source_running_ = false; // pipeline thread's view: acks go through acks_out_
 
   Instance source_;
   std::vector<Instance> steps_;
   std::vector<SinkState> sinks_;
   SinkState dlq_;
 
-  // Flow-thread-only pools and queues.
+  // Pipeline-thread-only pools and queues (messages_ grows under inbox_mutex_: both threads add).
   std::vector<std::unique_ptr<FlowMessage>> messages_;
   std::vector<FlowMessage*> free_messages_;
+  std::vector<FlowMessage*> source_free_;  // the source thread's own free list
+  std::vector<FlowMessage*> next_batch_;   // source thread: the vector its next emit fills
+  std::vector<ef_ack> source_acks_;        // source thread: acks being delivered
   std::vector<std::unique_ptr<Origin>> origins_;
   std::vector<Origin*> free_origins_;
   std::vector<ef_ack> ready_;
   std::vector<FlowMessage*> dlq_queue_;
   std::vector<FlowMessage*> scratch_;
   std::vector<FlowMessage*> isolated_;
-  std::vector<FlowMessage*> emit_batch_;
   std::vector<std::vector<FlowMessage*>> per_sink_;
   std::vector<uint64_t> masks_;
   uint64_t seq_ = 0;
-  int64_t in_flight_ = 0;
-  uint64_t in_flight_bytes_ = 0;
   std::mt19937_64 rng_;
+  // When the current round of acks resolved (for the latency histogram): read once per batch or
+  // inbox round, not once per message.
+  std::optional<std::chrono::steady_clock::time_point> resolved_at_;
 
-  // Acks from other threads.
+  // Between threads, under inbox_mutex_: acks from sink threads and batches from the source
+  // (the pipeline thread waits on inbox_cv_); acks and free messages for the source (it waits on
+  // source_cv_).
   std::mutex inbox_mutex_;
   std::condition_variable inbox_cv_;
   std::vector<AckEvent> inbox_;
   std::vector<AckEvent> inbox_work_;
+  std::vector<Handoff> handoff_;
+  std::vector<Handoff> handoff_work_;
+  std::vector<std::vector<FlowMessage*>> spare_batches_;  // handed-off vectors, for their capacity
+  bool source_done_ = false;
+  ef_status source_status_ = EF_OK;
+  std::condition_variable source_cv_;
+  std::vector<ef_ack> acks_out_;
+  std::vector<FlowMessage*> returned_;
 
   mutable std::mutex observe_mutex_;
   std::condition_variable observe_cv_;

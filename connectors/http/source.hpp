@@ -3,7 +3,7 @@
 // sender that sees 202 may forget the event; anything else tells it to send again.
 //
 // Threads: Poco's server threads read, check and authenticate a request, then queue it (bounded)
-// and wait on it. The flow's thread (run()) takes queued requests in batches, emits them, and
+// and wait on it. The flow's source thread (run()) takes queued requests in batches, emits them, and
 // completes each one from on_ack; a request that waits longer than ack_timeout is answered 504
 // while its event goes on (the sender may send it again: at-least-once).
 //
@@ -178,7 +178,7 @@ class HttpSource : public sdk::Source {
         .example("10s");
     s.option("queue_size", &Config::queue_size)
         .min(1)
-        .doc("Requests waiting for the flow's thread; when full, 429.")
+        .doc("Requests waiting for the flow's source thread; when full, 429.")
         .example("4096");
     s.option("batch_size", &Config::batch_size).range(1, 4096).doc("Requests emitted together, at most.").example("128");
     s.option("busy_timeout", &Config::busy_timeout)
@@ -242,7 +242,7 @@ class HttpSource : public sdk::Source {
         continue;
       }
       msgs.clear();
-      // Waiting before emit(): a synchronous sink acks inside it.
+      // Registered before emit(): once it is admitted, their acks may come in any emit() or poll().
       for (auto& p : batch) {
         uint64_t token = first_token_ + msgs.size();
         msgs.push_back(to_message(*p, token));
@@ -297,7 +297,7 @@ class HttpSource : public sdk::Source {
   static constexpr std::chrono::milliseconds kIdleWait{100};
   static constexpr int32_t kAckPollMs = 2;
 
-  // One request from its arrival to its answer; shared by its server thread and the flow thread.
+  // One request from its arrival to its answer; shared by its server thread and the flow's source thread.
   struct Pending {
     std::string body, content_type, method, path, remote, signature;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -372,11 +372,11 @@ class HttpSource : public sdk::Source {
         forget(*p);
         return respond(resp, 429, error_body("too many requests waiting; send again later"), 1);
       }
-      // The flow thread waits for a non-empty queue: only the first request of a run wakes it.
+      // The source thread waits for a non-empty queue: only the first request of a run wakes it.
       queue_.push_back(p);
       if (queue_.size() == 1) work_.notify_one();
       if (!p->cv.wait_for(lock, cfg_.ack_timeout, [&] { return p->done; })) {
-        p->done = true;  // the flow thread's answer, when it comes, is dropped
+        p->done = true;  // the source thread's answer, when it comes, is dropped
         lock.unlock();
         forget(*p);
         return respond(resp, 504,

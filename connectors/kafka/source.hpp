@@ -20,9 +20,9 @@
 // (a header name that repeats keeps its last value: a message has one value per header name), meta
 // kafka.topic, kafka.partition and kafka.offset; no content type, as Kafka does not say.
 //
-// Threads: librdkafka serves the rebalance, commit and error callbacks from
-// rd_kafka_consumer_poll() (rd_kafka_poll_set_consumer), which only run() and stop() call, on
-// the flow's thread; on_ack runs there too. No locks are needed.
+// Threads: librdkafka serves the rebalance, commit and error callbacks from the consumer queue
+// (rd_kafka_poll_set_consumer), which only run() and stop() read; on_ack comes on run()'s thread
+// too, or after run() has returned. Never two at once, so no locks are needed.
 #pragma once
 
 #include "client.hpp"

@@ -36,6 +36,7 @@ class Sequence : public Source {
     int64_t fail_after = 0;
     bool hold_open = false;
     std::string metric;
+    std::string ack_thread_metric;
   };
   static constexpr const char* type = "sequence";
   static constexpr const char* description = "Emits {\"n\":i,\"tag\":...} with token i.";
@@ -47,12 +48,26 @@ class Sequence : public Source {
     s.option("fail_after", &Config::fail_after).min(0).doc("run() throws after this many (0: never).");
     s.option("hold_open", &Config::hold_open).doc("After the last message, wait for a stop.");
     s.option("metric", &Config::metric).doc("Counts emitted messages in this counter metric, and their last n in a gauge <metric>_last.");
+    s.option("ack_thread_metric", &Config::ack_thread_metric)
+        .doc("Gauges <name>_during_run (acks that came while run() ran) and <name>_off_thread (those "
+             "of them that came on another thread than run()'s), set when run() returns.");
   }
   Sequence(Context c, Config cfg) : Source(c), cfg_(std::move(cfg)) {
     if (cfg_.tags.empty()) throw Error(c.where("tags") + ": tags: give at least one tag, e.g. [a]");
   }
 
   void run() override {
+    run_thread_ = std::this_thread::get_id();
+    running_ = true;
+    struct Done {
+      Sequence* self;
+      ~Done() {
+        self->running_ = false;
+        if (self->cfg_.ack_thread_metric.empty()) return;
+        self->context().gauge(self->cfg_.ack_thread_metric + "_during_run", double(self->during_run_));
+        self->context().gauge(self->cfg_.ack_thread_metric + "_off_thread", double(self->off_thread_));
+      }
+    } done{this};
     std::vector<ef_message*> batch;
     for (int64_t n = 0; n < cfg_.count;) {
       if (cfg_.fail_after && n >= cfg_.fail_after) throw Error("sequence: failing on purpose after " + std::to_string(n));
@@ -77,7 +92,13 @@ class Sequence : public Source {
     while (cfg_.hold_open && poll(1000)) {
     }
   }
-  void on_ack(std::span<const ef_ack> acks) override { acks_.insert(acks_.end(), acks.begin(), acks.end()); }
+  void on_ack(std::span<const ef_ack> acks) override {
+    if (running_) {
+      during_run_ += acks.size();
+      if (std::this_thread::get_id() != run_thread_) off_thread_ += acks.size();
+    }
+    acks_.insert(acks_.end(), acks.begin(), acks.end());
+  }
   void stop() override {
     if (cfg_.acks_file.empty()) return;
     std::ofstream out(cfg_.acks_file, std::ios::app);
@@ -87,6 +108,9 @@ class Sequence : public Source {
  private:
   Config cfg_;
   std::vector<ef_ack> acks_;
+  std::atomic<bool> running_{false};
+  std::thread::id run_thread_;
+  uint64_t during_run_ = 0, off_thread_ = 0;
 };
 
 class Script : public Transformer {
@@ -147,7 +171,8 @@ class Flaky : public Sink {
     s.option("fail_write", &Config::fail_write).doc("write() throws: the flow fails.");
     s.option("async", &Config::async).doc("Ack from a worker thread.");
     s.option("reverse", &Config::reverse).doc("With async: ack each batch last message first.");
-    s.option("gated", &Config::gated).doc("With async: hold acks until testkit_open_gates().");
+    s.option("gated", &Config::gated)
+        .doc("With async: hold acks until testkit_open_gates(); without: write() itself waits for them (a slow sink).");
     s.option("record", &Config::record).doc("Append delivered payloads to this file, in ack order.");
     s.option("token", &Config::token).secret().doc("A secret; the value 'wrong' is refused in create().");
   }
@@ -174,6 +199,10 @@ class Flaky : public Sink {
   }
   void write(Batch b) override {
     if (cfg_.fail_write) throw Error("flaky: write failed on purpose");
+    if (cfg_.gated && !cfg_.async) {
+      std::unique_lock lock(g_gate_mutex);
+      g_gate_cv.wait(lock, [&] { return g_gates_open; });
+    }
     bool retry = cfg_.retry_always || writes_++ < cfg_.retry_first;
     // The worker gets copies of the payloads: only acks may come from other threads.
     std::vector<std::pair<ef_message*, std::string>> msgs;

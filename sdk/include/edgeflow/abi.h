@@ -8,10 +8,11 @@
  * Naming: ef_* types, ef_host_* callbacks the host provides (grouped in ef_host_api), hooks the
  * plugin implements live in ef_component. Ownership and lifetime are written beside each pointer.
  *
- * Threading: a source's hooks run on the flow's thread; ef_host_api.emit/poll/ack deliveries to
- * on_ack happen on that same thread, so a source needs no locking for its ack bookkeeping.
- * Transformer hooks run on the flow's thread. A sink's write runs on the flow's thread; its
- * ack() calls may come from any thread.
+ * Threading: a flow has two threads. A source's run() runs on the flow's source thread, and its
+ * on_ack is called there from inside emit()/poll(), or after run() has returned while the flow
+ * drains: never two of its hooks at once, so a source needs no locking for its ack bookkeeping.
+ * create/start/stop/destroy, transformer hooks and a sink's write/flush run on the flow's
+ * pipeline thread; a sink's ack() calls may come from any thread.
  *
  * A change to this file changes the ABI: tests/unit/abi_hash pins its hash.
  */
@@ -156,8 +157,9 @@ typedef struct ef_component {
   /* Source: read and emit until emit/poll answers EF_STOPPING or the input ends, then return
      EF_OK. Returning EF_ERROR fails the flow (it is restarted with backoff). */
   ef_status (*run)(void* self);
-  /* Source: acks for emitted messages, in any order, exactly once per message. Called on the
-     flow thread inside emit()/poll(), and after run() returns while the flow drains. */
+  /* Source: acks for emitted messages, in any order, exactly once per message. Called on run()'s
+     thread inside emit()/poll() (never before emit() has taken the batch, unless it waits for
+     room), and after run() returns while the flow drains. */
   void (*on_ack)(void* self, const ef_ack* acks, size_t count);
 
   /* Transformer: change the batch in place (see the batch_* host calls). */
@@ -280,9 +282,10 @@ typedef struct ef_host_api {
   void (*value_copy)(ef_message* msg, ef_value* dst, const ef_value* src);
 
   /* --- sources --- */
-  /* Hands messages to the flow (ownership passes to the host on EF_OK). Blocks up to
-     timeout_ms (-1: until admitted or stopping) while the in-flight bound is reached, and
-     delivers pending acks through on_ack meanwhile. */
+  /* Hands messages to the flow (ownership passes to the host on EF_OK); the flow's pipeline
+     thread processes them after it returns, so their acks come in later emit()/poll() calls.
+     Blocks up to timeout_ms (-1: until admitted or stopping) while the in-flight bound is
+     reached, and delivers pending acks through on_ack meanwhile and once the batch is taken. */
   ef_status (*emit)(ef_ctx* ctx, ef_message* const* msgs, size_t count, int32_t timeout_ms);
   /* Delivers pending acks and waits up to timeout_ms for more; EF_STOPPING once the flow is
      asked to stop. A source blocked in its own I/O should call it at least every 100 ms. */

@@ -323,6 +323,34 @@ max_in_flight: 100
   EXPECT_EQ(flow().stats().delivered.load(), 2000u);
 }
 
+TEST_F(Engine, TheSourceReadsOnWhileTheSinkIsStillWritingAndHearsItsAcksOnItsOwnThread) {
+  start(R"(flow: f
+source: { type: sequence, count: 100, batch_size: 10, hold_open: true, acks_file: $DIR/acks.txt, ack_thread_metric: acks }
+sinks: { out: { type: flaky, gated: true, record: $DIR/out.txt } }
+dead_letter: { type: flaky }
+)");
+  struct OpenOnExit {
+    ~OpenOnExit() { open_gates(); }  // a failed assertion must not leave the write blocked
+  } opener;
+  // The first write() waits for the gates. With the source on a thread of its own, it emits on
+  // meanwhile, up to the in-flight bound.
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().emitted.load() == 100; }, 30s));
+  EXPECT_EQ(flow().stats().delivered.load(), 0u);
+  open_gates();
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().delivered.load() == 100; }, 30s));
+  rt.request_stop();
+  rt.wait();
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), 100u);
+  auto a = acks();
+  ASSERT_EQ(a.size(), 100u);
+  for (auto& [token, statuses] : a) EXPECT_EQ(statuses, std::vector<int>{EF_ACK_DELIVERED}) << token;
+  // The acks that came while run() ran (in its poll()) came on run()'s thread.
+  std::map<std::string, double> m;
+  for (auto& x : flow().plugin_metrics()) m[x.name] = x.value;
+  EXPECT_GT(m["acks_during_run"], 0.0);
+  EXPECT_EQ(m["acks_off_thread"], 0.0);
+}
+
 TEST_F(Engine, BackpressureAlsoBoundsBytes) {
   run(R"(flow: f
 source: { type: sequence, count: 1000, batch_size: 5 }
