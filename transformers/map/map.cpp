@@ -56,7 +56,11 @@ class Map : public Transformer {
   Map(Context c, Config cfg) : Transformer(c), drop_unmapped_(cfg.unmapped == "drop"), tables_(expr::tables_from(c, cfg.lookups)) {
     env_.tables = &tables_;
     if (auto* o = cfg.set.object()) {
-      for (auto& [target, v] : *o) sets_.push_back({target, shape(v, "set." + target)});
+      for (auto& [target, v] : *o) {
+        sets_.push_back({target, shape(v, "set." + target)});
+        // A top-level target needs no path walk (most canonical events are flat).
+        top_level_.push_back(target.find_first_of(".[") == std::string::npos);
+      }
     } else if (!cfg.set.is_null()) {
       throw Error(c.where("set") + ": set: expected a map of target: expression");
     }
@@ -123,10 +127,8 @@ class Map : public Transformer {
           if (present[k]) expr::assign(m, m.put(renames_[k].second), moved[k]);
         if (!root) root = Value(host().message_doc(m.raw()));
         for (size_t k = 0; k < sets_.size(); ++k) {
-          // A top-level target needs no path walk (most canonical events are flat).
           const std::string& t = sets_[k].first;
-          Value dst = t.find_first_of(".[") == std::string::npos ? m.put(root, t) : m.put(t);
-          expr::assign(m, dst, values[k]);
+          expr::assign(m, top_level_[k] ? m.put(root, t) : m.put(t), values[k]);
         }
         if (key_) m.set_key(key);
         for (size_t k = 0; k < headers_.size(); ++k) m.set_header(headers_[k].first, header_values[k]);
@@ -187,6 +189,7 @@ class Map : public Transformer {
   expr::Tables tables_;
   expr::Env env_;
   std::vector<std::pair<std::string, Shape>> sets_;
+  std::vector<bool> top_level_;  // per set: the target is a plain member name
   std::vector<std::pair<expr::Expr, std::string>> renames_;
   std::vector<std::string> removes_;
   expr::Expr key_;

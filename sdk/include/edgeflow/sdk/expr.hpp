@@ -283,7 +283,11 @@ inline Val f_round(const Node&, std::span<Val> a) {
   double d = number_of(a[0], "round");
   int64_t digits = a.size() > 1 ? int_arg(a, 1, "round") : 0;
   if (digits == 0) return Val(to_int(std::round(d), "round"));
-  double scale = std::pow(10.0, double(digits)), r = std::round(d * scale) / scale;
+  // Powers of ten up to 1e22 are exact doubles: a table lookup, not pow(), for the usual case.
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  double scale = digits > 0 && digits <= 22 ? kPow10[digits] : std::pow(10.0, double(digits));
+  double r = std::round(d * scale) / scale;
   if (!std::isfinite(r)) eval_fail("round: " + std::to_string(digits) + " digits is out of range");
   return Val(r);
 }
