@@ -1,9 +1,10 @@
-// The engine: two threads per flow. The source runs on its own thread and hands every batch it
-// emits to the flow's pipeline thread, which runs the transformer steps and sink writes, merges
-// the sinks' acks and hands each message's final ack back. The source reads its next batch while
-// the pipeline works on the last one, and sees its acks on its own thread (inside emit/poll), so
-// it keeps its ack bookkeeping without locks and commits only what every sink (or the dead
-// letter) has resolved.
+// The engine: two threads per flow. The source runs on its own thread. A batch it emits goes
+// through the pipeline (transformer steps, sink writes, ack merging) on that same thread when
+// the pipeline is cheap or the batch small, and otherwise to the flow's pipeline thread, so the
+// source reads its next batch while the pipeline works on the last one. Whoever runs the
+// pipeline holds pipeline_mutex_; the pipeline thread also serves acks from sink threads and
+// retries. The source sees its acks on its own thread (inside emit/poll), so it keeps its ack
+// bookkeeping without locks and commits only what every sink (or the dead letter) resolved.
 #pragma once
 
 #include "flow_config.hpp"
@@ -275,6 +276,14 @@ class Flow {
   std::vector<Handoff> handoff_work_;
   std::vector<std::vector<FlowMessage*>> spare_batches_;  // handed-off vectors, for their capacity
   bool source_done_ = false;
+  bool retries_changed_ = false;
+  bool source_waits_room_ = false;  // emit() waits for the pipeline to take a batch  // the source thread left a retry the pipeline thread must time
+  // Whoever runs the pipeline (steps, sinks, acks, retries) holds it: the pipeline thread, or the
+  // source thread for a batch it runs itself.
+  std::mutex pipeline_mutex_;
+  std::atomic<size_t> queued_batches_{0};  // handed to the pipeline thread and not through yet
+  std::atomic<uint64_t> pipeline_ns_{0};   // the pipeline's cost per message, smoothed
+  std::atomic<bool> acks_ready_{false};  // acks_out_ has acks: the source takes the lock only then
   ef_status source_status_ = EF_OK;
   std::condition_variable source_cv_;
   std::vector<ef_ack> acks_out_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
@@ -159,6 +160,8 @@ class Flaky : public Sink {
     bool async = false;
     bool reverse = false;
     bool gated = false;
+    int64_t gate_from = 1;
+    int64_t work_us = 0;
     std::string record;
     std::string token;
   };
@@ -173,6 +176,8 @@ class Flaky : public Sink {
     s.option("reverse", &Config::reverse).doc("With async: ack each batch last message first.");
     s.option("gated", &Config::gated)
         .doc("With async: hold acks until testkit_open_gates(); without: write() itself waits for them (a slow sink).");
+    s.option("gate_from", &Config::gate_from).min(1).doc("Without async: the first write() that waits for the gates.");
+    s.option("work_us", &Config::work_us).min(0).doc("Each write() spins this long first (a sink that costs CPU).");
     s.option("record", &Config::record).doc("Append delivered payloads to this file, in ack order.");
     s.option("token", &Config::token).secret().doc("A secret; the value 'wrong' is refused in create().");
   }
@@ -199,7 +204,12 @@ class Flaky : public Sink {
   }
   void write(Batch b) override {
     if (cfg_.fail_write) throw Error("flaky: write failed on purpose");
-    if (cfg_.gated && !cfg_.async) {
+    if (cfg_.work_us > 0) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(cfg_.work_us);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+    if (cfg_.gated && !cfg_.async && ++sync_writes_ >= cfg_.gate_from) {
       std::unique_lock lock(g_gate_mutex);
       g_gate_cv.wait(lock, [&] { return g_gates_open; });
     }
@@ -254,6 +264,7 @@ class Flaky : public Sink {
 
   Config cfg_;
   int64_t writes_ = 0;
+  int64_t sync_writes_ = 0;
   std::ofstream record_;
   std::thread worker_;
   std::mutex mutex_;

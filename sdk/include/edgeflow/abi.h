@@ -11,8 +11,10 @@
  * Threading: a flow has two threads. A source's run() runs on the flow's source thread, and its
  * on_ack is called there from inside emit()/poll(), or after run() has returned while the flow
  * drains: never two of its hooks at once, so a source needs no locking for its ack bookkeeping.
- * create/start/stop/destroy, transformer hooks and a sink's write/flush run on the flow's
- * pipeline thread; a sink's ack() calls may come from any thread.
+ * create/start/stop/destroy run on the flow's pipeline thread. Transformer hooks and a sink's
+ * write/flush run on the pipeline thread, or on the source thread for a batch the flow runs
+ * there (a cheap pipeline, a small batch): one at a time either way. A sink's ack() calls may
+ * come from any thread.
  *
  * A change to this file changes the ABI: tests/unit/abi_hash pins its hash.
  */
@@ -282,10 +284,9 @@ typedef struct ef_host_api {
   void (*value_copy)(ef_message* msg, ef_value* dst, const ef_value* src);
 
   /* --- sources --- */
-  /* Hands messages to the flow (ownership passes to the host on EF_OK); the flow's pipeline
-     thread processes them after it returns, so their acks come in later emit()/poll() calls.
-     Blocks up to timeout_ms (-1: until admitted or stopping) while the in-flight bound is
-     reached, and delivers pending acks through on_ack meanwhile and once the batch is taken. */
+  /* Hands messages to the flow (ownership passes to the host on EF_OK). Blocks up to
+     timeout_ms (-1: until admitted or stopping) while the in-flight bound is reached, and
+     delivers pending acks through on_ack meanwhile and once the batch is taken. */
   ef_status (*emit)(ef_ctx* ctx, ef_message* const* msgs, size_t count, int32_t timeout_ms);
   /* Delivers pending acks and waits up to timeout_ms for more; EF_STOPPING once the flow is
      asked to stop. A source blocked in its own I/O should call it at least every 100 ms. */
