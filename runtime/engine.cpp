@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <ctime>
 #include <filesystem>
 
 namespace edgeflow {
@@ -18,18 +19,35 @@ namespace {
 // The flow whose pipeline thread is running: acks raised on it are handled at once, not
 // queued, and messages made or freed on it use the pipeline's pool.
 thread_local Flow* t_flow = nullptr;
+// The flow whose pipeline thread this is (t_flow is also set on the source thread while it runs
+// a batch itself). Each thread makes and frees messages from its own list.
+thread_local Flow* t_pipeline_thread = nullptr;
 
 // Free messages the pipeline thread keeps for dead-letter envelopes and splits; the rest go back
 // to the source thread.
 constexpr size_t kPipelineSpares = 1024;
 
-// A batch goes to the pipeline thread only when the pipeline costs enough per message to be
-// worth the hand-off (about 0.1 us a message: the messages' cache lines move between cores,
-// and a sleeping thread is woken), and when the batch is big enough that the source is busy
-// (a source keeping up with its input emits small batches, and then CPU matters more than
-// overlap). Otherwise the source thread runs the pipeline itself.
-constexpr uint64_t kHandoffMinNsPerMessage = 300;
+// A batch goes to the pipeline thread only when both threads would have work enough to be worth
+// the hand-off: running the source and the pipeline side by side saves the smaller of the two
+// costs, and the hand-off costs about 0.1 us a message on each side (the messages' cache lines
+// move between cores, and a sleeping thread is woken). And only a big batch: a source keeping up
+// with its input emits small ones, and then CPU matters more than overlap. Otherwise the source
+// thread runs the pipeline itself.
+constexpr uint64_t kHandoffMinPipelineNs = 300;  // per message
+constexpr uint64_t kHandoffMinSourceNs = 200;    // per message, CPU between two emits
 constexpr size_t kHandoffMinBatch = 32;
+
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+// A cost per message, smoothed over batches.
+void smooth(std::atomic<uint64_t>& avg, uint64_t ns) {
+  uint64_t a = avg.load(std::memory_order_relaxed);
+  avg.store(a == 0 ? ns : (a * 7 + ns) / 8, std::memory_order_relaxed);
+}
 // Handed-off batches not through the pipeline yet, at most: the source reads ahead by a batch
 // while the pipeline works on one, not by the whole in-flight bound, so what both threads touch
 // stays in cache and a fast source does not fill memory with parsed messages.
@@ -377,6 +395,7 @@ bool Flow::run_once() {
 
 void Flow::thread_main() {
   t_flow = this;
+  t_pipeline_thread = this;
   uint32_t attempt = 0;
   for (;;) {
     auto began = Clock::now();
@@ -402,6 +421,7 @@ void Flow::thread_main() {
     }
   }
   t_flow = nullptr;
+  t_pipeline_thread = nullptr;
 }
 
 std::vector<PluginMetric> Flow::plugin_metrics() const {
@@ -444,7 +464,7 @@ std::chrono::milliseconds Flow::backoff(uint32_t attempt, std::chrono::milliseco
 // Messages
 
 FlowMessage* Flow::new_message() {
-  auto& free = t_flow == this ? free_messages_ : source_free_;
+  auto& free = t_pipeline_thread == this ? free_messages_ : source_free_;
   if (free.empty() && &free == &source_free_) {
     std::lock_guard lock(inbox_mutex_);
     source_free_.swap(returned_);
@@ -473,7 +493,7 @@ FlowMessage* Flow::new_message() {
 void Flow::free_message(FlowMessage* m) {
   if (!m || !m->in_use) return;
   m->in_use = false;
-  (t_flow == this ? free_messages_ : source_free_).push_back(m);
+  (t_pipeline_thread == this ? free_messages_ : source_free_).push_back(m);
 }
 
 Origin* Flow::new_origin() {
@@ -511,9 +531,20 @@ int32_t Flow::sink_index(std::string_view name) const {
 // The data path
 
 // Source thread: admits the batch, then runs it through the pipeline itself or hands it to the
-// pipeline thread (see kHandoffMinNsPerMessage). Acks are delivered once the batch is taken (or
+// pipeline thread (see kHandoffMinPipelineNs). Acks are delivered once the batch is taken (or
 // while admission waits): a source's on_ack must not find the batch it is emitting still its own.
 ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
+  // The source's own CPU per message since its last big batch was taken.
+  const bool big = n >= kHandoffMinBatch;
+  if (big && source_cpu_mark_) smooth(source_ns_, (thread_cpu_ns() - source_cpu_mark_) / n);
+  source_cpu_mark_ = 0;
+  struct Mark {
+    Flow* flow;
+    bool big;
+    ~Mark() {
+      if (big) flow->source_cpu_mark_ = thread_cpu_ns();
+    }
+  } mark{this, big};
   if (stopping()) return EF_STOPPING;
   if (n == 0) {
     take_acks();
@@ -523,7 +554,8 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   for (size_t i = 0; i < n; ++i) bytes += message_bytes(FM(msgs[i]));
   if (!admit(n, bytes, timeout_ms)) return stopping() ? EF_STOPPING : EF_BUSY;
 
-  bool hand_off = n >= kHandoffMinBatch && pipeline_ns_.load(std::memory_order_relaxed) >= kHandoffMinNsPerMessage;
+  bool hand_off = big && pipeline_ns_.load(std::memory_order_relaxed) >= kHandoffMinPipelineNs &&
+                  source_ns_.load(std::memory_order_relaxed) >= kHandoffMinSourceNs;
   std::unique_lock pipeline(pipeline_mutex_, std::defer_lock);
   if (!hand_off) {
     pipeline.lock();
@@ -712,11 +744,7 @@ void Flow::accept(Handoff& h) {
   if (!failed_) run_pipeline(h.msgs, h.bytes);
   // What the pipeline costs a message, smoothed over the batches big enough to be handed off:
   // where the next one runs.
-  if (n >= kHandoffMinBatch) {
-    auto ns = uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()) / n;
-    uint64_t avg = pipeline_ns_.load(std::memory_order_relaxed);
-    pipeline_ns_.store(avg == 0 ? ns : (avg * 7 + ns) / 8, std::memory_order_relaxed);
-  }
+  if (n >= kHandoffMinBatch) smooth(pipeline_ns_, uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()) / n);
 }
 
 void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes) {

@@ -1,7 +1,7 @@
 // The engine: two threads per flow. The source runs on its own thread. A batch it emits goes
 // through the pipeline (transformer steps, sink writes, ack merging) on that same thread when
-// the pipeline is cheap or the batch small, and otherwise to the flow's pipeline thread, so the
-// source reads its next batch while the pipeline works on the last one. Whoever runs the
+// the batch is small or the source or the pipeline is cheap, and otherwise to the flow's
+// pipeline thread, so the source reads its next batch while the pipeline works on the last one. Whoever runs the
 // pipeline holds pipeline_mutex_; the pipeline thread also serves acks from sink threads and
 // retries. The source sees its acks on its own thread (inside emit/poll), so it keeps its ack
 // bookkeeping without locks and commits only what every sink (or the dead letter) resolved.
@@ -283,6 +283,8 @@ class Flow {
   std::mutex pipeline_mutex_;
   std::atomic<size_t> queued_batches_{0};  // handed to the pipeline thread and not through yet
   std::atomic<uint64_t> pipeline_ns_{0};   // the pipeline's cost per message, smoothed
+  std::atomic<uint64_t> source_ns_{0};     // the source's own CPU per message, smoothed
+  uint64_t source_cpu_mark_ = 0;           // source thread: its CPU clock when emit() returned
   std::atomic<bool> acks_ready_{false};  // acks_out_ has acks: the source takes the lock only then
   ef_status source_status_ = EF_OK;
   std::condition_variable source_cv_;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -27,6 +28,17 @@ bool contains(std::string_view hay, const std::string& needle) {
   return !needle.empty() && hay.find(needle) != std::string_view::npos;
 }
 
+// Burns this thread's CPU for `us` microseconds (CPU time, so a busy machine does not shorten it).
+void spin_cpu(int64_t us) {
+  auto cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  };
+  for (int64_t until = cpu() + us; cpu() < until;) {
+  }
+}
+
 class Sequence : public Source {
  public:
   struct Config {
@@ -38,6 +50,7 @@ class Sequence : public Source {
     bool hold_open = false;
     std::string metric;
     std::string ack_thread_metric;
+    int64_t work_us = 0;
   };
   static constexpr const char* type = "sequence";
   static constexpr const char* description = "Emits {\"n\":i,\"tag\":...} with token i.";
@@ -49,6 +62,7 @@ class Sequence : public Source {
     s.option("fail_after", &Config::fail_after).min(0).doc("run() throws after this many (0: never).");
     s.option("hold_open", &Config::hold_open).doc("After the last message, wait for a stop.");
     s.option("metric", &Config::metric).doc("Counts emitted messages in this counter metric, and their last n in a gauge <metric>_last.");
+    s.option("work_us", &Config::work_us).min(0).doc("CPU time spent before each emit (a source that costs CPU).");
     s.option("ack_thread_metric", &Config::ack_thread_metric)
         .doc("Gauges <name>_during_run (acks that came while run() ran) and <name>_off_thread (those "
              "of them that came on another thread than run()'s), set when run() returns.");
@@ -81,6 +95,7 @@ class Sequence : public Source {
         m.set_token(uint64_t(n));
         batch.push_back(m.raw());
       }
+      if (cfg_.work_us > 0) spin_cpu(cfg_.work_us);
       if (emit(batch) != EF_OK) {
         for (auto* m : batch) free_message(Message(m));
         return;

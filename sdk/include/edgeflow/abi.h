@@ -13,7 +13,7 @@
  * drains: never two of its hooks at once, so a source needs no locking for its ack bookkeeping.
  * create/start/stop/destroy run on the flow's pipeline thread. Transformer hooks and a sink's
  * write/flush run on the pipeline thread, or on the source thread for a batch the flow runs
- * there (a cheap pipeline, a small batch): one at a time either way. A sink's ack() calls may
+ * there (a small batch, a cheap source or pipeline): one at a time either way. A sink's ack() calls may
  * come from any thread.
  *
  * A change to this file changes the ABI: tests/unit/abi_hash pins its hash.
