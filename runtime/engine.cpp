@@ -43,10 +43,11 @@ uint64_t thread_cpu_ns() {
   return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
-// A cost per message, smoothed over batches.
-void smooth(std::atomic<uint64_t>& avg, uint64_t ns) {
-  uint64_t a = avg.load(std::memory_order_relaxed);
-  avg.store(a == 0 ? ns : (a * 7 + ns) / 8, std::memory_order_relaxed);
+// A cost per message, smoothed over batches: each moves it 1/2^shift of the way. It starts at 0,
+// so a few costly batches at the start (cold files, page faults) do not decide alone.
+void smooth(std::atomic<uint64_t>& avg, uint64_t ns, unsigned shift) {
+  auto a = int64_t(avg.load(std::memory_order_relaxed));
+  avg.store(uint64_t(a + (int64_t(ns) - a) / (int64_t(1) << shift)), std::memory_order_relaxed);
 }
 // Handed-off batches not through the pipeline yet, at most: the source reads ahead by a batch
 // while the pipeline works on one, not by the whole in-flight bound, so what both threads touch
@@ -536,7 +537,7 @@ int32_t Flow::sink_index(std::string_view name) const {
 ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
   // The source's own CPU per message since its last big batch was taken.
   const bool big = n >= kHandoffMinBatch;
-  if (big && source_cpu_mark_) smooth(source_ns_, (thread_cpu_ns() - source_cpu_mark_) / n);
+  if (big && source_cpu_mark_) smooth(source_ns_, (thread_cpu_ns() - source_cpu_mark_) / n, 4);
   source_cpu_mark_ = 0;
   struct Mark {
     Flow* flow;
@@ -744,7 +745,7 @@ void Flow::accept(Handoff& h) {
   if (!failed_) run_pipeline(h.msgs, h.bytes);
   // What the pipeline costs a message, smoothed over the batches big enough to be handed off:
   // where the next one runs.
-  if (n >= kHandoffMinBatch) smooth(pipeline_ns_, uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()) / n);
+  if (n >= kHandoffMinBatch) smooth(pipeline_ns_, uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()) / n, 3);
 }
 
 void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes) {

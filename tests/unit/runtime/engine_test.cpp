@@ -325,17 +325,18 @@ max_in_flight: 100
 
 TEST_F(Engine, ACostlyPipelineRunsOnItsOwnThreadWhileTheSourceReadsABatchAhead) {
   start(R"(flow: f
-source: { type: sequence, count: 1000, batch_size: 100, work_us: 100, hold_open: true, acks_file: $DIR/acks.txt, ack_thread_metric: acks }
-sinks: { out: { type: flaky, gated: true, gate_from: 2, work_us: 200, record: $DIR/out.txt } }
+source: { type: sequence, count: 1000, batch_size: 100, work_us: 600, hold_open: true, acks_file: $DIR/acks.txt, ack_thread_metric: acks }
+sinks: { out: { type: flaky, gated: true, gate_from: 2, work_us: 400, record: $DIR/out.txt } }
 dead_letter: { type: flaky }
 )");
   struct OpenOnExit {
     ~OpenOnExit() { open_gates(); }  // a failed assertion must not leave a write blocked
   } opener;
-  // The first batch runs on the source thread and shows that the source (1 us of CPU a message)
-  // and the sink (2 us) both cost enough to run side by side; so the next go to the pipeline
-  // thread, whose first write waits for the gates. The source reads on meanwhile, but only so
-  // far: one batch in the pipeline and one queued behind it.
+  // The first batch runs on the source thread and shows that the source (6 us of CPU a message)
+  // and the sink (4 us) both cost enough to run side by side, even after one batch of the
+  // engine's smoothing; so the next go to the pipeline thread, whose first write waits for the
+  // gates. The source reads on meanwhile, but only so far: one batch in the pipeline and one
+  // queued behind it.
   ASSERT_TRUE(flow().wait_for([&] { return flow().stats().emitted.load() >= 300; }, 30s));
   EXPECT_EQ(flow().stats().emitted.load(), 300u);
   EXPECT_EQ(flow().stats().delivered.load(), 100u);
