@@ -16,8 +16,8 @@ using host::JValue;
 
 namespace {
 
-// The flow whose pipeline thread is running: acks raised on it are handled at once, not
-// queued, and messages made or freed on it use the pipeline's pool.
+// The flow whose pipeline this thread runs now (its pipeline thread, or its source thread during
+// a batch it runs itself): acks raised here are handled at once, not queued.
 thread_local Flow* t_flow = nullptr;
 // The flow whose pipeline thread this is (t_flow is also set on the source thread while it runs
 // a batch itself). Each thread makes and frees messages from its own list.
@@ -1032,6 +1032,7 @@ void Flow::publish_acks() {
     deliver_acks();
     return;
   }
+  if (ready_.empty() && free_messages_.size() <= kPipelineSpares) return;  // most rounds of an async sink
   bool wake = false;
   {
     std::lock_guard lock(inbox_mutex_);
