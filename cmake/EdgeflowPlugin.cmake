@@ -21,6 +21,11 @@ function(edgeflow_add_plugin name)
     OUTPUT_NAME "edgeflow-${name}"
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  # GCC marks the static data of inline and template code (libstdc++'s among them) as unique
+  # symbols, which the dynamic linker binds across every library loaded, RTLD_LOCAL or not: a
+  # plugin then shared such data with the plugins loaded after it, and the first to define one
+  # could never be unloaded. Plugins meet only through the C ABI; each keeps its own.
+  target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   if(DEFINED EDGEFLOW_PLUGIN_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${EDGEFLOW_PLUGIN_OUTPUT_DIR})
   endif()

@@ -1145,6 +1145,18 @@ bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& dia
   return diag.ok();
 }
 
+void Runtime::unload_unused_plugins() {
+  std::vector<const ComponentRef*> used;
+  for (auto& f : flows_) {
+    const FlowSpec& s = f->spec();
+    used.push_back(s.source.component);
+    for (auto& i : s.steps) used.push_back(i.component);
+    for (auto& i : s.sinks) used.push_back(i.component);
+    used.push_back(s.dead_letter.component);
+  }
+  plugins_.unload_unused(used);
+}
+
 void Runtime::start() {
   for (auto& f : flows_) f->start();
 }

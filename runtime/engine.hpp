@@ -305,6 +305,9 @@ class Runtime {
   const RuntimeOptions& options() const { return options_; }
   // Parses and checks the flows (spec, then each plugin's own create()), collecting every error.
   bool load(const std::vector<std::string>& paths, host::Diagnostics& diag);
+  // After load: unloads the plugins no loaded flow uses (`run` only; the set of flows is fixed
+  // for the process's life, and a restarted flow uses the components it had).
+  void unload_unused_plugins();
   void start();
   void request_stop();
   // Blocks until every flow has ended (finished, stopped or failed for good).

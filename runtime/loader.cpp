@@ -121,6 +121,21 @@ const ComponentRef* PluginRegistry::find(uint32_t kind, std::string_view type) c
   return nullptr;
 }
 
+void PluginRegistry::unload_unused(const std::vector<const ComponentRef*>& used) {
+  auto in_use = [&](const LoadedPlugin* p) {
+    return std::any_of(used.begin(), used.end(), [&](const ComponentRef* c) { return c && c->plugin == p; });
+  };
+  components_.remove_if([&](const ComponentRef& c) { return !in_use(c.plugin); });
+  for (auto it = plugins_.begin(); it != plugins_.end();) {
+    if (in_use(it->get())) {
+      ++it;
+      continue;
+    }
+    log(EF_LOG_DEBUG, "", "loader", "unloaded " + (*it)->file + ": no flow uses it");
+    it = plugins_.erase(it);
+  }
+}
+
 std::vector<std::string> PluginRegistry::types(uint32_t kind) const {
   std::vector<std::string> out;
   for (auto& c : components_)

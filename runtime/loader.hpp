@@ -7,6 +7,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <filesystem>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -38,14 +39,20 @@ class PluginRegistry {
 
   const ComponentRef* find(uint32_t kind, std::string_view type) const;
   std::vector<std::string> types(uint32_t kind) const;
-  const std::vector<ComponentRef>& components() const { return components_; }
+  const std::list<ComponentRef>& components() const { return components_; }
+
+  // Unloads every plugin none of whose components is in `used`, with the libraries only it
+  // needed: a daemon that runs one Kafka flow does not keep libpq or Poco's TLS mapped. The refs
+  // in `used` stay valid (a list does not move its elements).
+  void unload_unused(const std::vector<const ComponentRef*>& used);
+
   const std::vector<std::string>& refusals() const { return refusals_; }
 
  private:
   bool refuse(const std::string& file, const std::string& why);
   const ef_host_api* host_;
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
-  std::vector<ComponentRef> components_;
+  std::list<ComponentRef> components_;
   std::vector<std::string> refusals_;
 };
 

@@ -299,6 +299,7 @@ int cmd_run(const Args& a) {
     print_errors(diag);
     return 1;
   }
+  rt.unload_unused_plugins();
   std::unique_ptr<AdminServer> admin;
   try {
     if (auto o = parse_admin_address(a.admin)) {

@@ -178,3 +178,25 @@ TEST(Daemon, KeepsLargeBuffersInTheHeapUnlessMallocIsTunedInTheEnvironment) {
   std::string other = run("glibc.pthread.rseq=0");
   EXPECT_NE(other.find("stay in the heap"), std::string::npos) << other;
 }
+
+// `run` keeps only the plugins its flows use (with the libraries only they need): the idle
+// daemon's memory (docs/benchmarks.md, bench/engine) is not every installed plugin's.
+TEST(Daemon, RunUnloadsThePluginsNoFlowUses) {
+  TempDir dir;
+  std::string flow = dir.write("flow.yaml", "flow: gen\nsource: { type: generate, batch_size: 1 }\nsinks: { out: { type: stdout } }\n");
+  Daemon d({"run", "--log-level", "debug", "--state-dir", dir.file("state"), flow}, dir.file("stderr.log"));
+  std::string line;
+  ASSERT_TRUE(d.line(line)) << slurp(dir.file("stderr.log"));  // running: the unloading is done
+  std::string maps = slurp("/proc/" + std::to_string(d.pid()) + "/maps");
+  for (const char* kept : {"/edgeflow-generate.so", "/edgeflow-stdout.so", "/edgeflow-file.so"})  // file: the dead letter
+    EXPECT_NE(maps.find(kept), std::string::npos) << kept;
+  for (const char* gone : {"/edgeflow-map.so", "/edgeflow-kafka.so", "/edgeflow-postgres_cdc.so", "/edgeflow-http.so"})
+    EXPECT_EQ(maps.find(gone), std::string::npos) << gone;
+  d.signal(SIGTERM);
+  while (d.line(line)) {
+  }
+  EXPECT_EQ(d.wait(), 0) << slurp(dir.file("stderr.log"));
+  std::string log = slurp(dir.file("stderr.log"));
+  EXPECT_NE(log.find("edgeflow-kafka.so: no flow uses it"), std::string::npos) << log;
+  EXPECT_EQ(log.find("edgeflow-stdout.so: no flow uses it"), std::string::npos) << log;
+}

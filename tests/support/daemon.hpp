@@ -54,6 +54,7 @@ class Daemon {
     return n > 0;
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   int wait() {
     int status = 0;
     waitpid(pid_, &status, 0);

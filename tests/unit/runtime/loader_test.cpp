@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+
 using namespace edgeflow;
 
 namespace {
@@ -90,4 +93,48 @@ TEST(Loader, AMissingPluginDirectoryIsReported) {
   reg.load_dir("/nonexistent/edgeflow/plugins");
   ASSERT_EQ(reg.refusals().size(), 1u);
   EXPECT_NE(reg.refusals()[0].find("cannot read plugin directory"), std::string::npos);
+}
+
+namespace {
+
+// Whether a file is mapped into this process (/proc/self/maps names every mapped file).
+bool mapped(const std::string& file_name) {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);)
+    if (line.size() >= file_name.size() && line.compare(line.size() - file_name.size(), file_name.size(), file_name) == 0)
+      return true;
+  return false;
+}
+
+}  // namespace
+
+TEST(Loader, UnloadsThePluginsNoFlowUsesAndKeepsTheOthers) {
+  PluginRegistry reg(runtime_host_api());
+  reg.load_dir(EDGEFLOW_PLUGIN_DIR);
+  reg.load_dir(EDGEFLOW_TEST_PLUGIN_DIR);
+  ASSERT_TRUE(reg.refusals().empty());
+  const ComponentRef* source = reg.find(EF_KIND_SOURCE, "sequence");
+  const ComponentRef* sink = reg.find(EF_KIND_SINK, "file");
+  ASSERT_NE(source, nullptr);
+  ASSERT_NE(sink, nullptr);
+  ASSERT_NE(reg.find(EF_KIND_TRANSFORMER, "map"), nullptr);
+  // dedupe loads first: without -fno-gnu-unique it defined libstdc++'s inline statics for all
+  // the plugins after it and could not be unloaded.
+  const char* unused[] = {"/edgeflow-dedupe.so", "/edgeflow-map.so", "/edgeflow-route.so", "/edgeflow-kafka.so"};
+  for (const char* f : unused) ASSERT_TRUE(mapped(f)) << f;
+
+  reg.unload_unused({source, sink, nullptr});
+
+  // Unmapped, not merely forgotten.
+  for (const char* f : unused) EXPECT_FALSE(mapped(f)) << f;
+  EXPECT_EQ(reg.find(EF_KIND_TRANSFORMER, "map"), nullptr);
+  EXPECT_TRUE(mapped("/edgeflow-testkit.so"));
+  EXPECT_TRUE(mapped("/edgeflow-file.so"));
+  // The kept refs are the same objects, and every component of a kept plugin stays listed.
+  EXPECT_EQ(reg.find(EF_KIND_SOURCE, "sequence"), source);
+  EXPECT_EQ(reg.find(EF_KIND_SINK, "file"), sink);
+  EXPECT_NE(reg.find(EF_KIND_SINK, "flaky"), nullptr);
+  for (auto& c : reg.components())
+    EXPECT_TRUE(c.plugin == source->plugin || c.plugin == sink->plugin) << c.component->type;
+  EXPECT_STREQ(source->component->type, "sequence");
 }
