@@ -1,9 +1,9 @@
 // The engine: two threads per flow. The source runs on its own thread. A batch it emits goes
 // through the pipeline (transformer steps, sink writes, ack merging) on that same thread when
 // the batch is small or the source or the pipeline is cheap, and otherwise to the flow's
-// pipeline thread, so the source reads its next batch while the pipeline works on the last one. Whoever runs the
-// pipeline holds pipeline_mutex_; the pipeline thread also serves acks from sink threads and
-// retries. The source sees its acks on its own thread (inside emit/poll), so it keeps its ack
+// pipeline thread, so the source reads its next batch while the pipeline works on the last one.
+// Whoever runs the pipeline holds pipeline_mutex_; the pipeline thread also serves acks from
+// sink threads and retries. The source sees its acks on its own thread (inside emit/poll), so it keeps its ack
 // bookkeeping without locks and commits only what every sink (or the dead letter) resolved.
 #pragma once
 
@@ -276,8 +276,8 @@ class Flow {
   std::vector<Handoff> handoff_work_;
   std::vector<std::vector<FlowMessage*>> spare_batches_;  // handed-off vectors, for their capacity
   bool source_done_ = false;
-  bool retries_changed_ = false;
-  bool source_waits_room_ = false;  // emit() waits for the pipeline to take a batch  // the source thread left a retry the pipeline thread must time
+  bool retries_changed_ = false;    // the source thread left a retry the pipeline thread must time
+  bool source_waits_room_ = false;  // emit() waits for the pipeline to take a batch
   // Whoever runs the pipeline (steps, sinks, acks, retries) holds it: the pipeline thread, or the
   // source thread for a batch it runs itself.
   std::mutex pipeline_mutex_;

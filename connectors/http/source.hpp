@@ -297,7 +297,8 @@ class HttpSource : public sdk::Source {
   static constexpr std::chrono::milliseconds kIdleWait{100};
   static constexpr int32_t kAckPollMs = 2;
 
-  // One request from its arrival to its answer; shared by its server thread and the flow's source thread.
+  // One request from its arrival to its answer; shared by its server thread and the flow's
+  // source thread.
   struct Pending {
     std::string body, content_type, method, path, remote, signature;
     std::vector<std::pair<std::string, std::string>> headers;
