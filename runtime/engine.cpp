@@ -100,15 +100,11 @@ Flow::Flow(FlowSpec spec, std::string state_dir)
   steps_.resize(spec_.steps.size());
   sinks_.resize(spec_.sinks.size());
   per_sink_.resize(spec_.sinks.size());
-  auto stage = [&](const InstanceSpec& i) {
+  for (const InstanceSpec* i : spec_.instances()) {
     stages_.push_back(std::make_unique<StageStats>());
-    stages_.back()->key = i.key;
-    stages_.back()->type = i.type;
-  };
-  stage(spec_.source);
-  for (auto& i : spec_.steps) stage(i);
-  for (auto& i : spec_.sinks) stage(i);
-  stage(spec_.dead_letter);
+    stages_.back()->key = i->key;
+    stages_.back()->type = i->type;
+  }
 }
 
 int Flow::stage_index(std::string_view key) const {
@@ -1147,13 +1143,8 @@ bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& dia
 
 void Runtime::unload_unused_plugins() {
   std::vector<const ComponentRef*> used;
-  for (auto& f : flows_) {
-    const FlowSpec& s = f->spec();
-    used.push_back(s.source.component);
-    for (auto& i : s.steps) used.push_back(i.component);
-    for (auto& i : s.sinks) used.push_back(i.component);
-    used.push_back(s.dead_letter.component);
-  }
+  for (auto& f : flows_)
+    for (const InstanceSpec* i : f->spec().instances()) used.push_back(i->component);
   plugins_.unload_unused(used);
 }
 

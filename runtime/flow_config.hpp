@@ -46,6 +46,14 @@ struct FlowSpec {
   std::set<std::string> secrets;  // secret option values, scrubbed from anything printed
 
   std::string sink_name(size_t i) const { return sinks[i].key.substr(6); }
+  // Every instance in pipeline order: source, steps, sinks, dead letter.
+  std::vector<const InstanceSpec*> instances() const {
+    std::vector<const InstanceSpec*> all{&source};
+    for (auto& i : steps) all.push_back(&i);
+    for (auto& i : sinks) all.push_back(&i);
+    all.push_back(&dead_letter);
+    return all;
+  }
 };
 
 // Expands the given files and directories (*.yaml, *.yml, sorted) into flow specs.
