@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <deque>
@@ -192,7 +191,7 @@ class Flaky : public Sink {
     s.option("gated", &Config::gated)
         .doc("With async: hold acks until testkit_open_gates(); without: write() itself waits for them (a slow sink).");
     s.option("gate_from", &Config::gate_from).min(1).doc("Without async: the first write() that waits for the gates.");
-    s.option("work_us", &Config::work_us).min(0).doc("Each write() spins this long first (a sink that costs CPU).");
+    s.option("work_us", &Config::work_us).min(0).doc("Each write() spends this much CPU time first (a sink that costs CPU).");
     s.option("record", &Config::record).doc("Append delivered payloads to this file, in ack order.");
     s.option("token", &Config::token).secret().doc("A secret; the value 'wrong' is refused in create().");
   }
@@ -219,11 +218,7 @@ class Flaky : public Sink {
   }
   void write(Batch b) override {
     if (cfg_.fail_write) throw Error("flaky: write failed on purpose");
-    if (cfg_.work_us > 0) {
-      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(cfg_.work_us);
-      while (std::chrono::steady_clock::now() < until) {
-      }
-    }
+    if (cfg_.work_us > 0) spin_cpu(cfg_.work_us);
     if (cfg_.gated && !cfg_.async && ++sync_writes_ >= cfg_.gate_from) {
       std::unique_lock lock(g_gate_mutex);
       g_gate_cv.wait(lock, [&] { return g_gates_open; });
