@@ -3,8 +3,9 @@
 // the batch is small or the source or the pipeline is cheap, and otherwise to the flow's
 // pipeline thread, so the source reads its next batch while the pipeline works on the last one.
 // Whoever runs the pipeline holds pipeline_mutex_; the pipeline thread also serves acks from
-// sink threads and retries. The source sees its acks on its own thread (inside emit/poll), so it keeps its ack
-// bookkeeping without locks and commits only what every sink (or the dead letter) resolved.
+// sink threads and retries. The source sees its acks on its own thread (inside emit/poll), so it
+// keeps its ack bookkeeping without locks and commits only what every sink (or the dead letter)
+// resolved.
 #pragma once
 
 #include "flow_config.hpp"
