@@ -3,6 +3,7 @@
 #include "log.hpp"
 
 #include <edgeflow/sdk/backoff.hpp>
+#include <edgeflow/sdk/expr/value.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -949,23 +950,33 @@ void Flow::dead_letter(FlowMessage* m, const std::string& stage, std::string_vie
   JValue* root = e->reset_doc();
   auto& a = e->alloc();
   auto str = [&](std::string_view s) { return JValue(s.data(), rapidjson::SizeType(s.size()), a); };
+  // Whatever arrived, the record is valid UTF-8 JSON: text that is not UTF-8 is shown with
+  // U+FFFD, and a payload that is not is kept exactly, in base64.
+  auto text = [&](std::string_view s) { return sdk::expr::is_utf8(s) ? str(s) : str(sdk::expr::valid_utf8(s)); };
   root->AddMember("flow", str(spec_.name), a);
   root->AddMember("stage", str(stage), a);
-  root->AddMember("reason", str(reason), a);
+  root->AddMember("reason", text(scrub(std::string(reason), spec_.secrets)), a);
   root->AddMember("attempts", JValue(m->attempts), a);
   root->AddMember("failed_at", str(iso_timestamp()), a);
-  root->AddMember("key", str(m->key), a);
+  root->AddMember("key", text(m->key), a);
   JValue headers(rapidjson::kObjectType);
-  for (auto& [k, v] : m->headers) headers.AddMember(str(k), str(v), a);
+  for (auto& [k, v] : m->headers) headers.AddMember(text(k), text(v), a);
   root->AddMember("headers", headers, a);
   JValue meta(rapidjson::kObjectType);
-  for (auto& [k, v] : m->meta) meta.AddMember(str(k), str(v), a);
+  for (auto& [k, v] : m->meta) meta.AddMember(text(k), text(v), a);
   root->AddMember("meta", meta, a);
   // JSON payloads are kept as JSON so the dead letter can be replayed and read as is.
-  JValue payload;
-  if (JValue* doc = m->root(nullptr)) host::deep_copy(payload, *doc, a);
-  else payload = str(m->payload);
-  root->AddMember("payload", payload, a);
+  if (JValue* doc = m->root(nullptr)) {
+    JValue payload;
+    host::deep_copy(payload, *doc, a);
+    root->AddMember("payload", payload, a);
+  } else if (sdk::expr::is_utf8(m->payload)) {
+    root->AddMember("payload", str(m->payload), a);
+  } else {
+    std::string b64;
+    sdk::expr::append_base64(b64, m->payload);
+    root->AddMember("payload_base64", str(b64), a);
+  }
   e->content_type = "application/json";
   e->key = m->key;
   dlq_queue_.push_back(e);
@@ -1111,7 +1122,7 @@ Runtime::~Runtime() {
 }
 
 bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
-  auto specs = load_flows(paths, plugins_, diag);
+  auto specs = load_flows(paths, plugins_, options_.yaml, diag);
   if (!diag.ok()) return false;
   std::string state = options_.state_dir.empty() ? "edgeflow-state" : options_.state_dir;
   for (auto& spec : specs) {

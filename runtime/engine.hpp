@@ -90,6 +90,7 @@ struct FlowStats {
 struct RuntimeOptions {
   std::vector<std::string> plugin_dirs;
   std::string state_dir;  // empty: no positions kept, dead letters under ./edgeflow-state
+  YamlLimits yaml;        // what a flow file may hold
 };
 
 // A number a plugin instance exports (ef_host_api.metric_set).

@@ -53,8 +53,9 @@ const std::vector<std::string> kTopKeys = {"flow",    "source",      "steps",   
                                            "dead_letter", "retry",   "restart",       "max_in_flight",
                                            "max_in_flight_bytes", "drain_timeout", "description"};
 
+// Names become file names (dead letters, positions): "." and ".." would step out of them.
 bool valid_name(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+  return !s.empty() && s != "." && s != ".." && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
   });
 }
@@ -136,7 +137,7 @@ struct Parser {
     YAML::Node name = root["flow"];
     if (!name || !name.IsScalar() || !valid_name(name.Scalar())) {
       diag.add(file, name ? name.Mark() : root.Mark(), "flow",
-               "every flow needs a name of letters, digits, '_', '-' or '.'; add `flow: orders`");
+               "every flow needs a name of letters, digits, '_', '-' or '.' (not '.' or '..'); add `flow: orders`");
     } else {
       f.name = name.Scalar();
       auto [it, fresh] = names.emplace(f.name, host::where(file, name.Mark()));
@@ -171,7 +172,7 @@ struct Parser {
         std::string sname = it->first.as<std::string>();
         if (!valid_name(sname))
           diag.add(file, it->first.Mark(), "sinks." + sname,
-                   "sink names use letters, digits, '_', '-' or '.'");
+                   "sink names use letters, digits, '_', '-' or '.' (not '.' or '..')");
         InstanceSpec s;
         instance(it->second, EF_KIND_SINK, "sinks." + sname, f, s);
         f.sinks.push_back(std::move(s));
@@ -262,35 +263,51 @@ const ef_component& restart_settings_component() {
   return c;
 }
 
+namespace {
+
+void parse_docs(const std::string& file, const std::vector<YAML::Node>& docs, const PluginRegistry& plugins,
+                host::Diagnostics& diag, std::vector<FlowSpec>& flows, std::map<std::string, std::string>& names) {
+  Parser p{plugins, diag, file};
+  for (auto& d : docs) {
+    if (d.IsNull()) continue;
+    if (!d.IsMap()) {
+      diag.add(file, d.Mark(), "", "a flow is a map with `flow`, `source`, `steps` and `sinks`; see examples/");
+      continue;
+    }
+    p.flow(d, flows, names);
+  }
+}
+
+// A secret may also appear in another option's error (the same ${env:...} given to a number),
+// reported before the secret option was read: scrub once every secret is known.
+void scrub_errors(const std::vector<FlowSpec>& flows, host::Diagnostics& diag, size_t first_error) {
+  std::set<std::string> secrets;
+  for (auto& f : flows) secrets.insert(f.secrets.begin(), f.secrets.end());
+  for (size_t i = first_error; i < diag.errors.size(); ++i) diag.errors[i] = scrub(diag.errors[i], secrets);
+}
+
+}  // namespace
+
 std::vector<FlowSpec> load_flows(const std::vector<std::string>& paths, const PluginRegistry& plugins,
-                                 host::Diagnostics& diag) {
+                                 const YamlLimits& limits, host::Diagnostics& diag) {
+  size_t first_error = diag.errors.size();
   std::vector<std::string> files;
   for (auto& p : paths) collect(p, files, diag);
   std::vector<FlowSpec> flows;
   std::map<std::string, std::string> names;
-  for (auto& file : files) {
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAllFromFile(file);
-    } catch (const YAML::BadFile&) {
-      diag.errors.push_back(file + ": cannot read file: " + std::strerror(errno));
-      continue;
-    } catch (const YAML::Exception& e) {
-      diag.add(file, e.mark, "", "YAML syntax error: " + e.msg);
-      continue;
-    }
-    Parser p{plugins, diag, file};
-    for (auto& d : docs) {
-      if (d.IsNull()) continue;
-      if (!d.IsMap()) {
-        diag.add(file, d.Mark(), "",
-                 "a flow is a map with `flow`, `source`, `steps` and `sinks`; see examples/");
-        continue;
-      }
-      p.flow(d, flows, names);
-    }
-  }
+  for (auto& file : files) parse_docs(file, load_yaml_file(file, limits, diag), plugins, diag, flows, names);
+  scrub_errors(flows, diag, first_error);
   if (flows.empty() && diag.ok()) diag.errors.push_back("no flows found in the given paths");
+  return flows;
+}
+
+std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string& text, const PluginRegistry& plugins,
+                                     const YamlLimits& limits, host::Diagnostics& diag) {
+  size_t first_error = diag.errors.size();
+  std::vector<FlowSpec> flows;
+  std::map<std::string, std::string> names;
+  parse_docs(name, load_yaml_text(name, text, limits, diag), plugins, diag, flows, names);
+  scrub_errors(flows, diag, first_error);
   return flows;
 }
 
@@ -307,7 +324,7 @@ std::string describe_flow(const FlowSpec& f) {
   s += "retry: initial " + std::to_string(f.retry.initial.count()) + "ms, max " +
        std::to_string(f.retry.max.count()) + "ms, attempts " +
        (f.retry.max_attempts ? std::to_string(f.retry.max_attempts) : std::string("unlimited")) + "\n";
-  return scrub(s, f.secrets);
+  return s;
 }
 
 std::string scrub(std::string text, const std::set<std::string>& secrets) {

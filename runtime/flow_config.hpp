@@ -3,6 +3,7 @@
 #pragma once
 
 #include "loader.hpp"
+#include "yaml_file.hpp"
 
 #include <edgeflow/host/config.hpp>
 
@@ -58,14 +59,18 @@ struct FlowSpec {
 
 // Expands the given files and directories (*.yaml, *.yml, sorted) into flow specs.
 std::vector<FlowSpec> load_flows(const std::vector<std::string>& paths, const PluginRegistry& plugins,
-                                 host::Diagnostics& diag);
+                                 const YamlLimits& limits, host::Diagnostics& diag);
+// The flows of one file's text (`name` is what errors call it): what load_flows does per file.
+std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string& text, const PluginRegistry& plugins,
+                                     const YamlLimits& limits, host::Diagnostics& diag);
 
 // The option tables of the runtime's own flow keys, for docs and inspect.
 const ef_component& flow_settings_component();
 const ef_component& retry_settings_component();
 const ef_component& restart_settings_component();
 
-// The effective config of a flow as YAML-ish text, secrets replaced by "<redacted>".
+// The effective config of a flow as YAML-ish text, the values of secret options replaced by
+// "<redacted>" (and nothing else: a value that merely equals a secret is shown as it is).
 std::string describe_flow(const FlowSpec& flow);
 
 // Replaces every secret value in text by "<redacted>".

@@ -17,7 +17,6 @@
 #include <cstring>
 #include <filesystem>
 #include <malloc.h>
-#include <fstream>
 #include <iostream>
 #include <pthread.h>
 #include <string>
@@ -57,6 +56,7 @@ Options:
   --admin-token-file FILE
                         the admin API's bearer token ($EDGEFLOW_ADMIN_TOKEN), at least 16
                         characters; required to bind anywhere but loopback
+  --max-file-size SIZE  the largest flow file read (default 16MiB)
 )";
 
 struct Args {
@@ -70,6 +70,7 @@ struct Args {
   std::string admin_token;
   std::string stage = "source";
   std::string rate = "10";
+  YamlLimits yaml;
   LogConfig log;
 };
 
@@ -82,7 +83,11 @@ Args parse(int argc, char** argv) {
   Args a;
   if (const char* s = std::getenv("EDGEFLOW_STATE_DIR")) a.state_dir = s;
   if (const char* s = std::getenv("EDGEFLOW_ADMIN")) a.admin = s;
-  if (const char* s = std::getenv("EDGEFLOW_ADMIN_TOKEN")) a.admin_token = s;
+  bool token_given = false;
+  if (const char* s = std::getenv("EDGEFLOW_ADMIN_TOKEN")) {
+    a.admin_token = s;
+    token_given = true;
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* name) {
@@ -95,12 +100,17 @@ Args parse(int argc, char** argv) {
     else if (arg == "--print") a.print = true;
     else if (arg == "--admin") a.admin = value("--admin");
     else if (arg == "--admin-token-file") {
-      std::string file = value("--admin-token-file");
-      std::ifstream in(file);
-      if (!in) usage_error("--admin-token-file " + file + ": cannot read it");
-      std::getline(in, a.admin_token);
+      std::string file = value("--admin-token-file"), error;
+      if (!host::read_regular_file(file, 4096, "a token is one line", a.admin_token, error))
+        usage_error("--admin-token-file " + file + ": " + error);
+      a.admin_token = a.admin_token.substr(0, a.admin_token.find('\n'));
       while (!a.admin_token.empty() && std::isspace(static_cast<unsigned char>(a.admin_token.back())))
         a.admin_token.pop_back();
+      token_given = true;
+    } else if (arg == "--max-file-size") {
+      std::string v = value("--max-file-size");
+      if (!host::parse_size(v, a.yaml.max_file_bytes) || a.yaml.max_file_bytes == 0)
+        usage_error("--max-file-size is a size like 16MiB or 64MiB, not '" + v + "'");
     } else if (arg == "--stage") a.stage = value("--stage");
     else if (arg == "--rate") a.rate = value("--rate");
     else if (arg == "--log-format") {
@@ -131,6 +141,10 @@ Args parse(int argc, char** argv) {
     }
   }
   if (a.state_dir.empty()) a.state_dir = "edgeflow-state";
+  // A blank token would silently turn authentication off: refuse it where it was given.
+  if (token_given && a.admin_token.find_first_not_of(" \t\r\n") == std::string::npos)
+    usage_error("the admin token (--admin-token-file or $EDGEFLOW_ADMIN_TOKEN) is empty; put a token of at least 16 "
+                "characters there (e.g. `openssl rand -hex 24`), or unset it to serve loopback without one");
   if (!a.admin_token.empty() && a.admin_token.size() < 16)
     usage_error("the admin token must have at least 16 characters (e.g. `openssl rand -hex 24`)");
   return a;
@@ -184,7 +198,7 @@ std::string option_line(const ef_option_spec& o) {
 }
 
 int cmd_plugins(const Args& a) {
-  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir});
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
   if (a.positional.empty()) usage_error("plugins needs 'list' or 'inspect TYPE'");
   if (a.positional[0] == "list") {
     for (auto& c : rt.plugins().components()) {
@@ -216,7 +230,7 @@ int cmd_plugins(const Args& a) {
 
 int cmd_validate(const Args& a) {
   if (a.positional.empty()) usage_error("validate needs flow files or directories");
-  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir});
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
   host::Diagnostics diag;
   if (!rt.load(a.positional, diag)) {
     print_errors(diag);
@@ -293,7 +307,7 @@ int cmd_run(const Args& a) {
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir});
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
   host::Diagnostics diag;
   if (!rt.load(a.positional, diag)) {
     print_errors(diag);

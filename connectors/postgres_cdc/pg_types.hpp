@@ -6,8 +6,8 @@
 // A SQL NULL column is not a value: the caller emits `null` itself (pgoutput 'n' columns).
 //
 // Assumptions about the server session that produced the text (the CDC walsender session uses the
-// server's settings): server_encoding UTF8 (text bytes are passed through as UTF-8, not
-// re-validated), DateStyle ISO (the initdb default, "ISO, MDY"), bytea_output hex (the default;
+// server's settings): server_encoding UTF8 (text bytes are passed through; any that are not
+// UTF-8 become U+FFFD in the JSON), DateStyle ISO (the initdb default, "ISO, MDY"), bytea_output hex (the default;
 // the legacy escape format is decoded too), IntervalStyle postgres (the default). A date/time
 // value not in the ISO shape is rejected with a clear error rather than mis-converted.
 //
@@ -26,7 +26,8 @@
 //                                  "1 year 2 mons 3 days 04:05:06.5" (IntervalStyle postgres).
 //                                  ISO-8601 durations ("P1Y2M3DT4H5M6.5S") would require the
 //                                  session to run with IntervalStyle = iso_8601; not converted here
-//   json 114, jsonb 3802         → embedded verbatim as nested JSON (the server's output is JSON)
+//   json 114, jsonb 3802         → embedded verbatim as nested JSON, once checked to be one JSON
+//                                  value (else the text is kept as a string, like any refused value)
 //   date 1082                    → "YYYY-MM-DD"; BC dates ("0044-03-15 BC") and "infinity" /
 //                                  "-infinity" as strings as given
 //   timestamp 1114               → "YYYY-MM-DDTHH:MM:SS[.ffffff]" (the space becomes 'T'; the
@@ -59,6 +60,10 @@
 #pragma once
 
 #include <edgeflow/sdk/expr/value.hpp>
+
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -209,32 +214,10 @@ inline std::string type_name(Oid type) {
   return "oid " + std::to_string(type);
 }
 
-// JSON string literals come from the SDK: control characters escaped, UTF-8 passed through.
+// JSON string literals and base64 (RFC 4648, '=' padded) come from the SDK: control characters
+// escaped, bytes that are not UTF-8 replaced by U+FFFD.
+using edgeflow::sdk::expr::append_base64;
 using edgeflow::sdk::expr::append_json_string;
-
-/// Appends standard base64 (RFC 4648, '=' padded) of `bytes`.
-inline void append_base64(std::string& out, std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16) |
-                            (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8) |
-                            std::uint32_t{static_cast<unsigned char>(bytes[i + 2])};
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest == 0) return;
-  std::uint32_t v = std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16;
-  if (rest == 2) v |= std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8;
-  out.push_back(kAlphabet[(v >> 18) & 63]);
-  out.push_back(kAlphabet[(v >> 12) & 63]);
-  out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
-  out.push_back('=');
-}
 
 namespace detail {
 
@@ -642,7 +625,17 @@ inline void append_scalar(std::string& out, Oid type, std::string_view text) {
       std::string_view t = text;
       while (!t.empty() && is_array_space(t.front())) t.remove_prefix(1);
       if (t.empty()) fail(type, "empty JSON text", text);
-      out += text;  // the server's output is JSON: embedded verbatim
+      // Embedded verbatim once checked: the stream is outside bytes, and one malformed value
+      // would make the whole event unreadable.
+      rapidjson::Reader reader;
+      rapidjson::BaseReaderHandler<> ignore;
+      rapidjson::MemoryStream ms(text.data(), text.size());
+      rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+      constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag;
+      if (!reader.Parse<kFlags>(in, ignore)) fail(type, "not JSON", text);
+      while (ms.Tell() < text.size() && is_array_space(text[ms.Tell()])) ms.Take();
+      if (ms.Tell() != text.size()) fail(type, "text after the JSON value", text);
+      out += text;
       return;
     }
     case kBytea:

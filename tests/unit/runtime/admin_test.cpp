@@ -77,7 +77,7 @@ rapidjson::Document parse(const std::string& json) {
 class Admin : public ::testing::Test {
  protected:
   TempDir dir;
-  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state"), {}}};
   std::unique_ptr<AdminServer> admin;
 
   void load(std::string yaml) {

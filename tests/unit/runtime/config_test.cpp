@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include <sys/stat.h>
+
 using namespace edgeflow;
 using edgeflow::test::TempDir;
 
@@ -14,7 +16,7 @@ namespace {
 class Config : public ::testing::Test {
  protected:
   TempDir dir;
-  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state"), {}}};
 
   // Loads the given flow text; returns all errors joined, empty when it loaded.
   std::string errors(const std::string& yaml, const std::string& name = "flow.yaml") {
@@ -178,4 +180,106 @@ TEST_F(Config, WithoutADeadLetterTheLocalStoreIsUsed) {
   auto& dl = rt.flows()[0]->spec().dead_letter;
   EXPECT_EQ(dl.type, "file");
   EXPECT_EQ(std::string((*dl.config)["path"].GetString()), dir.file("state") + "/dlq/f.jsonl");
+}
+
+// Hostile or careless flow files: refused fast, with file:line and the fix, never expanded.
+
+TEST_F(Config, AnAliasBombIsRefusedWithItsLineAndTheLimit) {
+  std::string bomb = "flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n"
+                     "description:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c)
+    bomb += std::string("  ") + c + ": &" + c + " [*" + char(c - 1) + ", *" + char(c - 1) + ", *" + char(c - 1) +
+            ", *" + char(c - 1) + ", *" + char(c - 1) + ", *" + char(c - 1) + ", *" + char(c - 1) + ", *" +
+            char(c - 1) + ", *" + char(c - 1) + ", *" + char(c - 1) + "]\n";
+  std::string e = errors(bomb);
+  EXPECT_NE(e.find(at("")), std::string::npos) << e;
+  EXPECT_NE(e.find("aliases expand to more than 100000 nodes in this file"), std::string::npos) << e;
+  EXPECT_TRUE(rt.flows().empty());
+  // A few shared blocks are fine.
+  EXPECT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: &s { type: flaky }\n  copy: *s\n"
+                   "dead_letter: *s\n", "ok.yaml"), "");
+}
+
+TEST_F(Config, DuplicateKeysAreErrorsNamingBothLines) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky }\n"
+                         "  out: { type: flaky, reject: x }\n");
+  EXPECT_NE(e.find(at("5:3: duplicate key 'out' (first at line 4)")), std::string::npos) << e;
+  e = errors("flow: f\nsource: { type: sequence, count: 1, count: 2 }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("2:37: duplicate key 'count' (first at line 2)")), std::string::npos) << e;
+  e = errors("flow: f\nflow: g\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("2:1: duplicate key 'flow' (first at line 1)")), std::string::npos) << e;
+}
+
+TEST_F(Config, NestingIsBounded) {
+  std::string deep = "flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\ndescription: " +
+                     std::string(200, '[') + std::string(200, ']') + "\n";
+  std::string e = errors(deep);
+  EXPECT_NE(e.find("nested deeper than 64 levels"), std::string::npos) << e;
+}
+
+TEST_F(Config, FlowAndSinkNamesThatStepOutOfADirectoryAreRefused) {
+  for (const char* name : {".", ".."}) {
+    std::string e = errors(std::string("flow: \"") + name + "\"\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n");
+    EXPECT_NE(e.find(at("1:7: flow: every flow needs a name")), std::string::npos) << name << ": " << e;
+    e = errors(std::string("flow: f\nsource: { type: sequence }\nsinks: { \"") + name + "\": { type: flaky } }\n");
+    EXPECT_NE(e.find("sink names use letters"), std::string::npos) << name << ": " << e;
+  }
+}
+
+TEST_F(Config, AFlowFileOverTheSizeLimitIsRefusedWithTheLimitAndTheFix) {
+  Runtime small{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state"), YamlLimits{64}}};
+  host::Diagnostics diag;
+  small.load({dir.write("big.yaml", std::string(kGood) + "description: \"" + std::string(100, 'x') + "\"\n")}, diag);
+  std::string e = edgeflow::test::join(diag.errors);
+  EXPECT_NE(e.find(dir.file("big.yaml") + ": is 223 bytes, over the limit of 64 bytes; raise it with --max-file-size"),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, OnlyRegularFilesAreReadAndAFifoNeverHangs) {
+  ASSERT_EQ(mkfifo(dir.file("fifo.yaml").c_str(), 0600), 0);
+  host::Diagnostics diag;
+  rt.load({dir.path().string()}, diag);  // blocks forever if the FIFO is opened for reading
+  std::string e = edgeflow::test::join(diag.errors);
+  EXPECT_NE(e.find(dir.file("fifo.yaml") + ": is a FIFO, not a regular file"), std::string::npos) << e;
+
+  for (std::string target : {dir.file("fifo.yaml"), std::string("/dev/zero"), dir.path().string()}) {
+    e = errors("flow: f\nsource: { type: sequence, tags: [\"${file:" + target + "}\"] }\nsinks: { out: { type: flaky } }\n");
+    EXPECT_NE(e.find(at("2:34: source.tags[0]: ${file:" + target + "}: " + target + " is a")), std::string::npos) << e;
+  }
+  std::string big = dir.write("big.pem", std::string((1 << 20) + 1, 'k'));
+  e = errors("flow: f\nsource: { type: sequence, tags: [\"${file:" + big + "}\"] }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find("is 1048577 bytes, over the limit of 1048576 bytes; ${file:...} is for secrets and keys, not data"),
+            std::string::npos) << e;
+}
+
+TEST_F(Config, TabsInIndentationAreNamed) {
+  std::string e = errors("flow: f\nsource:\n\ttype: sequence\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find("line 3 is indented with a tab: YAML indents with spaces only"), std::string::npos) << e;
+}
+
+TEST_F(Config, BlankSecretsAreConfigErrorsWhereverTheyComeFrom) {
+  setenv("EDGEFLOW_TEST_BLANK", "  ", 1);
+  std::string blank = dir.write("blank.txt", "\n\n");
+  for (std::string v : {std::string("\"\""), std::string("\"${env:EDGEFLOW_TEST_BLANK}\""), "\"${file:" + blank + "}\""}) {
+    std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky, token: " + v + " }\n");
+    EXPECT_NE(e.find(at("4:30: sinks.out.token: a secret cannot be empty or whitespace")), std::string::npos) << v << ": " << e;
+  }
+}
+
+TEST_F(Config, ASecretIsScrubbedFromTheErrorsOfOtherOptionsThatUseIt) {
+  setenv("EDGEFLOW_TEST_TOKEN", "s3cr3t-value", 1);
+  // The source's count is read (and fails) before the sink's token makes the value a secret.
+  std::string e = errors("flow: f\nsource: { type: sequence, count: \"${env:EDGEFLOW_TEST_TOKEN}\" }\n"
+                         "sinks:\n  out: { type: flaky, token: \"${env:EDGEFLOW_TEST_TOKEN}\" }\n");
+  EXPECT_NE(e.find("source.count: expected integer, got '<redacted>'"), std::string::npos) << e;
+  EXPECT_EQ(e.find("s3cr3t-value"), std::string::npos) << e;
+}
+
+TEST_F(Config, PrintRedactsSecretOptionsAndNothingElse) {
+  setenv("EDGEFLOW_TEST_TOKEN", "orders", 1);
+  ASSERT_EQ(errors("flow: f\nsource: { type: sequence, tags: [orders] }\nsinks:\n"
+                   "  out: { type: flaky, token: \"${env:EDGEFLOW_TEST_TOKEN}\" }\ndead_letter: { type: flaky }\n"), "");
+  std::string printed = describe_flow(rt.flows()[0]->spec());
+  EXPECT_NE(printed.find("\"tags\":[\"orders\"]"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("\"token\":\"<redacted>\""), std::string::npos) << printed;
 }

@@ -24,7 +24,7 @@ void gates(const char* call);
 class Engine : public ::testing::Test {
  protected:
   TempDir dir;
-  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state")}};
+  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state"), {}}};
 
   // Substitutes $DIR in the YAML, loads and starts it.
   void start(std::string yaml) {
@@ -174,6 +174,22 @@ sinks:
   out: { type: flaky }
 )");
   EXPECT_TRUE(flow().plugin_metrics().empty());
+}
+
+TEST_F(Engine, ASecretIsScrubbedFromDeadLetterReasonsButThePayloadIsKept) {
+  run(R"(flow: f
+source: { type: sequence, count: 3, tags: [zebra-key] }
+sinks:
+  out: { type: flaky, reject: zebra, token: zebra-key }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+)");
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 3u);
+  for (auto& line : dlq) {
+    EXPECT_NE(line.find(R"("reason":"flaky: refused {\"n\":)"), std::string::npos) << line;
+    EXPECT_NE(line.find(R"(\"tag\":\"<redacted>\"})"), std::string::npos) << line;
+    EXPECT_NE(line.find(R"("tag":"zebra-key")"), std::string::npos) << line;
+  }
 }
 
 TEST_F(Engine, FanOutResolvesOnceWithTheWorstStatus) {

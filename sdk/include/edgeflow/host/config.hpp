@@ -9,11 +9,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -46,6 +50,56 @@ inline std::string join_key(const std::string& prefix, const std::string& key) {
   return prefix + "." + key;
 }
 
+// Reads a regular file of at most max_bytes; false with the reason in `error` (`too_big_fix`
+// ends the size error). Opened non-blocking and checked with fstat, so a FIFO or device is
+// refused at once, never waited on or read without end.
+inline bool read_regular_file(const std::string& path, uint64_t max_bytes, const std::string& too_big_fix,
+                              std::string& out, std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    error = std::string("cannot read it: ") + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  bool ok = false;
+  if (::fstat(fd, &st) != 0) {
+    error = std::string("cannot read it: ") + std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    error = S_ISDIR(st.st_mode)  ? "is a directory, not a file"
+            : S_ISFIFO(st.st_mode) ? "is a FIFO, not a regular file; only regular files are read"
+                                   : "is a device or socket, not a regular file; only regular files are read";
+  } else if (uint64_t(st.st_size) > max_bytes) {
+    error = "is " + std::to_string(st.st_size) + " bytes, over the limit of " + std::to_string(max_bytes) +
+            " bytes; " + too_big_fix;
+  } else {
+    out.clear();
+    char buf[65536];
+    ok = true;
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error = std::string("cannot read it: ") + std::strerror(errno);
+        ok = false;
+        break;
+      }
+      if (n == 0) break;
+      // The file may grow between fstat and read.
+      if (out.size() + size_t(n) > max_bytes) {
+        error = "grew past the limit of " + std::to_string(max_bytes) + " bytes while being read; " + too_big_fix;
+        ok = false;
+        break;
+      }
+      out.append(buf, size_t(n));
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+// What ${file:...} reads at most: keys, tokens and certificates, not data.
+inline constexpr uint64_t kMaxInterpolatedFile = 1 << 20;
+
 // Expands ${env:NAME} and ${file:/path}; "$${" is a literal "${". Other ${...} are left for
 // expression templates.
 inline bool interpolate(const std::string& in, std::string& out, std::string& error) {
@@ -77,14 +131,12 @@ inline bool interpolate(const std::string& in, std::string& out, std::string& er
       }
       out += v;
     } else {
-      std::ifstream f(name, std::ios::binary);
-      if (!f) {
-        error = "cannot read " + name + " for ${file:" + name + "}: " + std::strerror(errno);
+      std::string content, why;
+      if (!read_regular_file(name, kMaxInterpolatedFile, "${file:...} is for secrets and keys, not data", content,
+                             why)) {
+        error = "${file:" + name + "}: " + name + " " + why;
         return false;
       }
-      std::stringstream ss;
-      ss << f.rdbuf();
-      std::string content = ss.str();
       while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
       out += content;
     }
@@ -387,6 +439,14 @@ struct ConfigBuilder {
         seen.insert(k);
         JValue v;
         option_value(it->second, key, *o, a, v);
+        // A blank token or key would authenticate nobody or everybody: never take it silently.
+        if ((o->flags & EF_OPT_SECRET) && v.IsString() &&
+            std::string_view(v.GetString(), v.GetStringLength()).find_first_not_of(" \t\r\n") == std::string_view::npos) {
+          std::string raw = it->second.IsScalar() ? it->second.Scalar() : "";
+          std::string from = raw.find("${") != std::string::npos ? " (" + raw + " came out blank)" : "";
+          diag.add(file, it->second.Mark(), key,
+                   "a secret cannot be empty or whitespace" + from + "; give a value or remove the option");
+        }
         out.AddMember(JValue(o->name, a), v, a);
       }
     }
