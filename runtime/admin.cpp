@@ -2,17 +2,11 @@
 
 #include "log.hpp"
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/SocketAddress.h>
-#include <Poco/ThreadPool.h>
-#include <Poco/URI.h>
+#include <http_server.hpp>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -127,6 +121,23 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
   return diff == 0;
+}
+
+// Every address the host resolves to is a loopback one (127.0.0.0/8, ::1).
+bool is_loopback(const std::string& host) {
+  addrinfo hints{}, *found = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool all = found != nullptr;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET)
+      all &= (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    else if (a->ai_family == AF_INET6)
+      all &= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    else all = false;
+  }
+  freeaddrinfo(found);
+  return all;
 }
 
 }  // namespace
@@ -299,89 +310,75 @@ std::string prometheus_text(const Runtime& rt) {
 // ---------------------------------------------------------------------------------------------
 // The server
 
-struct AdminServer::Impl {
+struct AdminServer::Impl : net::Handler {
   Runtime& rt;
   AdminOptions options;
   std::atomic<bool> stopping{false};
-  Poco::ThreadPool pool{2, 64};
-  std::unique_ptr<Poco::Net::HTTPServer> server;
-  uint16_t port = 0;
+  std::atomic<int> taps{0};
+  std::unique_ptr<net::HttpServer> server;
 
   Impl(Runtime& r, AdminOptions o) : rt(r), options(std::move(o)) {}
-};
 
-namespace {
-
-class Handler : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit Handler(AdminServer::Impl& s) : s_(s) {}
-
-  void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& res) override {
-    using Poco::Net::HTTPResponse;
-    Poco::URI uri(req.getURI());
-    std::string path = uri.getPath();
-    if (req.getMethod() != "GET") {
-      res.set("Allow", "GET");
-      return json(res, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, error("only GET is served here"));
+  std::optional<net::Response> head(const net::Request& req, uint64_t& max_body) override {
+    max_body = 0;  // nothing here takes a body
+    if (req.method != "GET" && req.method != "HEAD") {
+      net::Response r = net::error_response(405, "only GET is served here");
+      r.headers.push_back({"Allow", "GET, HEAD"});
+      return r;
     }
-    if (path != "/health" && !s_.options.token.empty()) {
-      std::string auth = req.get("Authorization", "");
-      if (!constant_time_equal(auth, "Bearer " + s_.options.token)) {
-        res.set("WWW-Authenticate", "Bearer");
-        return json(res, HTTPResponse::HTTP_UNAUTHORIZED,
-                    error(auth.empty() ? "this admin API needs 'Authorization: Bearer <token>'" : "wrong token"));
+    if (req.path != "/health" && !options.token.empty()) {
+      const std::string* auth = req.header("Authorization");
+      if (!auth || !constant_time_equal(*auth, "Bearer " + options.token)) {
+        net::Response r = net::error_response(
+            401, !auth ? "this admin API needs 'Authorization: Bearer <token>'" : "wrong token");
+        r.headers.push_back({"WWW-Authenticate", "Bearer"});
+        return r;
       }
     }
-    if (path == "/health") return json(res, HTTPResponse::HTTP_OK, R"({"status":"alive"})");
-    if (path == "/ready") return ready(res);
+    return std::nullopt;
+  }
+
+  void handle(net::Request req, std::shared_ptr<net::Reply> reply) override {
+    const std::string& path = req.path;
+    if (path == "/health") return reply->send(json(200, R"({"status":"alive"})"));
+    if (path == "/ready") return reply->send(ready());
     if (path == "/metrics") {
-      res.setContentType("text/plain; version=0.0.4; charset=utf-8");
-      return send(res, HTTPResponse::HTTP_OK, prometheus_text(s_.rt));
+      net::Response r = json(200, prometheus_text(rt));
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      return reply->send(std::move(r));
     }
-    if (path == "/flows") return json(res, HTTPResponse::HTTP_OK, flows_json(s_.rt));
+    if (path == "/flows") return reply->send(json(200, flows_json(rt)));
     if (path.rfind("/flows/", 0) == 0) {
       std::string rest = path.substr(7);
-      bool tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
-      if (tap) rest.resize(rest.size() - 4);
-      Flow* f = s_.rt.flow(rest);
-      if (!f) return json(res, HTTPResponse::HTTP_NOT_FOUND, error("no flow named '" + rest + "'"));
-      if (!tap) return json(res, HTTPResponse::HTTP_OK, flow_json(*f));
-      return this->tap(*f, uri, res);
+      bool is_tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
+      if (is_tap) rest.resize(rest.size() - 4);
+      Flow* f = rt.flow(rest);
+      if (!f) return reply->send(net::error_response(404, "no flow named '" + rest + "'"));
+      if (!is_tap) return reply->send(json(200, flow_json(*f)));
+      return tap(*f, req.query, *reply);
     }
-    json(res, HTTPResponse::HTTP_NOT_FOUND,
-         error("no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name> and /flows/<name>/tap"));
+    reply->send(net::error_response(
+        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name> and /flows/<name>/tap"));
   }
 
  private:
-  static std::string error(const std::string& text) {
-    rapidjson::StringBuffer out;
-    Writer w(out);
-    w.StartObject();
-    w.Key("error");
-    str(w, text);
-    w.EndObject();
-    return out.GetString();
-  }
-  static void send(Poco::Net::HTTPServerResponse& res, Poco::Net::HTTPResponse::HTTPStatus status,
-                   const std::string& body) {
-    res.setStatus(status);
-    res.setContentLength(std::streamsize(body.size()));
-    res.send() << body;
-  }
-  static void json(Poco::Net::HTTPServerResponse& res, Poco::Net::HTTPResponse::HTTPStatus status,
-                   const std::string& body) {
-    res.setContentType("application/json");
-    send(res, status, body);
+  static constexpr int kMaxTaps = 6;  // of the 8 handler threads: two stay for everything else
+
+  static net::Response json(int status, std::string body) {
+    net::Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
   }
 
-  void ready(Poco::Net::HTTPServerResponse& res) {
+  net::Response ready() {
     rapidjson::StringBuffer out;
     Writer w(out);
     bool all = true;
     w.StartObject();
     w.Key("not_running");
     w.StartArray();
-    for (auto& f : s_.rt.flows()) {
+    for (auto& f : rt.flows()) {
       if (f->state() == FlowState::running) continue;
       all = false;
       w.StartObject();
@@ -395,22 +392,20 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     w.Key("ready");
     w.Bool(all);
     w.EndObject();
-    json(res, all ? Poco::Net::HTTPResponse::HTTP_OK : Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-         out.GetString());
+    return json(all ? 200 : 503, out.GetString());
   }
 
   // Server-Sent Events: one `message` event per sampled message (data: its JSON), a `dropped`
   // event when the subscriber fell behind, a comment every 15 s to notice a client gone.
-  void tap(Flow& f, const Poco::URI& uri, Poco::Net::HTTPServerResponse& res) {
-    using Poco::Net::HTTPResponse;
+  void tap(Flow& f, const std::string& query, net::Reply& reply) {
     std::string stage = "source";
     double rate = 10;
-    for (auto& [k, v] : uri.getQueryParameters()) {
+    for (auto& [k, v] : query_parameters(query)) {
       if (k == "stage") stage = v;
       if (k == "rate") {
         auto r = std::from_chars(v.data(), v.data() + v.size(), rate);
         if (r.ec != std::errc() || r.ptr != v.data() + v.size() || !(rate > 0) || rate > 1000)
-          return json(res, HTTPResponse::HTTP_BAD_REQUEST, error("rate: events per second, more than 0 and at most 1000"));
+          return reply.send(net::error_response(400, "rate: events per second, more than 0 and at most 1000"));
       }
     }
     int index = f.stage_index(stage);
@@ -427,99 +422,97 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     if (index < 0) {
       std::string known;
       for (auto& st : f.stages()) known += (known.empty() ? "" : ", ") + st->key;
-      return json(res, HTTPResponse::HTTP_NOT_FOUND,
-                  error("flow '" + f.name() + "' has no stage '" + stage + "'; it has " + known));
+      return reply.send(net::error_response(404, "flow '" + f.name() + "' has no stage '" + stage + "'; it has " + known));
     }
-    res.setStatus(HTTPResponse::HTTP_OK);
-    res.setContentType("text/event-stream");
-    res.set("Cache-Control", "no-cache");
-    res.setChunkedTransferEncoding(true);
+    if (taps.fetch_add(1) >= kMaxTaps) {
+      taps.fetch_sub(1);
+      return reply.send(net::error_response(503, "too many taps open; close one and try again", 5));
+    }
     auto sub = f.taps().subscribe(size_t(index), rate);
-    try {
-      std::ostream& out = res.send();
-      out << ": tap of flow " << f.name() << ", stage " << f.stages()[size_t(index)]->key << ", at most " << rate
-          << " events/s\n\n"
-          << std::flush;
-      std::vector<std::string> events;
-      uint64_t dropped = 0, reported = 0;
-      auto idle_since = std::chrono::steady_clock::now();
-      while (!s_.stopping.load() && out.good()) {
-        bool open = f.taps().next(*sub, events, dropped, std::chrono::milliseconds(500));
-        for (auto& e : events) out << "event: message\ndata: " << e << "\n\n";
-        if (dropped != reported) {
-          out << "event: dropped\ndata: {\"dropped\":" << dropped << "}\n\n";
-          reported = dropped;
-        }
-        auto now = std::chrono::steady_clock::now();
-        if (!events.empty()) idle_since = now;
-        else if (now - idle_since > std::chrono::seconds(15)) {
-          out << ": keep-alive\n\n";
-          idle_since = now;
-        }
-        out.flush();
-        if (!open) break;
+    bool open = reply.stream_start(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    std::string head = ": tap of flow " + f.name() + ", stage " + f.stages()[size_t(index)]->key + ", at most " +
+                       number(rate) + " events/s\n\n";
+    open = open && reply.stream_write(head);
+    std::vector<std::string> events;
+    uint64_t dropped = 0, reported = 0;
+    auto idle_since = std::chrono::steady_clock::now();
+    while (open && !stopping.load() && !reply.gone()) {
+      bool more = f.taps().next(*sub, events, dropped, std::chrono::milliseconds(500));
+      std::string out;
+      for (auto& e : events) out += "event: message\ndata: " + e + "\n\n";
+      if (dropped != reported) {
+        out += "event: dropped\ndata: {\"dropped\":" + std::to_string(dropped) + "}\n\n";
+        reported = dropped;
       }
-    } catch (const Poco::Exception&) {
-      // The client went away.
+      auto now = std::chrono::steady_clock::now();
+      if (!events.empty()) idle_since = now;
+      else if (now - idle_since > std::chrono::seconds(15)) {
+        out += ": keep-alive\n\n";
+        idle_since = now;
+      }
+      if (!out.empty()) open = reply.stream_write(out);
+      if (!more) break;
     }
+    reply.stream_end();
     f.taps().unsubscribe(sub);
+    taps.fetch_sub(1);
   }
 
-  AdminServer::Impl& s_;
-};
-
-// Owned by the HTTPServer (it deletes it).
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit Factory(AdminServer::Impl& s) : s_(s) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new Handler(s_);
+  // "a=1&b=x%20y" → pairs, percent-decoded ('+' is a space).
+  static std::vector<std::pair<std::string, std::string>> query_parameters(const std::string& query) {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto decode = [](std::string_view s) {
+      std::string r;
+      for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') r += ' ';
+        else if (s[i] == '%' && i + 2 < s.size() + 0 && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+          r += char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+          i += 2;
+        } else r += s[i];
+      }
+      return r;
+    };
+    std::string_view rest = query;
+    while (!rest.empty()) {
+      size_t amp = rest.find('&');
+      std::string_view pair = rest.substr(0, amp);
+      size_t eq = pair.find('=');
+      out.emplace_back(decode(pair.substr(0, eq)), eq == std::string_view::npos ? "" : decode(pair.substr(eq + 1)));
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    }
+    return out;
   }
-
- private:
-  AdminServer::Impl& s_;
 };
-
-}  // namespace
 
 AdminServer::AdminServer(Runtime& rt, AdminOptions options) : impl_(std::make_unique<Impl>(rt, std::move(options))) {
   const AdminOptions& o = impl_->options;
-  std::string where = o.host + ":" + std::to_string(o.port);
-  Poco::Net::SocketAddress address;
-  try {
-    address = Poco::Net::SocketAddress(o.host, o.port);
-  } catch (const Poco::Exception& e) {
-    throw std::runtime_error("admin API: cannot resolve " + where + ": " + e.displayText());
-  }
-  if (!address.host().isLoopback() && o.token.empty())
+  std::string where = (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+  if (!is_loopback(o.host) && o.token.empty())
     throw std::runtime_error("admin API: " + where +
                              " is not a loopback address, and the API is never exposed without a token: give one "
                              "with --admin-token-file FILE (or $EDGEFLOW_ADMIN_TOKEN), or bind to 127.0.0.1");
-  Poco::Net::ServerSocket socket;
+  net::ServerSettings s;
+  s.listen = where;
+  s.threads = 8;
+  s.max_connections = 256;
+  s.max_connections_per_client = 64;
   try {
-    socket.bind(address, true, false);  // SO_REUSEPORT would let a second daemon share the port
-    socket.listen(64);
-  } catch (const Poco::Exception& e) {
-    throw std::runtime_error("admin API: cannot listen on " + where + ": " + e.displayText() +
+    impl_->server = std::make_unique<net::HttpServer>(s, *impl_);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("admin API: " + std::string(e.what()) +
                              " (choose another address with --admin HOST:PORT, or --admin off)");
   }
-  impl_->port = socket.address().port();
-  auto* params = new Poco::Net::HTTPServerParams;
-  params->setMaxThreads(64);
-  params->setMaxQueued(64);
-  impl_->server = std::make_unique<Poco::Net::HTTPServer>(new Factory(*impl_), impl_->pool, socket, params);
-  impl_->server->start();
 }
 
 AdminServer::~AdminServer() { stop(); }
 
-uint16_t AdminServer::port() const { return impl_->port; }
+uint16_t AdminServer::port() const { return impl_->server->port(); }
 
 void AdminServer::stop() {
   if (!impl_->server || impl_->stopping.exchange(true)) return;
   for (auto& f : impl_->rt.flows()) f->taps().close_all();
-  impl_->server->stopAll(true);
-  impl_->pool.joinAll();
+  impl_->server->stop();
 }
 
 }  // namespace edgeflow

@@ -1,4 +1,4 @@
-// The admin HTTP API (Poco): /health, /ready, /flows, /flows/<name>, /metrics (Prometheus text
+// The admin HTTP API (on net/http_server.hpp): /health, /ready, /flows, /flows/<name>, /metrics (Prometheus text
 // format) and /flows/<name>/tap (Server-Sent Events). Loopback by default; anywhere else only
 // with a token, which every endpoint but /health then asks for.
 #pragma once

@@ -19,6 +19,7 @@
 #include <malloc.h>
 #include <iostream>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -306,6 +307,13 @@ int cmd_run(const Args& a) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Every open HTTP connection is a descriptor: the soft limit (often 1024) would cap the
+  // listeners' max_connections below their defaults.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
   host::Diagnostics diag;

@@ -8,14 +8,23 @@
 // wait4 rusage of the server process (stopped with SIGTERM after the load). The daemon must
 // report every emitted event delivered and wrk must see no non-2xx answer, or the benchmark fails.
 //
+// Then slow clients: the latency of 200 sequential requests on one keep-alive connection, with
+// no other client and then with BENCH_HTTP_SLOW (1000) connections open that each sent part of a
+// head (from 127.0.0.2 and up, 100 per address), against both servers. A request not answered
+// within 5 s counts as 5 s.
+//
 // Environment: BENCH_HTTP_SECONDS (default 10) per measurement, BENCH_HTTP_CONNECTIONS (64),
-// BENCH_HTTP_THREADS (2, wrk's).
+// BENCH_HTTP_THREADS (2, wrk's), BENCH_HTTP_SLOW (1000).
 #include "bench.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 
 #include <cctype>
 #include <chrono>
@@ -152,6 +161,77 @@ void print(const char* name, const Load& l, const Result& r, double base_rps) {
   std::printf("\n");
 }
 
+// A TCP connection to 127.0.0.1:port from `from`; -1 when it cannot be made.
+int connect_from(int port, const std::string& from) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{}, to{};
+  local.sin_family = to.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+  to.sin_port = htons(uint16_t(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Milliseconds for each of `n` sequential POSTs on one keep-alive connection (5000 for one not
+// answered within 5 s, after which the rest are not tried).
+std::vector<double> latencies(int port, int n) {
+  const std::string body = R"({"id":12345,"type":"order.paid","customer":"c-778","total":129.5})";
+  const std::string req = "POST /hook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::vector<double> ms;
+  int fd = connect_from(port, "127.0.0.1");
+  if (fd < 0) die("cannot connect for the latency probe");
+  for (int i = 0; i < n; ++i) {
+    double start = now();
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != ssize_t(req.size())) break;
+    std::string got;
+    bool answered = false;
+    while (!answered) {
+      double left = 5.0 - (now() - start);
+      pollfd p{fd, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, int(left * 1000)) <= 0) break;
+      char buf[4096];
+      ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+      if (r <= 0) break;
+      got.append(buf, size_t(r));
+      size_t end = got.find("\r\n\r\n");
+      size_t cl = got.find("Content-Length: ");
+      if (end != std::string::npos && cl != std::string::npos && got.size() >= end + 4 + std::stoul(got.substr(cl + 16)))
+        answered = true;
+    }
+    ms.push_back(answered ? (now() - start) * 1000 : 5000);
+    if (!answered) break;
+  }
+  ::close(fd);
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
+double percentile(const std::vector<double>& v, double p) { return v.empty() ? 0 : v[size_t(p * double(v.size() - 1))]; }
+
+// Latency of a normal client alone, then beside `slow` connections stuck in their heads.
+void slow_clients(const char* name, int port, int slow) {
+  auto alone = latencies(port, 200);
+  std::vector<int> fds;
+  for (int i = 0; i < slow; ++i) {
+    int fd = connect_from(port, "127.0.0." + std::to_string(2 + i / 100));
+    if (fd < 0) die("cannot open slow connection " + std::to_string(i));
+    const char* part = "POST /hook HTTP/1.1\r\nHost: bench\r\nX-Slow: ";
+    [[maybe_unused]] auto n = ::send(fd, part, std::strlen(part), MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  auto crowded = latencies(port, 200);
+  for (int fd : fds) ::close(fd);
+  auto answered = std::count_if(crowded.begin(), crowded.end(), [](double ms) { return ms < 5000; });
+  std::printf("%-28s %9.3f %9.3f %12.3f %9.3f %5ld/200\n", name, percentile(alone, 0.5), percentile(alone, 0.99),
+              percentile(crowded, 0.5), percentile(crowded, 0.99), long(answered));
+}
+
 }  // namespace
 
 int main() {
@@ -200,6 +280,34 @@ int main() {
     if (number(emitted) < ef_load.requests) die("edgeflow emitted fewer events than wrk got answers for:\n" + log);
     print(("edgeflow http->map->drop (" + std::to_string(round) + ")").c_str(), ef_load, ef_r, echo_load.rps);
     std::filesystem::remove_all(dir + "/state");
+  }
+
+  // Slow clients: descriptors for them, in this process and in the servers it starts.
+  int slow = env_int("BENCH_HTTP_SLOW", 1000);
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  std::printf("\nlatency of one client (200 sequential POSTs, keep-alive), alone and beside %d connections that sent part "
+              "of a head\n%-28s %9s %9s %12s %9s %9s\n",
+              slow, "", "p50 ms", "p99 ms", "slow p50 ms", "p99 ms", "answered");
+  {
+    int port = free_loopback_port();
+    Server echo({echo_bin, std::to_string(port), "128"}, dir + "/echo.log", port);
+    slow_clients("poco echo", port, slow);
+    kill(echo.pid, SIGKILL);  // its threads sit in the slow heads; SIGTERM would wait for them
+    waitpid(echo.pid, nullptr, 0);
+    std::erase(live(), echo.pid);
+    echo.pid = -1;
+  }
+  {
+    int port = free_loopback_port();
+    std::string flow = dir + "/slow.yaml";
+    std::ofstream(flow) << "flow: webhook\nsource:\n  type: http\n  listen: 127.0.0.1:" + std::to_string(port) +
+                               "\n  path: /hook\n  max_connections: 4096\nsinks:\n  out: { type: drop }\n";
+    Server ef({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/state", flow}, dir + "/edgeflow.log", port);
+    slow_clients("edgeflow http->drop", port, slow);
+    ef.stop();
   }
   std::filesystem::remove_all(dir);
   return 0;

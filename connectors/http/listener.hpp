@@ -1,58 +1,55 @@
-// One Poco HTTPServer per address:port, shared by every http source of the process that listens
+// One HTTP server per address:port, shared by every http source of the process that listens
 // there: the plugin is loaded once per process, so a static registry sees every flow. Each source
-// registers a path (a Route); requests go to the route of their path, 404 for any other. The
-// first source on an address:port starts the server, the last one stops it.
+// registers a path (a Route); requests go to the route of their path, 404 for a path never
+// served. A path whose flow stopped answers 503 with Retry-After for as long as the listener
+// lives (a webhook sender drops an event on 404, and retries on 503). The first source on an
+// address:port starts the server, the last one stops it.
 #pragma once
 
 #include "common.hpp"
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/SecureServerSocket.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/SocketAddress.h>
-#include <Poco/ThreadPool.h>
+#include <http_server.hpp>
 
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 
 namespace edgeflow::http {
 
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
+using net::Request;
+using net::Response;
 
-// Answers a request with a JSON body (and Retry-After when given).
-inline void respond(HTTPServerResponse& resp, int status, const std::string& body, int retry_after_s = 0) {
-  resp.setStatus(HTTPResponse::HTTPStatus(status));
-  if (retry_after_s > 0) resp.set("Retry-After", std::to_string(retry_after_s));
-  resp.setContentType("application/json");
-  resp.setContentLength(std::streamsize(body.size()));
-  resp.send().write(body.data(), std::streamsize(body.size()));
+inline Response answer(int status, std::string body, int retry_after_s = 0) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.retry_after_s = retry_after_s;
+  return r;
 }
 
 // A path served by one source.
 class Route {
  public:
   virtual ~Route() = default;
-  virtual void handle(HTTPServerRequest& req, HTTPServerResponse& resp) = 0;
+  // Before the body is read: an answer that needs no body, or nullopt and the body's limit.
+  virtual std::optional<Response> head(const Request& req, uint64_t& max_body) = 0;
+  virtual void handle(Request req, std::shared_ptr<net::Reply> reply) = 0;
 };
 
 struct ListenerSettings {
   std::string listen;  // address:port
   std::string tls_cert, tls_key;
-  int threads = 128;
+  int threads = 4;
+  size_t max_connections = 1024;
+  size_t max_connections_per_client = 256;
+  std::chrono::milliseconds head_timeout{10000}, body_timeout{10000}, idle_timeout{15000};
   bool operator==(const ListenerSettings&) const = default;
 };
 
-class Listener {
+class Listener : public net::Handler {
  public:
   // Registers `route` at `path`, starting the server if nobody listens there yet. Throws when the
   // path is taken or the address:port is served with other settings.
@@ -62,24 +59,25 @@ class Listener {
     auto& reg = registry();
     auto it = reg.find(s.listen);
     if (it == reg.end()) {
-      std::shared_ptr<Listener> l;
-      try {
-        l = std::make_shared<Listener>(s);
-      } catch (const Poco::Exception& e) {
-        throw Error("listen: cannot serve HTTP on " + s.listen + ": " + e.displayText());
-      }
+      auto l = std::make_shared<Listener>();
       l->routes_[path] = {owner, std::move(route)};
+      try {
+        l->start(s);
+      } catch (const std::exception& e) {
+        throw Error("listen: cannot serve HTTP on " + s.listen + ": " + e.what());
+      }
       reg[s.listen] = std::move(l);
       return;
     }
     Listener& l = *it->second;
     if (!(l.settings_ == s))
-      throw Error("listen: " + s.listen + " is already served by another http source with other tls_cert, tls_key or " +
-                  "threads; give every source on one address:port the same values");
+      throw Error("listen: " + s.listen + " is already served by another http source with other tls_cert, tls_key, " +
+                  "threads, connection limits or timeouts; give every source on one address:port the same values");
     std::unique_lock routes_lock(l.routes_mutex_);
     if (auto r = l.routes_.find(path); r != l.routes_.end())
       throw Error("path: " + path + " on " + s.listen + " is already served by " + r->second.owner +
                   "; give each flow on one listener its own path");
+    l.stopped_.erase(path);
     l.routes_[path] = {owner, std::move(route)};
   }
 
@@ -92,36 +90,29 @@ class Listener {
     {
       std::unique_lock routes_lock(it->second->routes_mutex_);
       it->second->routes_.erase(path);
+      it->second->stopped_.insert(path);
       if (!it->second->routes_.empty()) return;
     }
     // Under the registry lock: a source starting meanwhile on this address:port binds only
     // after the old socket is closed.
-    it->second->shut_down();
+    it->second->server_->stop();
     reg.erase(it);
   }
 
-  explicit Listener(const ListenerSettings& s) : settings_(s), pool_(2, s.threads + 1, 60) {
-    Poco::Net::SocketAddress addr(s.listen);
-    auto params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(s.threads);
-    params->setMaxQueued(1024);
-    params->setKeepAlive(true);
-    params->setKeepAliveTimeout(Poco::Timespan(15, 0));
-    params->setMaxKeepAliveRequests(0);  // unlimited
-    params->setServerName("edgeflow");
-    if (!s.tls_cert.empty()) {
-      Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, s.tls_key, s.tls_cert, "",
-                                                           Poco::Net::Context::VERIFY_NONE);
-      server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), pool_,
-                                                        Poco::Net::SecureServerSocket(addr, 256, ctx), params);
-    } else {
-      server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), pool_, Poco::Net::ServerSocket(addr, 256), params);
-    }
-    server_->start();
+  ~Listener() override {
+    if (server_) server_->stop();
   }
-  ~Listener() { shut_down(); }
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
+
+  std::optional<Response> head(const Request& req, uint64_t& max_body) override {
+    if (auto route = find(req.path)) return route->head(req, max_body);
+    return gone(req.path);
+  }
+
+  void handle(Request req, std::shared_ptr<net::Reply> reply) override {
+    auto route = find(req.path);
+    if (!route) return reply->send(*gone(req.path));
+    route->handle(std::move(req), std::move(reply));
+  }
 
  private:
   struct Entry {
@@ -129,22 +120,33 @@ class Listener {
     std::shared_ptr<Route> route;
   };
 
-  class Handler : public Poco::Net::HTTPRequestHandler {
-   public:
-    explicit Handler(Listener* l) : l_(l) {}
-    void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override { l_->dispatch(req, resp); }
+  void start(const ListenerSettings& s) {
+    settings_ = s;
+    net::ServerSettings ns;
+    ns.listen = s.listen;
+    ns.tls_cert = s.tls_cert;
+    ns.tls_key = s.tls_key;
+    ns.threads = s.threads;
+    ns.max_connections = s.max_connections;
+    ns.max_connections_per_client = s.max_connections_per_client;
+    ns.head_timeout = s.head_timeout;
+    ns.body_timeout = s.body_timeout;
+    ns.idle_timeout = s.idle_timeout;
+    server_ = std::make_unique<net::HttpServer>(ns, *this);
+  }
 
-   private:
-    Listener* l_;
-  };
-  class Factory : public Poco::Net::HTTPRequestHandlerFactory {
-   public:
-    explicit Factory(Listener* l) : l_(l) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override { return new Handler(l_); }
+  std::shared_ptr<Route> find(const std::string& path) {
+    std::shared_lock lock(routes_mutex_);
+    auto it = routes_.find(path);
+    return it == routes_.end() ? nullptr : it->second.route;
+  }
 
-   private:
-    Listener* l_;
-  };
+  std::optional<Response> gone(const std::string& path) {
+    std::shared_lock lock(routes_mutex_);
+    if (stopped_.count(path))
+      return answer(503, error_body("the flow serving " + path + " is stopped; send again later"), 5);
+    return answer(404, error_body("no flow listens at " + path));
+  }
 
   static std::mutex& registry_mutex() {
     static std::mutex m;
@@ -155,36 +157,11 @@ class Listener {
     return r;
   }
 
-  void dispatch(HTTPServerRequest& req, HTTPServerResponse& resp) {
-    const std::string& uri = req.getURI();
-    std::string path = uri.substr(0, uri.find('?'));
-    std::shared_ptr<Route> route;
-    {
-      std::shared_lock lock(routes_mutex_);
-      if (auto it = routes_.find(path); it != routes_.end()) route = it->second.route;
-    }
-    if (!route) {
-      resp.setKeepAlive(false);  // the body was not read
-      respond(resp, 404, error_body("no flow listens at " + path));
-      return;
-    }
-    route->handle(req, resp);
-  }
-
-  // Aborts open connections and waits until no handler thread runs any more, so neither this
-  // object nor a route is used after it returns.
-  void shut_down() {
-    if (!server_) return;
-    server_->stopAll(true);
-    pool_.joinAll();
-    server_.reset();
-  }
-
   ListenerSettings settings_;
-  Poco::ThreadPool pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
   std::shared_mutex routes_mutex_;
   std::map<std::string, Entry> routes_;
+  std::set<std::string> stopped_;  // paths once served here whose flow stopped
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 }  // namespace edgeflow::http

@@ -2,10 +2,12 @@
 // is answered 202 only once every sink delivered the event (or the dead letter holds it), so a
 // sender that sees 202 may forget the event; anything else tells it to send again.
 //
-// Threads: Poco's server threads read, check and authenticate a request, then queue it (bounded)
-// and wait on it. The flow's source thread (run()) takes queued requests in batches, emits them, and
-// completes each one from on_ack; a request that waits longer than ack_timeout is answered 504
-// while its event goes on (the sender may send it again: at-least-once).
+// Threads: the shared server (net/http_server.hpp) reads requests on its event loop, which also
+// refuses what needs no body (path, method, rate, bearer token); its handler threads check the
+// signature and the JSON and queue the request (bounded). The flow's source thread (run()) takes
+// queued requests in batches, emits them, and answers each one from on_ack; a request that waits
+// longer than ack_timeout is answered 504 by the server while its event goes on (the sender may
+// send it again: at-least-once). No thread waits for an answer.
 //
 // Statuses: 202 delivered or dead-lettered (mode: async), 200/422 the sink's verdict (mode:
 // sync), 400 bad JSON, 401 bad auth (token, signature, stale timestamp, replay), 404 unknown
@@ -15,6 +17,10 @@
 
 #include "listener.hpp"
 
+#include <edgeflow/sdk/state_file.hpp>
+
+#include <Poco/Net/SocketAddress.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -22,7 +28,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
-#include <istream>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -35,11 +41,50 @@ namespace edgeflow::http {
 
 using Clock = std::chrono::steady_clock;
 
+// The address:port can only be reached from this machine (a loopback address).
+inline bool loopback_only(const std::string& listen) {
+  try {
+    Poco::Net::SocketAddress a(listen);
+    return a.host().isLoopback();
+  } catch (const Poco::Exception&) {
+    return false;
+  }
+}
+
+inline int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // Signatures seen within the tolerance window, bounded: a full cache refuses new signatures
-// (503) rather than forgetting one that could then be replayed.
+// (503) rather than forgetting one that could then be replayed. With a state directory the
+// window survives a restart: each signature is appended to a file before its request goes on
+// (a process crash keeps it; a power loss may lose the last ones), and the file is rewritten
+// with the live ones when it has grown to twice the capacity.
 class ReplayCache {
  public:
-  explicit ReplayCache(size_t capacity) : capacity_(capacity) {}
+  ReplayCache(size_t capacity, std::string file, int64_t now_s) : capacity_(capacity), file_(std::move(file)) {
+    if (file_.empty()) return;
+    std::ifstream in(file_);
+    std::string line;
+    while (std::getline(in, line)) {
+      size_t sp = line.find(' ');
+      if (sp == std::string::npos) continue;
+      std::string sig = line.substr(sp + 1);
+      if (line[0] == '-') {
+        erase(sig);
+      } else if (int64_t expires = std::atoll(line.c_str()); expires >= now_s && !seen_.count(sig) && seen_.size() < capacity_) {
+        seen_.insert(sig);
+        by_expiry_.emplace(expires, sig);
+      }
+    }
+    rewrite();
+  }
+  ~ReplayCache() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ReplayCache(const ReplayCache&) = delete;
+  ReplayCache& operator=(const ReplayCache&) = delete;
+
   enum Result { fresh, replayed, full };
   Result insert(const std::string& sig, int64_t expires_s, int64_t now_s) {
     std::lock_guard lock(mutex_);
@@ -51,22 +96,47 @@ class ReplayCache {
     if (seen_.size() >= capacity_) return full;
     seen_.insert(sig);
     by_expiry_.emplace(expires_s, sig);
+    append(std::to_string(expires_s) + " " + sig + "\n");
     return fresh;
   }
   // A request answered "send again" (429, 503, 504) gives its signature back, so the retry passes.
   void forget(const std::string& sig) {
     std::lock_guard lock(mutex_);
-    if (!seen_.erase(sig)) return;
-    for (auto it = by_expiry_.begin(); it != by_expiry_.end(); ++it)
-      if (it->second == sig) {
-        by_expiry_.erase(it);
-        return;
-      }
+    if (erase(sig)) append("- " + sig + "\n");
   }
 
  private:
+  bool erase(const std::string& sig) {
+    if (!seen_.erase(sig)) return false;
+    for (auto it = by_expiry_.begin(); it != by_expiry_.end(); ++it)
+      if (it->second == sig) {
+        by_expiry_.erase(it);
+        break;
+      }
+    return true;
+  }
+
+  void append(const std::string& line) {
+    if (file_.empty()) return;
+    if (++lines_ > 2 * capacity_) return rewrite();
+    if (fd_ < 0 || !sdk::write_all(fd_, line.data(), line.size()))
+      throw Error("cannot record a signature in " + file_ + ": " + std::strerror(errno));
+  }
+
+  void rewrite() {
+    std::string live;
+    for (auto& [expires, sig] : by_expiry_) live += std::to_string(expires) + " " + sig + "\n";
+    sdk::store_atomically(file_, live);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    lines_ = by_expiry_.size();
+  }
+
   std::mutex mutex_;
   size_t capacity_;
+  std::string file_;
+  int fd_ = -1;
+  size_t lines_ = 0;
   std::unordered_set<std::string> seen_;
   std::multimap<int64_t, std::string> by_expiry_;
 };
@@ -105,6 +175,7 @@ class HttpSource : public sdk::Source {
     std::vector<std::string> headers;
     std::string bearer_token;
     std::string hmac_secret;
+    std::string auth;
     std::string signature_header = "X-Edgeflow-Signature";
     std::string timestamp_header = "X-Edgeflow-Timestamp";
     std::chrono::milliseconds signature_tolerance{300000};
@@ -118,7 +189,12 @@ class HttpSource : public sdk::Source {
     std::chrono::milliseconds busy_timeout{1000};
     std::string tls_cert;
     std::string tls_key;
-    int64_t threads = 128;
+    int64_t threads = 4;
+    int64_t max_connections = 1024;
+    int64_t max_connections_per_client = 256;
+    std::chrono::milliseconds head_timeout{10000};
+    std::chrono::milliseconds body_timeout{10000};
+    std::chrono::milliseconds idle_timeout{15000};
   };
   static constexpr const char* type = "http";
   static constexpr const char* description =
@@ -151,6 +227,11 @@ class HttpSource : public sdk::Source {
         .doc("Require an HMAC-SHA256 signature over `<timestamp>.<raw body>` with this key, sent as "
              "`sha256=<hex>` in signature_header, the Unix time in seconds in timestamp_header.")
         .example("${env:WEBHOOK_HMAC_KEY}");
+    s.option("auth", &Config::auth)
+        .one_of("|none")
+        .doc("`none` accepts requests without bearer_token or hmac_secret on an address beyond loopback; "
+             "without it such a listener is a config error (a webhook open to the network by accident).")
+        .example("none");
     s.option("signature_header", &Config::signature_header).doc("Header carrying the HMAC signature.").example("X-Signature");
     s.option("timestamp_header", &Config::timestamp_header).doc("Header carrying the signed Unix timestamp.").example("X-Timestamp");
     s.option("signature_tolerance", &Config::signature_tolerance)
@@ -187,9 +268,30 @@ class HttpSource : public sdk::Source {
     s.option("tls_cert", &Config::tls_cert).doc("Server certificate chain (PEM); with tls_key, serve HTTPS.").example("/etc/edgeflow/tls.crt");
     s.option("tls_key", &Config::tls_key).doc("Private key of tls_cert (PEM).").example("/etc/edgeflow/tls.key");
     s.option("threads", &Config::threads)
-        .range(1, 4096)
-        .doc("Server threads of the listener: each open (keep-alive) connection holds one.")
-        .example("256");
+        .range(1, 256)
+        .doc("Threads of the listener that check requests (signature, JSON); connections do not hold one.")
+        .example("8");
+    s.option("max_connections", &Config::max_connections)
+        .range(1, 1000000)
+        .doc("Open connections the listener accepts; more are answered 503 and closed.")
+        .example("4096");
+    s.option("max_connections_per_client", &Config::max_connections_per_client)
+        .range(1, 1000000)
+        .doc("Open connections from one client address; more are answered 503 and closed. Behind a "
+             "reverse proxy every connection comes from the proxy: raise it to max_connections.")
+        .example("64");
+    s.option("head_timeout", &Config::head_timeout)
+        .min(100)
+        .doc("Time a client has to send a request's whole head (request line and headers); then 408.")
+        .example("5s");
+    s.option("body_timeout", &Config::body_timeout)
+        .min(100)
+        .doc("Longest pause while a body is being sent; then 408.")
+        .example("5s");
+    s.option("idle_timeout", &Config::idle_timeout)
+        .min(100)
+        .doc("How long a keep-alive connection may sit between requests before it is closed.")
+        .example("30s");
   }
 
   HttpSource(sdk::Context c, Config cfg) : Source(c), cfg_(std::move(cfg)) {
@@ -207,6 +309,13 @@ class HttpSource : public sdk::Source {
     }
     if (!cfg_.bearer_token.empty() && !cfg_.hmac_secret.empty())
       throw Error(c.where("hmac_secret") + ": hmac_secret: use either bearer_token or hmac_secret, not both");
+    bool open = cfg_.bearer_token.empty() && cfg_.hmac_secret.empty();
+    if (cfg_.auth == "none" && !open)
+      throw Error(c.where("auth") + ": auth: none contradicts the bearer_token or hmac_secret also given; remove one");
+    if (open && cfg_.auth != "none" && !loopback_only(cfg_.listen))
+      throw Error(c.where("listen") + ": listen: " + cfg_.listen +
+                  " is reachable beyond this machine and the webhook has no authentication: set bearer_token or "
+                  "hmac_secret, or write `auth: none` to accept anyone's requests");
     if (cfg_.tls_cert.empty() != cfg_.tls_key.empty())
       throw Error(c.where(cfg_.tls_cert.empty() ? "tls_key" : "tls_cert") + ": tls_cert and tls_key go together: set both for HTTPS");
     if (cfg_.rate_burst > 0 && cfg_.rate_limit <= 0)
@@ -214,8 +323,11 @@ class HttpSource : public sdk::Source {
   }
 
   void start() override {
-    auto ep = std::make_shared<Endpoint>(cfg_);
-    Listener::attach({cfg_.listen, cfg_.tls_cert, cfg_.tls_key, int(cfg_.threads)}, cfg_.path, context().name(), ep);
+    // The replay window is kept in the state directory (when there is one) only if it is needed.
+    auto ep = std::make_shared<Endpoint>(cfg_, cfg_.hmac_secret.empty() ? "" : sdk::state_file(context(), ".replay"));
+    Listener::attach({cfg_.listen, cfg_.tls_cert, cfg_.tls_key, int(cfg_.threads), size_t(cfg_.max_connections),
+                      size_t(cfg_.max_connections_per_client), cfg_.head_timeout, cfg_.body_timeout, cfg_.idle_timeout},
+                     cfg_.path, context().name(), ep);
     endpoint_ = std::move(ep);
     context().info("serving " + std::string(cfg_.tls_cert.empty() ? "http" : "https") + "://" + cfg_.listen + cfg_.path);
   }
@@ -297,98 +409,91 @@ class HttpSource : public sdk::Source {
   static constexpr std::chrono::milliseconds kIdleWait{100};
   static constexpr int32_t kAckPollMs = 2;
 
-  // One request from its arrival to its answer; shared by its server thread and the flow's
-  // source thread.
+  // One request from its arrival to its answer: the server's Reply, answered from the flow's
+  // source thread (or by the server itself when ack_timeout passes).
   struct Pending {
     std::string body, content_type, method, path, remote, signature;
     std::vector<std::pair<std::string, std::string>> headers;
-    bool done = false;
-    int status = 0;
-    int retry_after = 0;
-    std::string answer;
-    std::condition_variable cv;
+    std::shared_ptr<net::Reply> reply;
   };
 
-  // The route one source registers: everything the server threads do, and the queue to the flow.
+  // The route one source registers: what the server's threads do, and the queue to the flow.
   class Endpoint : public Route {
    public:
-    explicit Endpoint(const Config& cfg)
+    Endpoint(const Config& cfg, std::string replay_file)
         : cfg_(cfg),
-          replay_(size_t(cfg.replay_cache_size)),
+          replay_(std::make_shared<ReplayCache>(size_t(cfg.replay_cache_size), std::move(replay_file), now_seconds())),
           bucket_(cfg.rate_limit, cfg.rate_burst > 0 ? cfg.rate_burst : std::max(1.0, cfg.rate_limit)) {}
 
-    void handle(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    // What can be decided before the body is read, so a refused request never costs its body.
+    std::optional<Response> head(const Request& req, uint64_t& max_body) override {
       requests_.fetch_add(1, std::memory_order_relaxed);
-      if (std::find(cfg_.methods.begin(), cfg_.methods.end(), req.getMethod()) == cfg_.methods.end()) {
+      if (std::find(cfg_.methods.begin(), cfg_.methods.end(), req.method) == cfg_.methods.end()) {
         std::string allow;
         for (auto& m : cfg_.methods) allow += (allow.empty() ? "" : ", ") + m;
-        resp.set("Allow", allow);
-        resp.setKeepAlive(false);
-        return respond(resp, 405, error_body(req.getMethod() + " is not accepted here; use " + allow));
+        Response r = answer(405, error_body(req.method + " is not accepted here; use " + allow));
+        r.headers.push_back({"Allow", allow});
+        return r;
       }
-      if (closed()) {
-        resp.setKeepAlive(false);
-        return respond(resp, 503, error_body("the flow is not running; send again later"), 1);
-      }
-      if (cfg_.rate_limit > 0) {
-        if (int wait = bucket_.take()) {
-          resp.setKeepAlive(false);
-          return respond(resp, 429, error_body("rate limit exceeded; send again later"), wait);
+      if (closed()) return answer(503, error_body("the flow is not running; send again later"), 1);
+      if (cfg_.rate_limit > 0)
+        if (int wait = bucket_.take()) return answer(429, error_body("rate limit exceeded; send again later"), wait);
+      if (!cfg_.bearer_token.empty()) {
+        const std::string* auth = req.header("Authorization");
+        static const std::string scheme = "Bearer ";
+        if (!auth || auth->size() <= scheme.size() ||
+            !std::equal(scheme.begin(), scheme.end(), auth->begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+            })) {
+          Response r = answer(401, error_body("missing bearer token (Authorization: Bearer <token>)"));
+          r.headers.push_back({"WWW-Authenticate", "Bearer"});
+          return r;
         }
+        if (!constant_time_equal(std::string_view(*auth).substr(scheme.size()), cfg_.bearer_token))
+          return answer(401, error_body("bad bearer token"));
       }
+      max_body = cfg_.max_body_bytes.value;
+      return std::nullopt;
+    }
+
+    void handle(Request req, std::shared_ptr<net::Reply> reply) override {
       auto p = std::make_shared<Pending>();
-      if (req.hasContentLength() && uint64_t(req.getContentLength64()) > cfg_.max_body_bytes.value) {
-        resp.setKeepAlive(false);  // the body is not read
-        return respond(resp, 413, error_body("the body is larger than " + std::to_string(cfg_.max_body_bytes.value) + " bytes"));
-      }
-      if (!read_body(req.stream(), p->body)) {
-        resp.setKeepAlive(false);
-        return respond(resp, 413, error_body("the body is larger than " + std::to_string(cfg_.max_body_bytes.value) + " bytes"));
-      }
-      if (std::string why = authenticate(req, *p); !why.empty()) {
-        return respond(resp, why == kReplayFull ? 503 : 401, error_body(why), why == kReplayFull ? 1 : 0);
-      }
+      p->body = std::move(req.body);
+      p->reply = std::move(reply);
+      if (std::string why = authenticate(req, *p); !why.empty())
+        return p->reply->send(answer(why == kReplayFull ? 503 : 401, error_body(why), why == kReplayFull ? 1 : 0));
       if (cfg_.format == "json") {
         if (std::string why = json_error(p->body); !why.empty()) {
           forget(*p);
-          return respond(resp, 400, error_body("the body is not JSON: " + why));
+          return p->reply->send(answer(400, error_body("the body is not JSON: " + why)));
         }
       }
-      p->content_type = req.getContentType();
+      if (const std::string* ct = req.header("Content-Type")) p->content_type = *ct;
       if (p->content_type.empty() && cfg_.format == "json") p->content_type = "application/json";
-      p->method = req.getMethod();
+      p->method = req.method;
       p->path = cfg_.path;
-      p->remote = req.clientAddress().toString();
+      p->remote = req.remote;
       for (auto& h : cfg_.headers)
-        if (req.has(h)) p->headers.emplace_back(h, req.get(h));
+        if (const std::string* v = req.header(h)) p->headers.emplace_back(h, *v);
 
+      // The server answers 504 when the flow has not acknowledged in time; the event goes on.
+      p->reply->on_timeout(cfg_.ack_timeout, [replay = replay_, sig = p->signature, ms = cfg_.ack_timeout.count()] {
+        if (!sig.empty()) replay->forget(sig);
+        return answer(504, error_body("no acknowledgement within " + std::to_string(ms) +
+                                      " ms; the event is still being processed and may be delivered"));
+      });
       std::unique_lock lock(mutex_);
       if (closed_) {
         lock.unlock();
-        forget(*p);
-        return respond(resp, 503, error_body("the flow is not running; send again later"), 1);
+        return finish(p, 503, error_body("the flow is not running; send again later"), 1);
       }
       if (queue_.size() >= size_t(cfg_.queue_size)) {
         lock.unlock();
-        forget(*p);
-        return respond(resp, 429, error_body("too many requests waiting; send again later"), 1);
+        return finish(p, 429, error_body("too many requests waiting; send again later"), 1);
       }
       // The source thread waits for a non-empty queue: only the first request of a run wakes it.
       queue_.push_back(p);
       if (queue_.size() == 1) work_.notify_one();
-      if (!p->cv.wait_for(lock, cfg_.ack_timeout, [&] { return p->done; })) {
-        p->done = true;  // the source thread's answer, when it comes, is dropped
-        lock.unlock();
-        forget(*p);
-        return respond(resp, 504,
-                       error_body("no acknowledgement within " + std::to_string(cfg_.ack_timeout.count()) +
-                                  " ms; the event is still being processed and may be delivered"));
-      }
-      int status = p->status, retry = p->retry_after;
-      std::string answer = std::move(p->answer);
-      lock.unlock();
-      if (status == 429 || status == 503) forget(*p);
-      respond(resp, status, answer, retry);
     }
 
     // Flow thread: up to `max` queued requests, waiting up to `wait` for the first.
@@ -401,17 +506,11 @@ class HttpSource : public sdk::Source {
       }
     }
 
-    // Answers a request (once; a request that timed out already is left alone).
-    void finish(const std::shared_ptr<Pending>& p, int status, std::string answer, int retry_after = 0) {
-      {
-        std::lock_guard lock(mutex_);
-        if (p->done) return;
-        p->done = true;
-        p->status = status;
-        p->answer = std::move(answer);
-        p->retry_after = retry_after;
-      }
-      p->cv.notify_one();
+    // Answers a request (the server keeps only the first answer: one that timed out is left alone).
+    // A "send again" answer gives the signature back, so the retry passes the replay check.
+    void finish(const std::shared_ptr<Pending>& p, int status, std::string body, int retry_after = 0) {
+      if (status == 429 || status == 503) forget(*p);
+      p->reply->send(answer(status, std::move(body), retry_after));
     }
 
     // New requests get 503; queued ones are answered 503 now.
@@ -435,45 +534,26 @@ class HttpSource : public sdk::Source {
       return closed_;
     }
 
-    bool read_body(std::istream& in, std::string& body) const {
-      uint64_t limit = cfg_.max_body_bytes.value;
-      char buf[8192];
-      while (in) {
-        in.read(buf, sizeof buf);
-        body.append(buf, size_t(in.gcount()));
-        if (body.size() > limit) return false;
-      }
-      return true;
-    }
-
-    // Empty when the request may pass, else why not (the text of the 401).
-    std::string authenticate(HTTPServerRequest& req, Pending& p) {
-      if (!cfg_.bearer_token.empty()) {
-        std::string auth = req.get("Authorization", "");  // a copy: get() may return its default argument
-        static const std::string scheme = "Bearer ";
-        if (auth.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) {
-              return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-            }))
-          return "missing bearer token (Authorization: Bearer <token>)";
-        if (!constant_time_equal(std::string_view(auth).substr(scheme.size()), cfg_.bearer_token)) return "bad bearer token";
-        return {};
-      }
+    // Empty when the signature passes (or none is asked for), else why not (the text of the 401).
+    std::string authenticate(const Request& req, Pending& p) {
       if (cfg_.hmac_secret.empty()) return {};
-      std::string ts = req.get(cfg_.timestamp_header, "");
-      std::string sig = req.get(cfg_.signature_header, "");
-      if (ts.empty() || sig.empty())
+      const std::string* ts_header = req.header(cfg_.timestamp_header);
+      const std::string* sig_header = req.header(cfg_.signature_header);
+      if (!ts_header || !sig_header || ts_header->empty() || sig_header->empty())
         return "missing signature: send " + cfg_.timestamp_header + " and " + cfg_.signature_header;
+      const std::string& ts = *ts_header;
+      std::string sig = *sig_header;
       if (ts.size() > 12 || ts.find_first_not_of("0123456789") != std::string::npos)
         return cfg_.timestamp_header + " must be the Unix time in seconds";
       int64_t t = std::stoll(ts);
-      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      int64_t now = now_seconds();
       int64_t tolerance = cfg_.signature_tolerance.count() / 1000;
       if (t < now - tolerance || t > now + tolerance) return "stale timestamp: more than " + std::to_string(tolerance) + " s from now";
       if (sig.rfind("sha256=", 0) == 0) sig.erase(0, 7);
       std::transform(sig.begin(), sig.end(), sig.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
       std::string signed_text = ts + "." + p.body;
       if (!constant_time_equal(sig, hmac_sha256_hex(cfg_.hmac_secret, signed_text))) return "bad signature";
-      switch (replay_.insert(sig, t + tolerance, now)) {
+      switch (replay_->insert(sig, t + tolerance, now)) {
         case ReplayCache::replayed: return "signature already used (replay)";
         case ReplayCache::full: return kReplayFull;
         case ReplayCache::fresh: break;
@@ -483,11 +563,11 @@ class HttpSource : public sdk::Source {
     }
 
     void forget(const Pending& p) {
-      if (!p.signature.empty()) replay_.forget(p.signature);
+      if (!p.signature.empty()) replay_->forget(p.signature);
     }
 
     const Config cfg_;  // a copy: a server thread may still be in handle() after the source is gone
-    ReplayCache replay_;
+    std::shared_ptr<ReplayCache> replay_;
     TokenBucket bucket_;
     std::mutex mutex_;
     std::condition_variable work_;

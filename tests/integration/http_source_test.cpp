@@ -327,9 +327,14 @@ TEST(HttpSource, TwoFlowsShareOneListenerByPath) {
   EXPECT_EQ(a->harness().emitted_count(), 1u);
   EXPECT_EQ(b.harness().emitted_count(), 1u);
 
-  // The first flow stops: its path is gone, the other one still served.
+  // The first flow stops: its path answers "send again later" (never 404, on which webhook senders
+  // drop the event), the other one is still served, and a path never served is still 404.
   a.reset();
-  EXPECT_EQ(http_request(port, "POST", "/a", "{}").status, 404);
+  Response stopped = http_request(port, "POST", "/a", "{}");
+  EXPECT_EQ(stopped.status, 503);
+  EXPECT_EQ(header(stopped, "Retry-After"), "5");
+  EXPECT_NE(error_of(stopped).find("the flow serving /a is stopped"), std::string::npos) << stopped.body;
+  EXPECT_EQ(http_request(port, "POST", "/never", "{}").status, 404);
   auto again_b = post_async(port, "/b", "{}");
   ack_nth(b.harness(), 2);
   EXPECT_EQ(again_b.get().status, 202);
