@@ -274,7 +274,13 @@ void parse_docs(const std::string& file, const std::vector<YAML::Node>& docs, co
       diag.add(file, d.Mark(), "", "a flow is a map with `flow`, `source`, `steps` and `sinks`; see examples/");
       continue;
     }
-    p.flow(d, flows, names);
+    // The guard lets through only maps with text keys; yaml-cpp's own conversions may still
+    // throw on what it builds, and that must be an error, never a crash.
+    try {
+      p.flow(d, flows, names);
+    } catch (const YAML::Exception& e) {
+      diag.add(file, e.mark, "", "cannot read this flow: " + e.msg);
+    }
   }
 }
 

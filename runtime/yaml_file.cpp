@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/eventhandler.h>
 
+#include <cstdio>
 #include <map>
 #include <sstream>
 #include <unordered_map>
@@ -21,7 +22,10 @@ class Guard : public YAML::EventHandler {
  public:
   explicit Guard(const YamlLimits& limits) : limits_(limits) {}
 
-  void OnDocumentStart(const YAML::Mark&) override {
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > limits_.max_documents)
+      throw Refusal{mark, "more than " + std::to_string(limits_.max_documents) +
+                              " YAML documents in one file; give each flow its own file"};
     anchor_size_.clear();
     stack_.clear();
   }
@@ -31,6 +35,11 @@ class Guard : public YAML::EventHandler {
     leaf(mark, anchor, &value);
   }
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    // yaml-cpp builds `&a [*a]` as a node that contains itself: every walk over it never ends.
+    for (auto& f : stack_)
+      if (f.anchor == anchor)
+        throw Refusal{mark, "this alias refers to a node that contains it (a cycle); YAML aliases must refer to "
+                            "a node defined before them"};
     auto it = anchor_size_.find(anchor);
     uint64_t size = it == anchor_size_.end() ? 1 : it->second;
     alias_nodes_ += size;
@@ -66,11 +75,14 @@ class Guard : public YAML::EventHandler {
     key_or_value(mark, value);
   }
 
-  // In a map, every other child is a key: scalar keys must be unique.
+  // In a map, every other child is a key: text (a list, map, alias or nothing as a key is never
+  // what a flow means), and unique.
   void key_or_value(const YAML::Mark& mark, const std::string* scalar) {
     if (stack_.empty() || !stack_.back().is_map) return;
     Frame& f = stack_.back();
-    if (f.expect_key && scalar) {
+    if (f.expect_key && !scalar)
+      throw Refusal{mark, "a key must be text, not a list, a map, an alias or empty"};
+    if (f.expect_key) {
       auto [it, fresh] = f.keys.emplace(*scalar, mark);
       if (!fresh)
         throw Refusal{mark, "duplicate key '" + *scalar + "' (first at line " + std::to_string(it->second.line + 1) +
@@ -100,6 +112,7 @@ class Guard : public YAML::EventHandler {
   std::map<YAML::anchor_t, uint64_t> anchor_size_;
   uint64_t nodes_ = 0;
   uint64_t alias_nodes_ = 0;
+  int documents_ = 0;
 };
 
 // yaml-cpp's own message for a tab where indentation is expected is cryptic; say what it is.
@@ -116,10 +129,33 @@ std::string tab_hint(const std::string& text) {
   return "";
 }
 
+// YAML allows no control character but tab, LF and CR (YAML 1.2, 5.1), and yaml-cpp 0.7 loops
+// forever on some NULs: refuse them before it sees the text.
+bool control_characters(const std::string& name, const std::string& text, host::Diagnostics& diag) {
+  size_t line = 1, column = 1;
+  for (unsigned char c : text) {
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02X", c);
+      diag.errors.push_back(name + ":" + std::to_string(line) + ":" + std::to_string(column) + ": a control character (" +
+                            code + ") is not allowed in YAML; is this a flow file?");
+      return true;
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<YAML::Node> load_yaml_text(const std::string& name, const std::string& text, const YamlLimits& limits,
                                        host::Diagnostics& diag) {
+  if (control_characters(name, text, diag)) return {};
   try {
     std::istringstream scan(text);
     YAML::Parser parser(scan);

@@ -17,6 +17,8 @@ struct YamlLimits {
   // Nodes that aliases stand for, summed over a file; a legitimate flow shares a few small blocks.
   uint64_t max_alias_nodes = 100000;
   int max_depth = 64;
+  // yaml-cpp 0.7 can report empty documents without end on some malformed text.
+  int max_documents = 1000;
 };
 
 // The documents of `file`, or an empty vector with the reasons in diag.

@@ -5,8 +5,10 @@
 #
 # Installs the build and test dependencies (apt-get, only when something is missing), builds
 # everything in build-test/ with AddressSanitizer + UndefinedBehaviorSanitizer and with the
-# benchmarks (compiled, not run), then runs the whole ctest suite. The exit code is ctest's.
-# Extra arguments go to ctest, e.g. `bash scripts/test.sh -R Engine`.
+# benchmarks (compiled, not run), runs the whole ctest suite, then every fuzz target for a short
+# while (scripts/fuzz.sh, $EDGEFLOW_FUZZ_SECONDS each, default 20; 0 skips it). The exit code is
+# ctest's, or the fuzzers' when ctest passed. Extra arguments go to ctest, e.g.
+# `bash scripts/test.sh -R Engine`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,4 +45,10 @@ started=$SECONDS
 status=0
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600 "$@" || status=$?
 echo "ctest finished in $((SECONDS - started))s with status $status"
+
+fuzz_seconds="${EDGEFLOW_FUZZ_SECONDS:-20}"
+if [[ $status -eq 0 && $fuzz_seconds -gt 0 ]]; then
+  step "fuzz every target for ${fuzz_seconds}s (scripts/fuzz.sh)"
+  bash scripts/fuzz.sh all "$fuzz_seconds" || status=$?
+fi
 exit "$status"

@@ -65,9 +65,11 @@
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -616,6 +618,9 @@ inline void append_scalar(std::string& out, Oid type, std::string_view text) {
       if (text == "NaN" || text == "Infinity" || text == "-Infinity") {
         append_json_string(out, text);
       } else if (is_json_number(text, /*integer=*/false)) {
+        // A server prints nothing beyond a double; a hostile stream could, and JSON readers
+        // refuse such a number.
+        if (std::isinf(std::strtod(std::string(text).c_str(), nullptr))) fail(type, "beyond the range of a double", text);
         out += text;
       } else {
         fail(type, "not a number", text);

@@ -41,6 +41,12 @@ EDGEFLOW_TEST_DEPS=(
   wrk         # bench/http: the load generator (64 keep-alive connections)
 )
 
+# What scripts/fuzz.sh needs on top of the build deps: clang with libFuzzer's runtime.
+EDGEFLOW_FUZZ_DEPS=(
+  clang
+  libclang-rt-14-dev
+)
+
 # What a machine needs to *run* a release build (the .deb and the container declare the same).
 EDGEFLOW_RUNTIME_DEPS=(
   libyaml-cpp0.7

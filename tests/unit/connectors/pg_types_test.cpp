@@ -164,6 +164,16 @@ TEST(PgTypes, FloatsAreNumbersExceptNonFinite) {
   expect_error(oid::kFloat8, "1.", "not a number");
   expect_error(oid::kFloat8, ".5", "not a number");
   expect_error(oid::kFloat8, "1e", "not a number");
+  // Found by fuzz_pgoutput: valid JSON grammar that no JSON reader takes as a number.
+  expect_error(oid::kFloat8, "1e+900", "beyond the range of a double");
+}
+
+TEST(PgTypes, JsonValuesAreCheckedAndTextIsAlwaysValidUtf8) {
+  EXPECT_EQ(J(oid::kJsonb, R"({"a": [1, null]})"), R"({"a": [1, null]})");
+  expect_error(oid::kJson, "{\"a\": ", "not JSON");
+  expect_error(oid::kJsonb, "[1] [2]", "text after the JSON value");
+  expect_error(oid::kJson, "\"\xff\"", "not JSON");
+  EXPECT_EQ(J(oid::kText, "caf\xc3\xa9 \xff\xfe"), "\"caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\"");
 }
 
 TEST(PgTypes, TextTypesAreEscapedStrings) {

@@ -210,6 +210,27 @@ TEST_F(Config, DuplicateKeysAreErrorsNamingBothLines) {
   EXPECT_NE(e.find(at("2:1: duplicate key 'flow' (first at line 1)")), std::string::npos) << e;
 }
 
+TEST_F(Config, AnAliasInsideItsOwnAnchorIsRefused) {
+  // Found by fuzz_flow: yaml-cpp builds a node that contains itself, and reading it never ends.
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\ndescription: &a [x, *a]\n");
+  EXPECT_NE(e.find(at("4:21: this alias refers to a node that contains it (a cycle)")), std::string::npos) << e;
+}
+
+TEST_F(Config, TextThatYamlCppReadsAsEndlessDocumentsIsRefused) {
+  // Found by fuzz_flow: yaml-cpp 0.7 reports an empty document after an empty document here.
+  std::string e = errors(", *a: &a [*a]\nc: n*b,*b, *b]\n");
+  EXPECT_NE(e.find("more than 1000 YAML documents in one file"), std::string::npos) << e;
+}
+
+TEST_F(Config, KeysAreText) {
+  // Found by fuzz_flow: a list as a key made yaml-cpp's conversion throw past the loader.
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\nsteps:\n  - type: map\n"
+                         "?   unmapped: drop\n    set: { a: b }\n");
+  EXPECT_NE(e.find("a key must be text, not a list, a map, an alias or empty"), std::string::npos) << e;
+  e = errors("flow: f\n? [a, b]\n: x\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("2:3: a key must be text")), std::string::npos) << e;
+}
+
 TEST_F(Config, NestingIsBounded) {
   std::string deep = "flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\ndescription: " +
                      std::string(200, '[') + std::string(200, ']') + "\n";
@@ -250,6 +271,13 @@ TEST_F(Config, OnlyRegularFilesAreReadAndAFifoNeverHangs) {
   e = errors("flow: f\nsource: { type: sequence, tags: [\"${file:" + big + "}\"] }\nsinks: { out: { type: flaky } }\n");
   EXPECT_NE(e.find("is 1048577 bytes, over the limit of 1048576 bytes; ${file:...} is for secrets and keys, not data"),
             std::string::npos) << e;
+}
+
+TEST_F(Config, ControlCharactersAreRefusedBeforeTheYamlParserSeesThem) {
+  // Found by fuzz_flow: yaml-cpp 0.7 never returns from this one (NULs in a comment).
+  std::string e = errors(std::string("flow: f\n# a comment\0\0 with NULs\nsource: { type: sequence }\n", 59) +
+                         "sinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("2:12: a control character (0x00) is not allowed in YAML")), std::string::npos) << e;
 }
 
 TEST_F(Config, TabsInIndentationAreNamed) {
