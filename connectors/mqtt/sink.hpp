@@ -79,8 +79,9 @@ class MqttSink : public sdk::Sink {
   MqttSink(sdk::Context c, Config cfg)
       : Sink(c), cfg_(std::move(cfg)), session_(setup_client(c, cfg_, true), cfg_), backoff_(cfg_.reconnect_backoff, cfg_.reconnect_max_backoff) {
     topic_ = expr::compile_template(c, "topic", cfg_.topic);
-    // A template that itself starts with $ may publish there; a value never makes a $ topic.
-    dollar_ok_ = !cfg_.topic.empty() && cfg_.topic[0] == '$';
+    // A template whose own text starts with $ may publish there; a value never makes a $ topic
+    // ("${x}/..." starts with a value, "$${..." with a literal "${").
+    dollar_ok_ = cfg_.topic.rfind('$', 0) == 0 && cfg_.topic.rfind("${", 0) != 0;
     if (auto* o = cfg_.user_properties.object()) {
       if (session_.version() != Version::v5)
         throw Error(c.where("user_properties") + ": user_properties: MQTT 3.1.1 has no user properties; set protocol: 5");
@@ -171,12 +172,19 @@ class MqttSink : public sdk::Sink {
     props.list.clear();
     try {
       topic = topic_.render(m);
-      for (auto& [name, e] : props_) {
-        std::string v = expr::required_text(expr::eval_option(e, "user_properties." + name, m), "user_properties." + name);
-        props.add_user(name, std::move(v));
-      }
     } catch (const expr::EvalError& e) {
       return std::string("topic: ") + e.what();
+    }
+    for (auto& [name, e] : props_) {
+      std::string v;
+      try {
+        v = expr::required_text(expr::eval_option(e, "user_properties." + name, m), "user_properties." + name);
+      } catch (const expr::EvalError& err) {
+        return err.what();
+      }
+      // Checked like a header: a broker closes the connection on a malformed string.
+      if (auto why = utf8_problem(v)) return "user_properties." + name + ": " + *why;
+      props.add_user(name, std::move(v));
     }
     if (auto why = topic_name_problem(topic)) return "topic \"" + printable(topic) + "\": " + *why;
     if (topic[0] == '$' && !dollar_ok_)

@@ -260,6 +260,32 @@ TEST_P(MqttTest, TopicsThatMustNotBePublishedGoToTheDeadLetterAndTheRestGoOn) {
   EXPECT_EQ(meta(seen[1], "mqtt.topic"), "devices/ok2/temp");
 }
 
+TEST_P(MqttTest, AValueNeverMakesADollarTopicAndBadUserPropertiesGoToTheDeadLetter) {
+  RunningSource<MqttSource> all(client("client_id: spy2\nclean_start: true\ntopics: [\"#\"]\nqos: 1\n"));
+  ASSERT_TRUE(logged(all.harness(), "subscribed to"));
+  // The template starts with a value: "$SYS" from a message is refused, not published there.
+  std::string props = protocol() == "5" ? "user_properties: { site: site }\n" : "";
+  Harness<MqttSink> sink(client("topic: ${root}/x\nqos: 1\n" + props));
+  std::vector<Input> in{{.payload = R"({"root":"$SYS","site":"s"})"}};
+  if (protocol() == "5") in.push_back({.payload = R"({"root":"r","site":"bell\u0007"})"});
+  in.push_back({.payload = R"({"root":"ok","site":"s"})"});
+  sink.write(in);
+  auto acks = sink.wait_acks(in.size());
+  ASSERT_EQ(acks.size(), in.size());
+  EXPECT_EQ(acks[0].status, EF_ACK_REJECTED);
+  EXPECT_NE(acks[0].reason.find("a topic starting with $ is reserved for the broker"), std::string::npos) << acks[0].reason;
+  if (protocol() == "5") {
+    EXPECT_EQ(acks[1].status, EF_ACK_REJECTED);
+    EXPECT_NE(acks[1].reason.find("user_properties.site: contains a control character"), std::string::npos)
+        << acks[1].reason;
+  }
+  EXPECT_EQ(acks.back().status, EF_ACK_DELIVERED) << acks.back().reason;
+  // The connection survived: nothing reconnected, and only the good one reached the broker.
+  ASSERT_TRUE(all.harness().wait_emitted(1));
+  EXPECT_EQ(meta(all.harness().emitted()[0], "mqtt.topic"), "ok/x");
+  EXPECT_EQ(sink.metric("reconnects").value_or(0), 0);
+}
+
 TEST_P(MqttTest, TheKeepAliveNoticesABrokerThatStoppedAnswering) {
   Harness<MqttSink> sink(client("topic: k\nkeep_alive: 1s\nconnect_timeout: 1s\nreconnect_backoff: 50ms\nreconnect_max_backoff: 200ms\n"));
   sink.start();
