@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -132,7 +133,35 @@ inline Conf client_conf(const Context& ctx, const ClientOptions& o, const std::v
 struct Handler {
   virtual ~Handler() = default;
   virtual const Context& log_context() const = 0;
+  // The last error librdkafka reported (a refused connection, a name that does not resolve).
+  void note_error(const char* reason) {
+    std::lock_guard lock(error_mutex_);
+    last_error_ = reason;
+  }
+  std::string last_error() const {
+    std::lock_guard lock(error_mutex_);
+    return last_error_;
+  }
+
+ private:
+  mutable std::mutex error_mutex_;
+  std::string last_error_;
 };
+
+// Throws unless a broker answers within timeout_ms. A flow whose brokers cannot be reached fails
+// its start, so it shows as not ready with librdkafka's reason (and is started again with
+// backoff) instead of running while nothing moves.
+inline void check_reachable(rd_kafka_t* rk, const Handler& h, const std::string& brokers, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, nullptr, &md, timeout_ms);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_metadata_destroy(md);
+    return;
+  }
+  std::string why = h.last_error();
+  throw Error("cannot reach the Kafka brokers " + brokers + " within " + std::to_string(timeout_ms / 1000) +
+              " s: " + (why.empty() ? std::string(rd_kafka_err2str(e)) : why));
+}
 
 // Makes `h` the handle's opaque and sends librdkafka's own log lines to the instance's log.
 inline void attach(rd_kafka_conf_t* conf, Handler* h) {

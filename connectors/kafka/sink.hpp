@@ -139,6 +139,7 @@ class KafkaSink : public sdk::Sink, public Handler {
     poller_ = std::thread([this] {
       while (running_) rd_kafka_poll(rk_, 100);
     });
+    check_reachable(rk_, *this, cfg_.brokers, kReachTimeoutMs);
     // A fixed topic's metadata now, not when the first message waits for it (and the flow fills
     // up meanwhile). Only a warm-up: a broker that does not answer yet is retried by librdkafka.
     if (cfg_.topic.find("${") == std::string::npos) {
@@ -161,6 +162,8 @@ class KafkaSink : public sdk::Sink, public Handler {
   }
 
  private:
+  static constexpr int kReachTimeoutMs = 10000;
+
   void produce(Message m) {
     std::string rendered, key;
     int32_t partition = RD_KAFKA_PARTITION_UA;
@@ -252,6 +255,7 @@ class KafkaSink : public sdk::Sink, public Handler {
   }
 
   void client_error(rd_kafka_t* rk, int err, const char* why) {
+    note_error(why);
     if (err != RD_KAFKA_RESP_ERR__FATAL) {
       context().warn(std::string("Kafka: ") + why);
       return;

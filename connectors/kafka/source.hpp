@@ -175,6 +175,7 @@ class KafkaSource : public sdk::Source, public Handler {
     rd_kafka_poll_set_consumer(rk_);
     queue_ = rd_kafka_queue_get_consumer(rk_);
     last_commit_ = Clock::now();
+    check_reachable(rk_, *this, cfg_.brokers, kMetadataTimeoutMs);
     if (standalone()) {
       assign_all();
       return;
@@ -438,6 +439,7 @@ class KafkaSource : public sdk::Source, public Handler {
   }
 
   void client_error(rd_kafka_resp_err_t err, const char* reason) {
+    note_error(reason);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
       fail_fatal();
       return;

@@ -15,6 +15,17 @@ using edgeflow::test::TempDir;
 
 namespace {
 
+// What `curl -s URL` prints (the answer's body, then its status on a line of its own).
+std::string curl(const std::string& url) {
+  std::string out;
+  if (FILE* p = popen(("curl -s -w '\\n%{http_code}' " + url).c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+
 long id_of(const std::string& value) {
   size_t at = value.find("\"id\":");
   return at == std::string::npos ? -1 : std::stol(value.substr(at + 5));
@@ -96,6 +107,30 @@ TEST_F(KafkaDaemon, ABrokerDownAndBackLosesNothing) {
   EXPECT_EQ(ids.size(), 300u);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
+}
+
+TEST_F(KafkaDaemon, AnUnreachableBrokerMakesTheFlowNotReadyWithLibrdkafkasReason) {
+  int dead = edgeflow::test::free_loopback_port(), admin = edgeflow::test::free_loopback_port();
+  std::string f = dir.write("dead.yaml", "flow: dead\nsource: { type: generate }\nsinks:\n  out: { type: kafka, brokers: "
+                                         "\"127.0.0.1:" + std::to_string(dead) + "\", topic: out }\n");
+  Daemon d({"run", "--state-dir", dir.file("state"), "--admin", "127.0.0.1:" + std::to_string(admin), f}, dir.file("err.log"));
+  std::string base = "http://127.0.0.1:" + std::to_string(admin);
+  // The sink's start fails after 10 s without an answer; the flow then waits to start again.
+  std::string ready, flows;
+  ASSERT_TRUE(edgeflow::test::poll_until(
+      [&] {
+        ready = curl(base + "/ready");
+        flows = curl(base + "/flows");
+        return ready.find("\n503") != std::string::npos && flows.find("cannot reach the Kafka brokers") != std::string::npos;
+      },
+      std::chrono::seconds(60)))
+      << ready << "\n" << flows;
+  EXPECT_NE(ready.find(R"("flow":"dead")"), std::string::npos) << ready;
+  EXPECT_NE(flows.find("cannot reach the Kafka brokers 127.0.0.1:" + std::to_string(dead) + " within 10 s: "),
+            std::string::npos) << flows;
+  EXPECT_NE(flows.find("Connection refused"), std::string::npos) << flows;
+  d.signal(SIGTERM);
+  d.wait();
 }
 
 TEST_F(KafkaDaemon, AMessageThatCannotBeWrittenGoesToTheDeadLetterAndTheFlowGoesOn) {
