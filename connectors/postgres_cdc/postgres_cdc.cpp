@@ -603,8 +603,15 @@ class PostgresCdcSource : public Source {
     uint64_t token = own ? tracker_.open() : txn_;
     out_.assign(R"({"op":"m","message":{"prefix":)");
     append_json_string(out_, m.prefix);
-    out_ += R"(,"content":)";
-    append_json_string(out_, m.content);
+    // pg_logical_emit_message takes bytea: content that is not UTF-8 is kept exactly, in base64.
+    if (edgeflow::sdk::expr::is_utf8(m.content)) {
+      out_ += R"(,"content":)";
+      append_json_string(out_, m.content);
+    } else {
+      out_ += R"(,"content_base64":")";
+      pg::append_base64(out_, m.content);
+      out_ += '"';
+    }
     out_ += R"(,"transactional":)";
     out_ += m.transactional() ? "true" : "false";
     out_ += R"(},"source":)";

@@ -271,8 +271,10 @@ TEST_F(PostgresCdc, ColumnsAddedAndDroppedMidStreamArePickedUp) {
 TEST_F(PostgresCdc, TransactionEventsAndLogicalMessages) {
   Cdc cdc(config("transaction_events: true\n"), state);
   pg.psql("BEGIN; INSERT INTO items VALUES (1, 'a', 1); SELECT pg_logical_emit_message(true, 'outbox', '{\"order\":1}'); COMMIT;"
-          "SELECT pg_logical_emit_message(false, 'ping', 'x')");
-  auto ev = cdc.take(5);
+          "SELECT pg_logical_emit_message(false, 'ping', 'x');"
+          // bytea content that is not UTF-8: kept exactly, in base64, and the event is still JSON.
+          "SELECT pg_logical_emit_message(false, 'bin', '\\xff00fe'::bytea)");
+  auto ev = cdc.take(6);
   EXPECT_EQ(str(ev[0]["op"]), "begin");
   EXPECT_EQ(str(ev[1]["op"]), "c");
   EXPECT_EQ(str(ev[2]["op"]), "m");
@@ -283,6 +285,9 @@ TEST_F(PostgresCdc, TransactionEventsAndLogicalMessages) {
   EXPECT_EQ(ev[3]["events"].GetInt(), 2);
   EXPECT_EQ(str(ev[4]["op"]), "m");
   EXPECT_FALSE(ev[4]["message"]["transactional"].GetBool());
+  EXPECT_EQ(str(ev[5]["message"]["prefix"]), "bin");
+  EXPECT_FALSE(ev[5]["message"].HasMember("content"));
+  EXPECT_EQ(str(ev[5]["message"]["content_base64"]), "/wD+");
   EXPECT_TRUE(wait_confirmed_at_least(current_lsn()));
 }
 
