@@ -153,6 +153,47 @@ TEST(HttpSource, HmacSignatureStaleTimestampAndReplay) {
   EXPECT_EQ(h.emitted_count(), 2u);
 }
 
+TEST(HttpSource, TheReplayWindowSurvivesARestart) {
+  int port = free_loopback_port();
+  TempDir state;
+  const std::string body = R"({"event":"paid"})", ts = now_s();
+  Headers signed_once{{"X-Edgeflow-Timestamp", ts}, {"X-Edgeflow-Signature", sign("hmac-key", ts, body)}};
+  const std::string config = yaml(port, "hmac_secret: hmac-key\n");
+  {
+    RunningSource<HttpSource> src(config, {.state_dir = state.path().string(), .name = "hooks"});
+    auto first = post_async(port, "/hook", body, signed_once);
+    ack_nth(src.harness(), 1);
+    EXPECT_EQ(first.get().status, 202);
+  }
+  // A new process would start the same way: the signature is still refused within its window.
+  RunningSource<HttpSource> again(config, {.state_dir = state.path().string(), .name = "hooks"});
+  Response replay = http_request(port, "POST", "/hook", body, signed_once);
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_EQ(error_of(replay), "signature already used (replay)");
+  EXPECT_EQ(again.harness().emitted_count(), 0u);
+  // It is the state directory that remembers: the window is in a file there.
+  bool kept = false;
+  for (auto& e : std::filesystem::directory_iterator(state.path())) kept |= e.path().extension() == ".replay";
+  EXPECT_TRUE(kept) << state.path();
+}
+
+TEST(HttpSource, AWebhookBeyondLoopbackNeedsAuthenticationOrAnExplicitAuthNone) {
+  int port = free_loopback_port();
+  try {
+    Harness<HttpSource> open("listen: 0.0.0.0:" + std::to_string(port) + "\npath: /hook\n");
+    ADD_FAILURE() << "an unauthenticated webhook on 0.0.0.0 was accepted";
+  } catch (const edgeflow::testing::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is reachable beyond this machine and the webhook has no authentication: set "
+                                         "bearer_token or hmac_secret, or write `auth: none`"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(Harness<HttpSource>("listen: 0.0.0.0:" + std::to_string(port) + "\npath: /hook\nauth: none\n"));
+  EXPECT_NO_THROW(Harness<HttpSource>("listen: 0.0.0.0:" + std::to_string(port) + "\npath: /hook\nbearer_token: t0ken-t0ken\n"));
+  EXPECT_THROW(Harness<HttpSource>("listen: 0.0.0.0:" + std::to_string(port) + "\npath: /hook\nauth: none\nbearer_token: t\n"),
+               edgeflow::testing::ConfigError);
+}
+
 TEST(HttpSource, BodySizeLimitAndRateLimit) {
   int port = free_loopback_port();
   RunningSource<HttpSource> src(yaml(port, "format: raw\nmax_body_bytes: 16\nrate_limit: 0.05\nrate_burst: 3\n"));

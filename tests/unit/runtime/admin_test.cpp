@@ -256,6 +256,25 @@ max_in_flight: 100
   EXPECT_NE(unknown.body.find("it has source, steps[0], sinks.out, dead_letter"), std::string::npos) << unknown.body;
 }
 
+TEST_F(Admin, ABlankDirectoryOrUnreadableTokenFileStopsTheStart) {
+  std::string flow = dir.write("f.yaml", "flow: f\nsource: { type: sequence, count: 1 }\nsinks: { out: { type: flaky } }\n");
+  std::string run = std::string(EDGEFLOW_BIN) + " run --plugin-dir " + EDGEFLOW_TEST_PLUGIN_DIR + " --state-dir " +
+                    dir.file("s") + " --admin 127.0.0.1:0 ";
+  dir.write("blank", "  \n");
+  auto [blank, rc1] = sh(run + "--admin-token-file " + dir.file("blank") + " " + flow + " 2>&1");
+  EXPECT_EQ(rc1, 2) << blank;
+  EXPECT_NE(blank.find("the admin token (--admin-token-file or $EDGEFLOW_ADMIN_TOKEN) is empty"), std::string::npos) << blank;
+  auto [is_dir, rc2] = sh(run + "--admin-token-file " + dir.path().string() + " " + flow + " 2>&1");
+  EXPECT_EQ(rc2, 2) << is_dir;
+  EXPECT_NE(is_dir.find("is a directory, not a file"), std::string::npos) << is_dir;
+  auto [missing, rc3] = sh(run + "--admin-token-file " + dir.file("none") + " " + flow + " 2>&1");
+  EXPECT_EQ(rc3, 2) << missing;
+  EXPECT_NE(missing.find("cannot read it: No such file or directory"), std::string::npos) << missing;
+  auto [env_blank, rc4] = sh("EDGEFLOW_ADMIN_TOKEN=' ' " + run + flow + " 2>&1");
+  EXPECT_EQ(rc4, 2) << env_blank;
+  EXPECT_NE(env_blank.find("is empty"), std::string::npos) << env_blank;
+}
+
 TEST_F(Admin, TokenIsEnforcedAndRequiredOffLoopback) {
   load(R"(flow: f
 source: { type: sequence, count: 1 }
