@@ -174,14 +174,8 @@ RequestParser::Result RequestParser::feed(std::string_view& in) {
       case State::idle:
         // RFC 9112 2.2: empty lines before a request line are ignored.
         while (in.size() >= 2 && in[0] == '\r' && in[1] == '\n') in.remove_prefix(2);
-        if (in.empty() || (in.size() == 1 && in[0] == '\r')) {
-          if (!in.empty()) {
-            head_ += '\r';
-            in.remove_prefix(1);
-            state_ = State::head;
-          }
-          return Result::need_more;
-        }
+        // A CR alone may be the first half of an empty line: left unconsumed until its LF comes.
+        if (in.empty() || (in.size() == 1 && in[0] == '\r')) return Result::need_more;
         state_ = State::head;
         break;
       case State::head: {
@@ -349,7 +343,6 @@ bool RequestParser::parse_request_line(std::string_view line) {
 
 RequestParser::Result RequestParser::parse_head() {
   std::string_view head = head_;
-  while (head.substr(0, 2) == "\r\n") head.remove_prefix(2);  // a leading empty line split across reads
   // Every line ends in CRLF: a bare CR or LF is how requests get smuggled past a proxy.
   for (size_t i = 0; i < head.size(); ++i) {
     if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) return fail(400, "a bare CR in the request head");

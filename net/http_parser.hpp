@@ -58,7 +58,7 @@ struct ParseLimits {
 class RequestParser {
  public:
   enum class Result {
-    need_more,   // every byte given was consumed
+    need_more,   // more bytes are needed (all given were consumed, but a CR alone between requests)
     head_ready,  // the head is parsed: set the body limit (body_limit) before feeding more
     complete,    // request() holds the whole request; bytes after it were not consumed
     failed,      // status() and error() say why; nothing more is read

@@ -55,7 +55,13 @@ class Core : public std::enable_shared_from_this<Core> {
   };
 
   Core(ServerSettings s, Handler& h) : settings_(std::move(s)), handler_(h) {}
-  ~Core() { release(); }
+  // The eventfd lives as long as the Core, which every Reply holds: a post() racing stop() never
+  // writes to a descriptor number reused meanwhile.
+  ~Core() {
+    release();
+    for (int fd : {epoll_fd_, wake_fd_})
+      if (fd >= 0) ::close(fd);
+  }
 
   void start() {
     std::string where = settings_.listen;
@@ -165,12 +171,12 @@ class Core : public std::enable_shared_from_this<Core> {
     std::shared_ptr<Reply> reply;
   };
 
+  // The port is free again once stop() returns.
   void release() {
-    for (int* fd : {&listen_fd_, &epoll_fd_, &wake_fd_})
-      if (*fd >= 0) {
-        ::close(*fd);
-        *fd = -1;
-      }
+    if (listen_fd_ >= 0) {
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+    }
     if (tls_) {
       SSL_CTX_free(tls_);
       tls_ = nullptr;
@@ -213,7 +219,7 @@ class Core : public std::enable_shared_from_this<Core> {
     epoll_event events[256];
     auto next_sweep = Clock::now() + kSweepEvery;
     for (;;) {
-      int n = ::epoll_wait(epoll_fd_, events, 256, int(kSweepEvery.count()));
+      int n = ::epoll_wait(epoll_fd_, events, 256, ready_.empty() ? int(kSweepEvery.count()) : 0);
       {
         std::lock_guard lock(mutex_);
         if (stopped_) break;
@@ -225,14 +231,14 @@ class Core : public std::enable_shared_from_this<Core> {
         else if (Conn* c = find(id)) on_event(*c, events[i].events);
       }
       // Connections that went back to reading after an answer: their next request may be
-      // buffered already (pipelining, TLS records), which no readiness event would report.
-      while (!ready_.empty()) {
-        std::vector<uint64_t> ready;
-        ready.swap(ready_);
-        for (uint64_t id : ready)
-          if (Conn* c = find(id); c && c->phase == Phase::reading && process(*c))
-            if (Conn* still = find(id); still && still->phase == Phase::reading) do_read(*still);
-      }
+      // buffered already (pipelining, TLS records), which no readiness event would report. Once a
+      // turn, so a pipelining client cannot keep the loop from the others.
+      std::vector<uint64_t> ready;
+      ready.swap(ready_);
+      for (uint64_t id : ready)
+        if (Conn* c = find(id); c && c->phase == Phase::reading && process(*c))
+          if (Conn* still = find(id); still && still->phase == Phase::reading && still->ssl && SSL_pending(still->ssl))
+            do_read(*still);
       auto now = Clock::now();
       if (now >= next_sweep) {
         sweep(now);
@@ -423,7 +429,8 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void do_read(Conn& c) {
     char buf[16384];
-    while (c.phase == Phase::reading) {
+    // At most 16 reads a turn: epoll reports the rest again, after the other connections.
+    for (int turn = 0; turn < 16 && c.phase == Phase::reading; ++turn) {
       size_t got = 0;
       Io r = io_read(c, buf, sizeof buf, got);
       if (r == Io::ok) {
@@ -553,7 +560,13 @@ class Core : public std::enable_shared_from_this<Core> {
       c.deadline = Clock::now() + settings_.write_timeout;
       if (c.phase == Phase::streaming && c.reply) {
         size_t left = c.reply->unsent_.load();
-        c.reply->unsent_.store(left > put ? left - put : 0);
+        while (!c.reply->unsent_.compare_exchange_weak(left, left > put ? left - put : 0)) {
+        }
+      }
+      // A stream that never quite catches up would otherwise keep everything it ever sent.
+      if (c.out_off >= 65536) {
+        c.out.erase(0, c.out_off);
+        c.out_off = 0;
       }
     }
     c.out.clear();
@@ -589,12 +602,11 @@ class Core : public std::enable_shared_from_this<Core> {
     char buf[16384];
     for (int i = 0; i < 16; ++i) {
       ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-      if (n > 0) continue;
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n < 0 && errno == EINTR) continue;
-      break;
+      return close_conn(c);  // the client closed (or the connection failed)
     }
-    close_conn(c);
+    // Still sending: the next event reads on, until the client stops or the deadline passes.
   }
 
   void drain_posted() {
@@ -647,7 +659,12 @@ class Core : public std::enable_shared_from_this<Core> {
           break;
         case Phase::dispatched:
           if (c->reply && c->reply->timeout_answer_ && c->reply->claim()) {
-            Response r = c->reply->timeout_answer_();
+            Response r;
+            try {
+              r = c->reply->timeout_answer_();
+            } catch (const std::exception& e) {
+              r = error_response(504, std::string("no answer in time (") + e.what() + ")");
+            }
             std::string bytes;
             serialize(r, c->reply->keep_alive_, c->head_only, bytes);
             start_write(*c, std::move(bytes), !c->reply->keep_alive_ || r.close);

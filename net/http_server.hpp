@@ -2,7 +2,7 @@
 // writes every connection, so an open connection costs a socket and a few KiB, never a thread:
 // a thousand slow clients do not delay anyone else (docs/architecture.md, "The HTTP server").
 // Requests are framed strictly (http_parser.hpp) under deadlines: the whole head within
-// head_timeout, no pause longer than body_timeout in a body, answers read within write_timeout.
+// head_timeout, no pause longer than body_timeout in a body or write_timeout in an answer.
 // Connections are capped per listener and per client address. A complete request goes to a small
 // pool of handler threads; the handler answers through its Reply at once or later, from any
 // thread (the webhook answers when the flow has acknowledged the event).

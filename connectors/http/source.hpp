@@ -100,9 +100,12 @@ class ReplayCache {
     return fresh;
   }
   // A request answered "send again" (429, 503, 504) gives its signature back, so the retry passes.
-  void forget(const std::string& sig) {
+  // Best effort on disk, and never a rewrite: it runs on the server's event loop too (at 504).
+  void forget(const std::string& sig) noexcept {
     std::lock_guard lock(mutex_);
-    if (erase(sig)) append("- " + sig + "\n");
+    if (!erase(sig) || fd_ < 0) return;
+    std::string line = "- " + sig + "\n";
+    if (sdk::write_all(fd_, line.data(), line.size())) ++lines_;
   }
 
  private:

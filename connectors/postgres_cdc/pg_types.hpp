@@ -618,9 +618,12 @@ inline void append_scalar(std::string& out, Oid type, std::string_view text) {
       if (text == "NaN" || text == "Infinity" || text == "-Infinity") {
         append_json_string(out, text);
       } else if (is_json_number(text, /*integer=*/false)) {
-        // A server prints nothing beyond a double; a hostile stream could, and JSON readers
-        // refuse such a number.
-        if (std::isinf(std::strtod(std::string(text).c_str(), nullptr))) fail(type, "beyond the range of a double", text);
+        // A server prints nothing beyond a double; a hostile stream could, and JSON readers refuse
+        // such a number (RapidJSON any exponent over 308, even 0e+500).
+        size_t e = text.find_first_of("eE");
+        bool big_exponent = e != std::string_view::npos && std::strtol(std::string(text.substr(e + 1)).c_str(), nullptr, 10) > 308;
+        if (big_exponent || std::isinf(std::strtod(std::string(text).c_str(), nullptr)))
+          fail(type, "beyond the range of a double", text);
         out += text;
       } else {
         fail(type, "not a number", text);

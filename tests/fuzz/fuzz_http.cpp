@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       p.reset();
       continue;
     }
-    if (rest.empty() && r == RequestParser::Result::need_more && in.empty()) break;
+    if (rest.empty() && r == RequestParser::Result::need_more) break;
   }
   p.end_of_input();
   return 0;

@@ -166,6 +166,8 @@ TEST(PgTypes, FloatsAreNumbersExceptNonFinite) {
   expect_error(oid::kFloat8, "1e", "not a number");
   // Found by fuzz_pgoutput: valid JSON grammar that no JSON reader takes as a number.
   expect_error(oid::kFloat8, "1e+900", "beyond the range of a double");
+  expect_error(oid::kFloat8, "0e+500", "beyond the range of a double");
+  EXPECT_EQ(J(oid::kFloat8, "4.9e-324"), "4.9e-324");
 }
 
 TEST(PgTypes, JsonValuesAreCheckedAndTextIsAlwaysValidUtf8) {
