@@ -1,6 +1,6 @@
 // Webhook ingress: `wrk` posting a ~100 B JSON event over 64 concurrent keep-alive connections,
-// first to a minimal Poco echo server (the ceiling: the same HTTP stack with nothing behind it),
-// then to the daemon running http source -> map -> drop, where every 202 means the event went
+// first to a minimal Poco echo server (the peer: a common C++ HTTP stack with nothing behind it,
+// thread per connection), then to the daemon running http source -> map -> drop, where every 202 means the event went
 // through the flow and was acknowledged. Same wrk settings for both, in the same run; two rounds,
 // alternating, so a noisy neighbour shows as a difference between rounds.
 //
@@ -243,7 +243,8 @@ int main() {
       threads = env_int("BENCH_HTTP_THREADS", 2);
   std::string dir = temp_dir();
   std::string echo_bin = (std::filesystem::path(program_invocation_name).parent_path() / "bench_http_echo").string();
-  std::printf("wrk -t%d -c%d -d%ds --latency, POST of a 104 B JSON event; server threads 128 on both\n", threads, conns, seconds);
+  std::printf("wrk -t%d -c%d -d%ds --latency, POST of a 104 B JSON event; poco: 128 threads, edgeflow: event loop + 4\n",
+              threads, conns, seconds);
   std::printf("%-28s %10s %9s %11s %10s %9s %8s %8s\n", "", "req/s", "p99 ms", "cpu us/req", "cpu s", "RSS KiB", "non-2xx",
               "of echo");
   for (int round = 1; round <= 2; ++round) {

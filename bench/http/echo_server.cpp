@@ -1,6 +1,6 @@
-// The ceiling bench/http measures the webhook source against: a minimal Poco HTTPServer with the
-// same server settings as the source's listener (thread per keep-alive connection), which reads
-// the request body and sends it back. Usage: echo_server <port> <threads>; runs until SIGTERM.
+// The peer bench/http measures the webhook source against: a minimal Poco HTTPServer (thread per
+// keep-alive connection, the webhook source's server until it got its own), which reads the
+// request body and sends it back. Usage: echo_server <port> <threads>; runs until SIGTERM.
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
