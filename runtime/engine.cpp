@@ -55,6 +55,9 @@ void smooth(std::atomic<uint64_t>& avg, uint64_t ns, unsigned shift) {
 // stays in cache and a fast source does not fill memory with parsed messages.
 constexpr size_t kQueuedBatches = 2;
 
+// The longest a sink's flush() blocks during a drain: how soon a second SIGTERM takes effect.
+constexpr std::chrono::milliseconds kDrainSlice{100};
+
 Instance* I(ef_ctx* c) { return reinterpret_cast<Instance*>(c); }
 ef_ctx* C(Instance* i) { return reinterpret_cast<ef_ctx*>(i); }
 FlowMessage* FM(ef_message* m) { return static_cast<FlowMessage*>(host::M(m)); }
@@ -1091,20 +1094,28 @@ void Flow::deliver_acks() {
 
 void Flow::drain() {
   set_state(FlowState::draining);
-  auto flush = [&](Instance& inst) {
-    if (inst.comp->flush && inst.comp->flush(inst.self, int32_t(spec_.drain_timeout.count())) != EF_OK)
-      fail(inst, "flush failed: " + inst.last_error);
-  };
-  for (auto& s : sinks_) flush(s.inst);
-  pump();
-  flush(dlq_.inst);
   auto deadline = stop_ ? Clock::now() + spec_.drain_timeout : Clock::time_point::max();
+  // Sinks flush in slices of what is left of drain_timeout, so the drain ends on time and a second
+  // stop request (force_) is heard within one slice, even while a sink waits for its server.
+  auto flush_all = [&] {
+    auto left = deadline == Clock::time_point::max()
+                    ? spec_.drain_timeout
+                    : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    int32_t slice = int32_t(std::clamp<int64_t>(left.count(), 0, kDrainSlice.count()));
+    for (auto& s : sinks_)
+      if (s.inst.comp->flush && s.inst.comp->flush(s.inst.self, slice) != EF_OK) fail(s.inst, "flush failed: " + s.inst.last_error);
+    if (dlq_.inst.comp->flush && dlq_.inst.comp->flush(dlq_.inst.self, slice) != EF_OK)
+      fail(dlq_.inst, "flush failed: " + dlq_.inst.last_error);
+  };
+  flush_all();
+  pump();
   while (stats_.in_flight.load() > 0 && !failed_ && !force_) {
     // A stop asked for while the source finished on its own bounds the remaining wait.
     if (stop_ && deadline == Clock::time_point::max()) deadline = Clock::now() + spec_.drain_timeout;
     if (Clock::now() >= deadline) break;
-    wait_inbox(std::min(deadline, next_retry()));
+    wait_inbox(std::min({deadline, next_retry(), Clock::now() + kDrainSlice}));
     pump();
+    if (!failed_ && !force_) flush_all();
   }
 }
 

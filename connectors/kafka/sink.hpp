@@ -306,8 +306,8 @@ class KafkaSink : public sdk::Sink, public Handler {
 
   void close() {
     if (!rk_) return;
-    // Whatever is still queued gets its report (delivered, or a retry at the timeout) first.
-    rd_kafka_flush(rk_, int(std::min<int64_t>(cfg_.delivery_timeout.count(), 10000)));
+    // No flush of its own: the flow's drain has flushed for what was left of drain_timeout, and
+    // what is still open stays open (the source reads it again after the restart).
     running_ = false;
     poller_.join();
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
