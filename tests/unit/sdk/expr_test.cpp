@@ -361,3 +361,12 @@ TEST(ExprErrors, TemplateErrors) {
     EXPECT_NE(std::string(e.what()).find("expected '}' to close ${"), std::string::npos) << e.what();
   }
 }
+
+TEST(Expr, NestingIsBoundedAtCompileTime) {
+  // Found by fuzz_expr: a few thousand '(' overflowed the parser's stack.
+  EXPECT_NE(compile_error(std::string(3000, '(') + "1" + std::string(3000, ')')).find("nests deeper than 64 levels"),
+            std::string::npos);
+  EXPECT_NE(compile_error(std::string(3000, '!') + "true").find("nests deeper than 64 levels"), std::string::npos);
+  EXPECT_NE(compile_error(std::string(3000, '-') + "1").find("nests deeper than 64 levels"), std::string::npos);
+  EXPECT_EQ(run(std::string(20, '(') + "1 + 2" + std::string(20, ')')), "3");
+}

@@ -497,7 +497,19 @@ class Parser {
     if (!(n.type & allowed)) fail(n.pos, what + " needs " + mask_name(allowed) + ", not " + mask_name(n.type));
   }
 
+  // Every way the grammar recurses passes through conditional(), logic_not() or unary(): each
+  // counts a level, so hostile text cannot exhaust the stack ("((((...", "!!!!...", "----...").
+  static constexpr int kMaxDepth = 64;
+  struct Deeper {
+    explicit Deeper(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) fail(p_.tok_.pos, "the expression nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    ~Deeper() { --p_.depth_; }
+    Parser& p_;
+  };
+
   Node conditional() {
+    Deeper level(*this);
     Node c = coalesce();
     if (!is("?")) return c;
     size_t pos = tok_.pos;
@@ -548,6 +560,7 @@ class Parser {
     return l;
   }
   Node logic_not() {
+    Deeper level(*this);
     if (is("!") || is_word("not")) {
       size_t pos = tok_.pos;
       next();
@@ -622,6 +635,7 @@ class Parser {
     return l;
   }
   Node unary() {
+    Deeper level(*this);
     if (is("-")) {
       size_t pos = tok_.pos;
       next();
@@ -825,6 +839,7 @@ class Parser {
   std::string_view s_;
   size_t i_;
   const Env& env_;
+  int depth_ = 0;
   Token tok_;
 };
 
