@@ -46,7 +46,6 @@ const char* kDoc = R"({"id":7,"total":12.34,"name":" Ada ","tags":["a","b"],"op"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > 4096) return 0;
-  static edgeflow::testing::Harness<Probe> h("{}");
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   expr::Expr e;
   expr::Template t;
@@ -60,6 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   g_expr = &e;
   g_template = data[0] & 1 ? &t : nullptr;
+  // One harness per input: a harness keeps every message it made, for the tests that inspect them.
+  edgeflow::testing::Harness<Probe> h("{}");
   h.transform({{.payload = kDoc, .key = "k-1", .headers = {{"x-trace", "t-9"}}, .meta = {{"topic", "orders"}},
                 .content_type = "application/json", .timestamp_ms = 1000}});
   return 0;
