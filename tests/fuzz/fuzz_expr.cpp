@@ -44,6 +44,15 @@ const char* kDoc = R"({"id":7,"total":12.34,"name":" Ada ","tags":["a","b"],"op"
 
 }  // namespace
 
+// One evaluation before fuzzing: the host registers its thread-local caches' destructors on first
+// use, a one-time allocation libFuzzer's leak check would otherwise blame on the first input.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const uint8_t warm[] = "\0after.customer.id + 1";
+  LLVMFuzzerTestOneInput(warm, sizeof warm - 1);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > 4096) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
