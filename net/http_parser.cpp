@@ -1,5 +1,7 @@
 #include "http_parser.hpp"
 
+#include <edgeflow/sdk/expr/value.hpp>
+
 #include <algorithm>
 #include <charconv>
 
@@ -81,22 +83,9 @@ const char* reason_phrase(int status) {
 }
 
 std::string error_json(std::string_view message) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "{\"error\":\"";
-  for (char ch : message) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c >= 0x7f) {  // ASCII only: a message never carries invalid UTF-8
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"}";
+  std::string out = "{\"error\":";
+  sdk::expr::append_json_string(out, message);
+  return out + "}";
 }
 
 Response error_response(int status, std::string_view message, int retry_after_s) {

@@ -772,6 +772,22 @@ void Reply::stream_end() {
   core_->post({connection_, this, Core::Kind::end, "0\r\n\r\n", true});
 }
 
+bool is_loopback(const std::string& host) {
+  addrinfo hints{}, *found = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool all = found != nullptr;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET)
+      all &= (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    else if (a->ai_family == AF_INET6)
+      all &= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    else all = false;
+  }
+  freeaddrinfo(found);
+  return all;
+}
+
 // --- HttpServer --------------------------------------------------------------------------------
 
 HttpServer::HttpServer(ServerSettings settings, Handler& handler)

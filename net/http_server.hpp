@@ -36,6 +36,9 @@ struct ServerSettings {
   ParseLimits limits;
 };
 
+// Every address `host` resolves to is a loopback one (127.0.0.0/8, ::1): only this machine reaches it.
+bool is_loopback(const std::string& host);
+
 class Core;
 
 // Answers one request exactly once: the first of send(), a stream, or the timeout answer wins.

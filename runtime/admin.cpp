@@ -4,9 +4,6 @@
 
 #include <http_server.hpp>
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -121,23 +118,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
   return diff == 0;
-}
-
-// Every address the host resolves to is a loopback one (127.0.0.0/8, ::1).
-bool is_loopback(const std::string& host) {
-  addrinfo hints{}, *found = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
-  bool all = found != nullptr;
-  for (addrinfo* a = found; a; a = a->ai_next) {
-    if (a->ai_family == AF_INET)
-      all &= (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
-    else if (a->ai_family == AF_INET6)
-      all &= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
-    else all = false;
-  }
-  freeaddrinfo(found);
-  return all;
 }
 
 }  // namespace
@@ -488,7 +468,7 @@ struct AdminServer::Impl : net::Handler {
 AdminServer::AdminServer(Runtime& rt, AdminOptions options) : impl_(std::make_unique<Impl>(rt, std::move(options))) {
   const AdminOptions& o = impl_->options;
   std::string where = (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
-  if (!is_loopback(o.host) && o.token.empty())
+  if (!net::is_loopback(o.host) && o.token.empty())
     throw std::runtime_error("admin API: " + where +
                              " is not a loopback address, and the API is never exposed without a token: give one "
                              "with --admin-token-file FILE (or $EDGEFLOW_ADMIN_TOKEN), or bind to 127.0.0.1");

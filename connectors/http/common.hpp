@@ -5,6 +5,8 @@
 #include <edgeflow/sdk/expr/value.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 
+#include <http_parser.hpp>
+
 #include <Poco/DateTimeParser.h>
 #include <Poco/Net/Context.h>
 #include <Poco/DateTimeFormat.h>
@@ -33,11 +35,7 @@ namespace edgeflow::http {
 using sdk::Context;
 using sdk::Error;
 
-inline std::string error_body(std::string_view what) {
-  std::string out = "{\"error\":";
-  sdk::expr::append_json_string(out, what);
-  return out + "}";
-}
+inline std::string error_body(std::string_view what) { return net::error_json(what); }
 
 inline std::string to_hex(const unsigned char* p, size_t n) {
   static const char* hex = "0123456789abcdef";

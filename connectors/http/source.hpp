@@ -41,16 +41,6 @@ namespace edgeflow::http {
 
 using Clock = std::chrono::steady_clock;
 
-// The address:port can only be reached from this machine (a loopback address).
-inline bool loopback_only(const std::string& listen) {
-  try {
-    Poco::Net::SocketAddress a(listen);
-    return a.host().isLoopback();
-  } catch (const Poco::Exception&) {
-    return false;
-  }
-}
-
 inline int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -315,7 +305,7 @@ class HttpSource : public sdk::Source {
     bool open = cfg_.bearer_token.empty() && cfg_.hmac_secret.empty();
     if (cfg_.auth == "none" && !open)
       throw Error(c.where("auth") + ": auth: none contradicts the bearer_token or hmac_secret also given; remove one");
-    if (open && cfg_.auth != "none" && !loopback_only(cfg_.listen))
+    if (open && cfg_.auth != "none" && !net::is_loopback(Poco::Net::SocketAddress(cfg_.listen).host().toString()))
       throw Error(c.where("listen") + ": listen: " + cfg_.listen +
                   " is reachable beyond this machine and the webhook has no authentication: set bearer_token or "
                   "hmac_secret, or write `auth: none` to accept anyone's requests");

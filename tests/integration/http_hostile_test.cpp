@@ -177,12 +177,9 @@ TEST(HttpHostile, ASlowHeadGets408AtItsDeadlineEvenWhileBytesKeepComing) {
   auto start = std::chrono::steady_clock::now();
   std::string head = "POST /hook HTTP/1.1\r\nHost: x\r\nX-Padding: ";
   conn.send(head);
-  // One byte every 50 ms: a slowloris that is never idle long enough for an idle timeout.
-  bool open = true;
-  for (int i = 0; i < 100 && open; ++i) {
-    std::this_thread::sleep_for(50ms);
-    open = conn.send("a");
-  }
+  // A byte whenever 50 ms pass without an answer: a slowloris never idle long enough for an idle
+  // timeout, until the server answers.
+  for (int i = 0; i < 100 && !conn.answered_within(50ms);) conn.send("a"), ++i;
   auto r = conn.read_response();
   EXPECT_EQ(r.status_line, "HTTP/1.1 408 Request Timeout");
   EXPECT_NE(r.body.find("the request head took too long"), std::string::npos) << r.body;

@@ -54,6 +54,11 @@ class RawConnection {
     return true;
   }
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  // True as soon as the server sent something (or closed); false when `timeout` passed first.
+  bool answered_within(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, int(timeout.count())) > 0;
+  }
 
   // Everything the server sends until it closes the connection (or `timeout` passes: then the
   // text so far and closed() false).
