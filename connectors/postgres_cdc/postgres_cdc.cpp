@@ -7,6 +7,7 @@
 // restarts the flow with capped, jittered backoff and the stream resumes at the confirmed LSN.
 #include "pg_types.hpp"
 #include "pgoutput.hpp"
+#include "redact.hpp"
 #include "replication.hpp"
 #include "snapshot.hpp"
 #include "spool.hpp"
@@ -163,6 +164,8 @@ class PostgresCdcSource : public Source {
                     "\" is not an LSN: write it as PostgreSQL prints it, e.g. \"0/1A2B3C4D\"");
       end_lsn_ = *lsn;
     }
+    if (auto bad = pg::Redactor(cfg_.dsn).parse_error(); !bad.empty())
+      throw Error(context().where("dsn") + ": the connection string does not parse: " + bad);
     if (cfg_.heartbeat_interval.count() > 0 && cfg_.heartbeat_query.empty())
       throw Error(context().where("heartbeat_interval") +
                   ": heartbeat_interval needs heartbeat_query, the write to run");
@@ -195,8 +198,8 @@ class PostgresCdcSource : public Source {
       }
     }
     conn_.reset();
-    if (heartbeat_) PQfinish(heartbeat_);
-    heartbeat_ = nullptr;
+    if (side_) PQfinish(side_);
+    side_ = nullptr;
   }
 
   void run() override {
@@ -274,15 +277,24 @@ class PostgresCdcSource : public Source {
     for (auto& t : cfg_.tables) {
       auto n = parse_table(t);
       auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
-                                                                   conn_->identifier(n.name)) + ")");
+                                                                   conn_->identifier(n.name)) + ")::oid");
       if (r.empty() || !r[0][0])
         throw Error(context().where("tables") + ": table " + n.qualified() + " does not exist in database " +
                     db_ + " (as seen by role " + conn_->user() + ")");
+      include_oids_[pg::Oid(std::stoul(*r[0][0]))] = n.qualified();
+    }
+    for (auto& t : cfg_.exclude_tables) {
+      auto n = parse_table(t);
+      auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
+                                                                   conn_->identifier(n.name)) + ")::oid");
+      if (!r.empty() && r[0][0]) exclude_oids_.insert(pg::Oid(std::stoul(*r[0][0])));
     }
     std::string pub = conn_->literal(cfg_.publication);
+    // Partitioned tables are published under their own name, not their partitions' (PostgreSQL 13+).
     std::string create = "CREATE PUBLICATION " + conn_->identifier(cfg_.publication) +
-                         (cfg_.tables.empty() ? " FOR ALL TABLES" : " FOR TABLE " + table_list(cfg_.tables));
-    auto found = conn_->query("SELECT puballtables FROM pg_publication WHERE pubname = " + pub);
+                         (cfg_.tables.empty() ? " FOR ALL TABLES" : " FOR TABLE " + table_list(cfg_.tables)) +
+                         (conn_->server_version() >= 130000 ? " WITH (publish_via_partition_root = true)" : "");
+    auto found = conn_->query("SELECT 1 FROM pg_publication WHERE pubname = " + pub);
     if (found.empty()) {
       if (!cfg_.create_publication)
         throw Error(context().where("publication") + ": publication " + cfg_.publication +
@@ -294,16 +306,56 @@ class PostgresCdcSource : public Source {
                     " — have its owner or a superuser run: " + create + ";");
       }
       context().info("created publication " + cfg_.publication);
-      return;
     }
-    if (found[0][0].value_or("f") == "t") return;
+    check_published();
+  }
+
+  // Every listed table must be one whose changes the publication sends under that table's name,
+  // or its rows would be filtered out in silence.
+  void check_published() {
+    if (include_.empty()) return;
+    std::string pub = conn_->literal(cfg_.publication);
     auto listed = conn_->query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = " + pub);
+    std::string alter = "ALTER PUBLICATION " + conn_->identifier(cfg_.publication);
     for (auto& want : include_) {
-      bool in = std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; });
-      if (!in)
-        throw Error(context().where("tables") + ": table " + want + " is not in publication " + cfg_.publication +
-                    ": run ALTER PUBLICATION " + conn_->identifier(cfg_.publication) + " ADD TABLE " +
-                    table_list({want}) + ";");
+      if (std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; }))
+        continue;
+      auto n = parse_table(want);
+      std::string regclass = conn_->literal(conn_->identifier(n.schema) + "." + conn_->identifier(n.name));
+      // relkind, persistence, the publication's via-root setting (13+), its published ancestor (12+).
+      const int version = conn_->server_version();
+      auto info = conn_->query(
+          "SELECT c.relkind::text, c.relpersistence::text, " +
+          std::string(version >= 130000 ? "p.pubviaroot::text, " : "'false', ") +
+          (version >= 120000
+               ? "(SELECT a.relid::regclass::text FROM pg_partition_ancestors(c.oid) a "
+                 " JOIN pg_class ac ON ac.oid = a.relid JOIN pg_namespace an ON an.oid = ac.relnamespace "
+                 " JOIN pg_publication_tables pt ON pt.schemaname = an.nspname AND pt.tablename = ac.relname "
+                 " WHERE pt.pubname = p.pubname AND a.relid <> c.oid LIMIT 1), "
+               : "NULL, ") +
+          "p.puballtables::text "
+          "FROM pg_class c, pg_publication p WHERE c.oid = " + regclass + "::regclass AND p.pubname = " + pub);
+      std::string where = context().where("tables") + ": table " + want;
+      if (info.empty()) throw Error(where + " or publication " + cfg_.publication + " vanished while starting");
+      auto& r = info[0];
+      if (r[1].value_or("") != "p")
+        throw Error(where + " is " + (r[1].value_or("") == "t" ? "temporary" : "unlogged") +
+                    ": its changes are not written to the WAL, so they cannot be captured; run ALTER TABLE " +
+                    table_list({want}) + " SET LOGGED;");
+      if (r[3])
+        throw Error(where + " is a partition of " + *r[3] + ", and publication " + cfg_.publication +
+                    " sends its changes as changes of " + *r[3] +
+                    " (publish_via_partition_root): list " + *r[3] +
+                    " in tables instead and keep this partition's rows with a filter on the partition key");
+      if (r[0].value_or("") == "p" && r[2].value_or("") != "true")
+        throw Error(where + " is partitioned, and publication " + cfg_.publication +
+                    " sends its changes under the names of its partitions: run " + alter +
+                    " SET (publish_via_partition_root = true); or list the partitions in tables");
+      if (r[4].value_or("") == "true")
+        throw Error(where + " is not published by publication " + cfg_.publication +
+                    " (FOR ALL TABLES) on this server: capture it with a publication FOR TABLE " + table_list({want}));
+      throw Error(where + " is not in publication " + cfg_.publication + ": run " + alter + " ADD TABLE " +
+                  table_list({want}) + ";");
     }
   }
 
@@ -394,7 +446,7 @@ class PostgresCdcSource : public Source {
     pg::SnapshotReader reader(cfg_.dsn, snapshot_name_);
     auto tables = reader.tables(cfg_.publication, cfg_.tables, cfg_.exclude_tables);
     uint64_t token = tracker_.open();
-    std::string lsn = pg::format_lsn(consistent_point_);
+    std::string lsn = pg::format_lsn(snapshot_name_.empty() ? reader.position() : consistent_point_);
     std::vector<ef_message*> batch;
     auto last_log = Clock::now();
     uint64_t estimated = 0;
@@ -624,7 +676,40 @@ class PostgresCdcSource : public Source {
   }
 
   // A changed table (columns added or dropped, renamed) is looked at afresh.
-  void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) { captured_.erase(m.relation->oid); }
+  void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) {
+    const pg::Relation& rel = *m.relation;
+    captured_.erase(rel.oid);
+    key_masks_.erase(rel.oid);
+    if (rel.replica_identity == pg::ReplicaIdentity::Full && captured(rel)) key_by_primary_key(rel);
+  }
+
+  // Under REPLICA IDENTITY FULL the server marks every column as key; the event key stays the
+  // primary key when there is one, as in the snapshot, so a row keeps one Kafka partition.
+  void key_by_primary_key(const pg::Relation& rel) {
+    const std::string oid = std::to_string(rel.oid);
+    const char* params[] = {oid.c_str()};
+    PGconn* c = side_connection();
+    PGresult* r = PQexecParams(
+        c,
+        "SELECT a.attname::text FROM pg_catalog.pg_index i "
+        "CROSS JOIN LATERAL generate_series(0, i.indnkeyatts - 1) AS k(n) "
+        "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n] "
+        "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.n",
+        1, nullptr, params, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      std::string msg = pg::Redactor(cfg_.dsn)(PQerrorMessage(c));
+      PQclear(r);
+      throw Error("cannot look up the primary key of " + rel.namespace_name + "." + rel.name +
+                  " (REPLICA IDENTITY FULL) on a second connection: " + msg);
+    }
+    std::vector<std::string> pk;
+    for (int i = 0; i < PQntuples(r); ++i) pk.emplace_back(PQgetvalue(r, i, 0));
+    PQclear(r);
+    if (pk.empty()) return;
+    std::vector<bool> mask;
+    for (auto& col : rel.columns) mask.push_back(std::find(pk.begin(), pk.end(), col.name) != pk.end());
+    key_masks_[rel.oid] = std::move(mask);
+  }
   void on_message(pg::TypeMessage&, Lsn, std::vector<ef_message*>&) {}
   void on_message(pg::Origin&, Lsn, std::vector<ef_message*>&) {}
   static bool is_stream_control(char type) { return type == 'S' || type == 'E' || type == 'c' || type == 'A'; }
@@ -659,12 +744,20 @@ class PostgresCdcSource : public Source {
     on_message(commit, 0, batch);
   }
 
+  // Listed tables are matched by OID as well as by name: a table renamed while streaming is still
+  // the table listed, and so are its changes from before a rename replayed after a restart.
   bool captured(const pg::Relation& rel) {
     auto it = captured_.find(rel.oid);
     if (it != captured_.end()) return it->second;
     std::string name = rel.namespace_name + "." + rel.name;
-    bool yes = (include_.empty() || std::find(include_.begin(), include_.end(), name) != include_.end()) &&
-               std::find(exclude_.begin(), exclude_.end(), name) == exclude_.end();
+    auto named = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), name) != v.end(); };
+    auto listed = include_oids_.find(rel.oid);
+    bool yes = (include_.empty() || listed != include_oids_.end() || named(include_)) &&
+               !exclude_oids_.count(rel.oid) && !named(exclude_);
+    if (yes && listed != include_oids_.end() && listed->second != name)
+      context().warn("table " + listed->second + " is named " + name +
+                     " at this point of the stream (it was renamed): its events carry that name; "
+                     "after a rename, change tables to the new name before the flow restarts");
     captured_[rel.oid] = yes;
     return yes;
   }
@@ -699,11 +792,16 @@ class PostgresCdcSource : public Source {
 
   // Unchanged TOAST values are left out of the row and named in "unchanged" instead.
   void append_tuple(const pg::Relation& rel, const pg::Tuple& t, bool keys_only, bool note_unchanged) {
+    const std::vector<bool>* mask = nullptr;
+    if (keys_only && !key_masks_.empty()) {
+      auto it = key_masks_.find(rel.oid);
+      if (it != key_masks_.end() && it->second.size() == t.values.size()) mask = &it->second;
+    }
     out_ += '{';
     bool first = true;
     for (size_t i = 0; i < t.values.size(); ++i) {
       const auto& col = rel.columns[i];
-      if (keys_only && !col.is_key()) continue;
+      if (keys_only && !(mask ? (*mask)[i] : col.is_key())) continue;
       const auto& v = t.values[i];
       if (v.is_unchanged_toast()) {
         if (note_unchanged) {
@@ -802,23 +900,31 @@ class PostgresCdcSource : public Source {
     return true;
   }
 
+  // An ordinary connection beside the replication one, for heartbeats and catalog lookups while
+  // streaming; opened when first needed and again after it broke.
+  PGconn* side_connection() {
+    if (side_ && PQstatus(side_) == CONNECTION_OK) return side_;
+    if (side_) PQfinish(side_);
+    side_ = PQconnectdb(cfg_.dsn.c_str());
+    return side_;
+  }
+
   void heartbeat() {
-    if (!heartbeat_ || PQstatus(heartbeat_) != CONNECTION_OK) {
-      if (heartbeat_) PQfinish(heartbeat_);
-      heartbeat_ = PQconnectdb(cfg_.dsn.c_str());
-    }
-    PGresult* r = PQexec(heartbeat_, cfg_.heartbeat_query.c_str());
+    PGconn* c = side_connection();
+    PGresult* r = PQexec(c, cfg_.heartbeat_query.c_str());
     auto st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-      context().warn(std::string("heartbeat_query failed: ") + PQerrorMessage(heartbeat_));
+      context().warn("heartbeat_query failed: " + pg::Redactor(cfg_.dsn)(PQerrorMessage(c)));
     PQclear(r);
   }
 
   Config cfg_;
   std::vector<std::string> include_, exclude_;
+  std::unordered_map<pg::Oid, std::string> include_oids_;  // listed tables by OID, as listed
+  std::unordered_set<pg::Oid> exclude_oids_;
   Lsn end_lsn_ = 0;
   std::unique_ptr<pg::ReplicationConnection> conn_;
-  PGconn* heartbeat_ = nullptr;
+  PGconn* side_ = nullptr;
   std::string db_;
   std::string snapshot_file_;
   std::string snapshot_name_;
@@ -829,6 +935,7 @@ class PostgresCdcSource : public Source {
 
   pg::RelationCache relations_;
   std::unordered_map<pg::Oid, bool> captured_;
+  std::unordered_map<pg::Oid, std::vector<bool>> key_masks_;  // key columns where not the server's
   std::unordered_set<pg::Oid> warned_types_;
   pg::TxnTracker tracker_;
   bool streaming_ = false;

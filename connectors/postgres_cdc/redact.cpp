@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
+
 namespace edgeflow::pg {
 
 // Removes libpq's trailing newline(s) and the "ERROR:  " padding so messages read on one line.
@@ -34,20 +36,36 @@ void replace_all(std::string& s, std::string_view what, std::string_view with) {
   }
 }
 
-// Every libpq connection keyword ("host", "password", ...): the only quoted words a redacted
-// connection-string parse error keeps.
-bool is_conninfo_keyword(std::string_view word) {
+std::vector<std::string> conninfo_keywords() {
+  std::vector<std::string> out;
   PQconninfoOption* defaults = PQconndefaults();
-  if (defaults == nullptr) return false;
-  bool found = false;
-  for (const PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) {
-    if (word == o->keyword) {
-      found = true;
-      break;
+  if (defaults == nullptr) return out;
+  for (const PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) out.emplace_back(o->keyword);
+  PQconninfoFree(defaults);
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
     }
   }
-  PQconninfoFree(defaults);
-  return found;
+  return row[b.size()];
+}
+
+// libpq names an unknown keyword after these; a keyword is the left of `key=value`, never a
+// value, so it is shown (a password cannot be there) with the nearest real keyword.
+bool names_unknown_keyword(std::string_view before_quote) {
+  for (std::string_view p : {"invalid connection option ", "invalid URI query parameter: "})
+    if (before_quote.size() >= p.size() && before_quote.substr(before_quote.size() - p.size()) == p) return true;
+  return false;
 }
 
 }  // namespace
@@ -80,9 +98,11 @@ std::string Redactor::operator()(std::string_view msg) const {
 
 // libpq's parse errors quote the offending piece, e.g. `missing "=" after "foo" in connection
 // info string` or, for URIs, the whole URI. The password cannot be located in a string that
-// does not parse, so every quoted piece except a connection keyword becomes "...".
+// does not parse, so every quoted piece except a keyword becomes "...".
 std::string Redactor::redact_unparsed(std::string_view msg) {
+  const std::vector<std::string> keywords = conninfo_keywords();
   std::string out;
+  std::string suggestion;
   std::string m = tidy(msg);
   std::size_t pos = 0;
   while (pos < m.size()) {
@@ -94,12 +114,27 @@ std::string Redactor::redact_unparsed(std::string_view msg) {
     }
     out.append(m, pos, open + 1 - pos);
     const std::string_view inner = std::string_view(m).substr(open + 1, close - open - 1);
+    const bool keyword = std::find(keywords.begin(), keywords.end(), inner) != keywords.end();
     // `missing "=" after ...`: a one-character quote is the syntax libpq expected; keep it.
-    if (inner.size() <= 1 || is_conninfo_keyword(inner)) out += inner;
-    else out += "...";
+    if (inner.size() <= 1 || keyword) {
+      out += inner;
+    } else if (names_unknown_keyword(std::string_view(m).substr(0, open))) {
+      out += inner;
+      std::size_t best = 3;
+      for (const auto& k : keywords) {
+        const std::size_t d = edit_distance(inner, k);
+        if (d < best) {
+          best = d;
+          suggestion = k;
+        }
+      }
+    } else {
+      out += "...";
+    }
     out.push_back('"');
     pos = close + 1;
   }
+  if (!suggestion.empty()) out += "; did you mean \"" + suggestion + "\"?";
   return out;
 }
 

@@ -133,6 +133,7 @@ struct SnapshotReader::Impl {
   std::vector<SnapshotRow> spare;  // rows beyond the current chunk's size, kept for their buffers
   std::vector<std::pair<std::size_t, std::size_t>> spans;  // each value's [begin, end) in `after`
   uint64_t cursors = 0;
+  Lsn position = 0;  // without an imported snapshot: the WAL position when it was taken
 };
 
 SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapshot)
@@ -165,8 +166,16 @@ SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapsh
   if (!snapshot.empty()) {
     d.exec("SET TRANSACTION SNAPSHOT " + d.tx->quote(snapshot),
            "cannot import snapshot \"" + snapshot + "\"");
+    return;
   }
+  // The transaction's first statement takes its snapshot: every commit it sees is before this.
+  const pqxx::result at = d.exec(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text",
+      "cannot read the WAL position of the snapshot");
+  d.position = parse_lsn(at[0][0].c_str()).value_or(0);
 }
+
+Lsn SnapshotReader::position() const { return impl_->position; }
 
 SnapshotReader::~SnapshotReader() = default;
 
@@ -224,8 +233,9 @@ std::vector<SnapshotTable> SnapshotReader::tables(const std::string& publication
   if (out.empty()) return out;
 
   // Key columns: the replica identity index's key columns if the table has one, else the
-  // primary key's, in index order (not table order). Key columns a column list leaves out are
-  // left out here too: the stream cannot see them either.
+  // primary key's, in table order as pgoutput flags them, so a row's key is the same text in
+  // snapshot and stream. Key columns a column list leaves out are left out here too: the stream
+  // cannot see them either.
   std::string oid_array = "{";
   for (std::size_t i = 0; i < oids.size(); ++i) {
     if (i > 0) oid_array.push_back(',');
@@ -240,7 +250,7 @@ std::vector<SnapshotTable> SnapshotReader::tables(const std::string& publication
       "WHERE i.indrelid = ANY ($1::oid[]) "
       "  AND (i.indisreplident OR (i.indisprimary AND NOT EXISTS ("
       "    SELECT FROM pg_catalog.pg_index r WHERE r.indrelid = i.indrelid AND r.indisreplident))) "
-      "ORDER BY i.indrelid, k.n",
+      "ORDER BY i.indrelid, a.attnum",
       what, oid_array);
   for (const auto& row : keys) {
     const auto oid = row[0].as<int64_t>();

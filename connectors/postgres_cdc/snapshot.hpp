@@ -14,6 +14,7 @@
 #pragma once
 
 #include "pg_types.hpp"
+#include "pgoutput.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -83,6 +84,10 @@ class SnapshotReader {
   // transaction is then aborted: the reader is unusable). Exceptions from on_chunk propagate.
   uint64_t read(const SnapshotTable& t, size_t chunk_rows,
                 const std::function<bool(std::vector<SnapshotRow>&)>& on_chunk);
+
+  // Without an imported snapshot (`snapshot` empty): the server's WAL position when the reader's
+  // own snapshot was taken, which every row it reads was committed before; else 0.
+  Lsn position() const;
 
   // Ends the transaction (commit of a read-only transaction) and closes the connection. A second
   // call does nothing; tables() and read() afterwards throw. Destroying the reader without
