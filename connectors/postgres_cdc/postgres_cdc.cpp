@@ -273,22 +273,25 @@ class PostgresCdcSource : public Source {
     return s;
   }
 
+  // The table's OID, or nullopt when it does not exist.
+  std::optional<pg::Oid> table_oid(const pg::TableName& n) {
+    auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
+                                                                 conn_->identifier(n.name)) + ")::oid");
+    if (r.empty() || !r[0][0]) return std::nullopt;
+    return pg::Oid(std::stoul(*r[0][0]));
+  }
+
   void ensure_publication() {
     for (auto& t : cfg_.tables) {
       auto n = parse_table(t);
-      auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
-                                                                   conn_->identifier(n.name)) + ")::oid");
-      if (r.empty() || !r[0][0])
+      auto oid = table_oid(n);
+      if (!oid)
         throw Error(context().where("tables") + ": table " + n.qualified() + " does not exist in database " +
                     db_ + " (as seen by role " + conn_->user() + ")");
-      include_oids_[pg::Oid(std::stoul(*r[0][0]))] = n.qualified();
+      include_oids_[*oid] = n.qualified();
     }
-    for (auto& t : cfg_.exclude_tables) {
-      auto n = parse_table(t);
-      auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
-                                                                   conn_->identifier(n.name)) + ")::oid");
-      if (!r.empty() && r[0][0]) exclude_oids_.insert(pg::Oid(std::stoul(*r[0][0])));
-    }
+    for (auto& t : cfg_.exclude_tables)
+      if (auto oid = table_oid(parse_table(t))) exclude_oids_.insert(*oid);
     std::string pub = conn_->literal(cfg_.publication);
     // Partitioned tables are published under their own name, not their partitions' (PostgreSQL 13+).
     std::string create = "CREATE PUBLICATION " + conn_->identifier(cfg_.publication) +
