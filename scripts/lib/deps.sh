@@ -12,6 +12,7 @@ EDGEFLOW_BUILD_DEPS=(
   pkg-config
   libyaml-cpp-dev
   rapidjson-dev
+  libpcre2-dev  # the validate step: JSON Schema patterns (ECMA-262 through PCRE2, with a match limit)
   libpq-dev     # PostgreSQL CDC: the replication connection (libpq)
   libpqxx-dev   # PostgreSQL CDC: the initial snapshot (libpqxx 6.4)
   librdkafka-dev  # Kafka source and sink, and `edgeflow dev kafka` (the mock cluster)
@@ -33,6 +34,7 @@ EDGEFLOW_TEST_DEPS=(
   kcat
   prometheus  # promtool: the admin tests check /metrics with Prometheus' own parser
   curl        # the admin and HTTP tests use it as an independent client
+  json-schema-test-suite  # the official JSON Schema tests, run through the validate step
   # The MQTT integration tests start a private mosquitto and use its clients as independent peers;
   # bench/mqtt measures edgeflow against mosquitto_sub. openssl: the TLS tests make their own CA.
   mosquitto

@@ -1,6 +1,7 @@
-// The validate transformer through the SDK harness: what passes unchanged, the reason each kind
-// of violation gets, drop mode, payloads that are not JSON, schema files, and the load-time
-// errors (with their <harness>:line:col) for schemas RapidJSON 1.1 would silently misread.
+// The validate transformer through the SDK harness: what passes unchanged, the reasons a message
+// is rejected with (each failing place in it), drop mode, payloads that are not I-JSON, numbers
+// compared exactly, formats, schema files and $ref across files, and the load-time errors (with
+// their <harness>:line:col). The official test suite runs in validate_suite_test.cpp.
 #include "validate.cpp"
 
 #include <edgeflow/testing/harness.hpp>
@@ -29,10 +30,12 @@ class TempDir {
     std::filesystem::remove_all(path_, ec);
   }
   std::string write(const std::string& name, const std::string& content) const {
-    std::string p = (path_ / name).string();
+    std::filesystem::path p = path_ / name;
+    std::filesystem::create_directories(p.parent_path());
     std::ofstream(p) << content;
-    return p;
+    return p.string();
   }
+  std::string path() const { return path_.string(); }
 
  private:
   std::filesystem::path path_;
@@ -102,37 +105,42 @@ TEST(Validate, ValidMessagesPassByteForByte) {
   EXPECT_EQ(r.dropped, 0u);
 }
 
-TEST(Validate, EachViolationNamesTheKeywordAndThePlace) {
+TEST(Validate, EachViolationNamesThePlaceAndWhy) {
   Harness<Validate> h(kOrders);
-  EXPECT_EQ(reason(h, R"({"id":1,"total":"12.5"})"),
-            R"(schema: #/properties/total: expected type number, got string "12.5" at /total)");
-  EXPECT_EQ(reason(h, R"({"id":1})"), R"(schema: #: missing required property "total" at the root)");
-  EXPECT_EQ(reason(h, R"({})"), R"(schema: #: missing required properties "id", "total" at the root)");
-  EXPECT_EQ(reason(h, R"({"id":0,"total":1})"), "schema: #/properties/id: 0 is less than the minimum 1 at /id");
-  EXPECT_EQ(reason(h, R"({"id":1.5,"total":1})"),
-            "schema: #/properties/id: expected type integer, got number 1.5 at /id");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":"12.5"})"), R"(schema: /total: expected type number, got string "12.5")");
+  EXPECT_EQ(reason(h, R"({"id":1})"), R"(schema: (root): the required property "total" is missing)");
+  EXPECT_EQ(reason(h, R"({})"),
+            R"(schema: (root): the required property "id" is missing; (root): the required property "total" is missing)");
+  EXPECT_EQ(reason(h, R"({"id":0,"total":1})"), "schema: /id: 0 is less than the minimum 1");
+  EXPECT_EQ(reason(h, R"({"id":1.5,"total":1})"), "schema: /id: expected type integer, got number 1.5");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"status":"lost"})"),
-            R"(schema: #/properties/status: "lost" is not one of ["new","paid","shipped"] at /status)");
+            R"(schema: /status: "lost" is not one of ["new","paid","shipped"])");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"code":"AB-1"})"),
-            R"(schema: #/properties/code: "AB-1" does not match the pattern "^[A-Z]{3}-\d+$" at /code)");
-  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"code":"ABC-x1"})"),
-            R"(schema: #/properties/code: "ABC-x1" does not match the pattern "^[A-Z]{3}-\d+$" at /code)");
+            R"(schema: /code: "AB-1" does not match the pattern "^[A-Z]{3}-\\d+$")");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"extra":true})"),
-            R"(schema: #: property "extra" is not allowed (additionalProperties: false) at /extra)");
+            R"(schema: /extra: the property "extra" is not allowed (additionalProperties))");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"note":"abcdef"})"),
-            "schema: #/properties/note: string of 6 characters is longer than maxLength 5 at /note");
-  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"items":[]})"),
-            "schema: #/properties/items: array has 0 items, fewer than minItems 1 at /items");
+            "schema: /note: the string of 6 characters is longer than the maximum 5");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"items":[]})"), "schema: /items: the array has 0 items, fewer than the minimum 1");
   // Nested objects and array items: the pointers go all the way down.
-  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"customer":{}})"),
-            R"(schema: #/properties/customer: missing required property "name" at /customer)");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"customer":{}})"), R"(schema: /customer: the required property "name" is missing)");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"customer":{"name":5}})"),
-            "schema: #/properties/customer/properties/name: expected type string, got integer 5 at /customer/name");
+            "schema: /customer/name: expected type string, got integer 5");
   EXPECT_EQ(reason(h, R"({"id":1,"total":1,"items":[{"qty":1},{"qty":0}]})"),
-            "schema: #/properties/items/items/properties/qty: 0 is less than the minimum 1 at /items/1/qty");
-  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"items":{"qty":1}})"),
-            "schema: #/properties/items: expected type array, got object at /items");
-  EXPECT_EQ(reason(h, R"([1,2])"), "schema: #: expected type object, got array at the root");
+            "schema: /items/1/qty: 0 is less than the minimum 1");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":1,"items":{"qty":1}})"), "schema: /items: expected type array, got object");
+  EXPECT_EQ(reason(h, R"([1,2])"), "schema: (root): expected type object, got array");
+}
+
+TEST(Validate, EveryFailingPlaceIsNamedUpToMaxErrors) {
+  Harness<Validate> h(std::string(kOrders) + "max_errors: 3\n");
+  EXPECT_EQ(reason(h, R"({"id":0,"total":"x","items":[{"qty":0},{"qty":-1}],"extra":1})"),
+            R"(schema: /id: 0 is less than the minimum 1; /total: expected type number, got string "x"; )"
+            R"(/items/0/qty: 0 is less than the minimum 1)");
+  Harness<Validate> all(kOrders);
+  EXPECT_EQ(reason(all, R"({"id":0,"total":"x","items":[{"qty":0},{"qty":-1}]})"),
+            R"(schema: /id: 0 is less than the minimum 1; /total: expected type number, got string "x"; )"
+            R"(/items/0/qty: 0 is less than the minimum 1; /items/1/qty: -1 is less than the minimum 1)");
 }
 
 TEST(Validate, TheValidatorIsReusedAcrossMessagesAndBatches) {
@@ -145,160 +153,210 @@ TEST(Validate, TheValidatorIsReusedAcrossMessagesAndBatches) {
                         {.payload = good}});
   ASSERT_EQ(r.rejected.size(), 3u);
   ASSERT_EQ(r.kept.size(), 2u);
-  EXPECT_EQ(r.rejected[1].reason,
-            "schema: #/properties/customer/properties/name: expected type string, got object at /customer/name");
+  EXPECT_EQ(r.rejected[1].reason, "schema: /customer/name: expected type string, got object");
   for (int round = 0; round < 3; ++round) EXPECT_EQ(reason(h, good), "");
 }
 
-TEST(Validate, MoreKeywords) {
+TEST(Validate, Draft07Keywords) {
   Harness<Validate> h(R"(schema:
   type: object
   dependencies: {card: [billing]}
   properties:
-    tags: {type: array, uniqueItems: true, items: [{type: string}], additionalItems: false}
-    size: {type: [integer, "null"], maximum: 10, exclusiveMaximum: true, multipleOf: 2}
+    tags: {type: array, uniqueItems: true, items: [{type: string}], additionalItems: false, contains: {const: a}}
+    size: {type: [integer, "null"], exclusiveMaximum: 10, multipleOf: 2}
     kind: {oneOf: [{type: string}, {type: integer}]}
-    meta: {type: object, minProperties: 1}
+    meta: {type: object, minProperties: 1, propertyNames: {pattern: '^[a-z]+$'}}
     legacy: false
     version: {const: v1}
     level: {exclusiveMinimum: 0}
     ref: {$ref: '#/definitions/positive'}
+    shipping: {if: {properties: {country: {const: FR}}}, then: {required: [postcode]}, else: {required: [zip]}}
   definitions:
-    positive: {type: number, minimum: 0, exclusiveMinimum: true}
+    positive: {type: number, exclusiveMinimum: 0}
 )");
   EXPECT_EQ(reason(h, R"({"tags":["a"],"size":null,"kind":"x","version":"v1","level":1,"ref":0.5})"), "");
-  EXPECT_EQ(reason(h, R"({"card":"1234"})"), R"(schema: #: property "card" requires property "billing" at the root)");
-
-  Harness<Validate> deps(R"(schema: {dependencies: {a: {required: [x]}, b: [c]}})");
-  EXPECT_EQ(reason(deps, R"({"a":1,"x":1,"b":1})"), R"(schema: #: property "b" requires property "c" at the root)");
-  EXPECT_EQ(reason(deps, R"({"a":1,"b":1,"c":1})"), R"(schema: #: property "a" requires the object to match #/dependencies/a at the root)");
-  EXPECT_EQ(reason(h, R"({"tags":["a","b"]})"),
-            "schema: #/properties/tags: array has more than 1 item (items is a list and additionalItems is false) at /tags/1");
-  EXPECT_EQ(reason(h, R"({"size":10})"), "schema: #/properties/size: 10 is not less than the exclusive maximum 10 at /size");
-  EXPECT_EQ(reason(h, R"({"size":3})"), "schema: #/properties/size: 3 is not a multiple of 2 at /size");
-  EXPECT_EQ(reason(h, R"({"size":"3"})"), R"(schema: #/properties/size: expected type integer or null, got string "3" at /size)");
-  EXPECT_EQ(reason(h, R"({"kind":true})"), "schema: #/properties/kind: matches none, or more than one, of the schemas in oneOf at /kind");
-  EXPECT_EQ(reason(h, R"({"meta":{}})"), "schema: #/properties/meta: object has 0 properties, fewer than minProperties 1 at /meta");
-  // Draft-06 forms RapidJSON 1.1 would skip are rewritten: a false subschema, const, a numeric
-  // exclusiveMinimum.
-  EXPECT_EQ(reason(h, R"({"legacy":1})"), "schema: #/properties/legacy: no value is allowed here (the schema is false) at /legacy");
-  EXPECT_EQ(reason(h, R"({"version":"v2"})"), R"(schema: #/properties/version: "v2" is not the allowed value "v1" at /version)");
-  EXPECT_EQ(reason(h, R"({"level":0})"), "schema: #/properties/level: 0 is not greater than the exclusive minimum 0 at /level");
-  EXPECT_EQ(reason(h, R"({"ref":0})"), "schema: #/definitions/positive: 0 is not greater than the exclusive minimum 0 at /ref");
-
-  Harness<Validate> patterns(R"(schema: {patternProperties: {'^n_\d+$': {type: integer}}, additionalProperties: false})");
-  EXPECT_EQ(reason(patterns, R"({"n_1":1,"n_22":2})"), "");
-  EXPECT_EQ(reason(patterns, R"({"n_1":"x"})"),
-            R"(schema: patternProperties: the value of property "n_1" does not match the schema of its matching pattern at /n_1)");
-  EXPECT_EQ(reason(patterns, R"({"n_x":1})"), R"(schema: #: property "n_x" is not allowed (additionalProperties: false) at /n_x)");
-  EXPECT_EQ(reason(patterns, R"({"n_1":1,"zz":{}})"), R"(schema: #: property "zz" is not allowed (additionalProperties: false) at /zz)");
-
-  // Names in required and dependencies are not declared properties: additionalProperties
-  // still applies to them (RapidJSON 1.1 alone would accept both of these).
-  Harness<Validate> closed(R"(schema: {additionalProperties: false, properties: {a: {}}, dependencies: {a: [b]}})");
-  EXPECT_EQ(reason(closed, R"({"a":1,"b":2})"), R"(schema: #: property "b" is not allowed (additionalProperties: false) at /b)");
-  Harness<Validate> typed(R"(schema: {additionalProperties: {type: integer}, required: [n]})");
-  EXPECT_EQ(reason(typed, R"({"n":1})"), "");
-  EXPECT_EQ(reason(typed, R"({"n":"x"})"), R"(schema: #/properties/n: expected type integer, got string "x" at /n)");
+  EXPECT_EQ(reason(h, R"({"card":"1234"})"), R"(schema: (root): property "card" requires property "billing" (dependencies))");
+  EXPECT_EQ(reason(h, R"({"tags":["a","b"]})"), "schema: /tags: the array has 2 items; only 1 are allowed (additionalItems)");
+  EXPECT_EQ(reason(h, R"({"tags":["b"]})"), "schema: /tags: no item matches the schema of contains");
+  EXPECT_EQ(reason(h, R"({"size":10})"), "schema: /size: 10 is not less than the exclusive maximum 10");
+  EXPECT_EQ(reason(h, R"({"size":3})"), "schema: /size: 3 is not a multiple of 2");
+  EXPECT_EQ(reason(h, R"({"size":"3"})"), R"(schema: /size: expected type null or integer, got string "3")");
+  EXPECT_EQ(reason(h, R"({"kind":true})"), "schema: /kind: true matches none of the 2 schemas of oneOf");
+  EXPECT_EQ(reason(h, R"({"meta":{}})"), "schema: /meta: the object has 0 properties, fewer than the minimum 1");
+  EXPECT_EQ(reason(h, R"({"meta":{"A":1}})"),
+            R"(schema: /meta/A: the property name "A" does not match the schema of propertyNames)");
+  EXPECT_EQ(reason(h, R"({"legacy":1})"), "schema: /legacy: nothing is allowed here (the schema at schema#/properties/legacy is false)");
+  EXPECT_EQ(reason(h, R"({"version":"v2"})"), R"(schema: /version: "v2" is not the allowed value "v1")");
+  EXPECT_EQ(reason(h, R"({"level":0})"), "schema: /level: 0 is not more than the exclusive minimum 0");
+  EXPECT_EQ(reason(h, R"({"ref":0})"), "schema: /ref: 0 is not more than the exclusive minimum 0");
+  EXPECT_EQ(reason(h, R"({"shipping":{"country":"FR","zip":"1"}})"), R"(schema: /shipping: the required property "postcode" is missing)");
+  EXPECT_EQ(reason(h, R"({"shipping":{"country":"DE"}})"), R"(schema: /shipping: the required property "zip" is missing)");
 
   Harness<Validate> unique("schema: {type: array, uniqueItems: true}");
-  EXPECT_EQ(reason(unique, R"([1,{"a":2},3,{"a":2}])"), "schema: #: item 3 repeats item 1 (uniqueItems) at /3");
-  EXPECT_EQ(reason(unique, R"([[1,"a"],["a",1],[1,"a"]])"), "schema: #: item 2 repeats item 0 (uniqueItems) at /2");
-  Harness<Validate> arrays_enum("schema: {enum: [[1, a], [b]]}");
-  EXPECT_EQ(reason(arrays_enum, R"([1,"a"])"), "");
-  EXPECT_EQ(reason(arrays_enum, R"(["a",1])"), R"(schema: #: ["a",1] is not one of [[1,"a"],["b"]] at the root)");
+  EXPECT_EQ(reason(unique, R"([1,{"a":2},3,{"a":2.0}])"), "schema: (root): items 1 and 3 are equal, and uniqueItems is set");
+  EXPECT_EQ(reason(unique, R"([[1,"a"],["a",1]])"), "");
+  Harness<Validate> objects_enum("schema: {enum: [{a: 1}, [b]]}");
+  EXPECT_EQ(reason(objects_enum, R"({"a":1.0})"), "");
+  EXPECT_EQ(reason(objects_enum, R"({"a":1,"b":2})"), R"(schema: (root): an object is not one of [{"a":1},["b"]])");
 }
 
-TEST(Validate, StringsTheChecksCannotSeeThroughAreRejected) {
-  // RapidJSON's pattern matcher stops at U+0000 and its length count gives up on an unpaired
-  // surrogate: unchecked, both would let these through.
+TEST(Validate, Draft04IsSelectedBySchema) {
+  Harness<Validate> h(R"(schema:
+  $schema: 'http://json-schema.org/draft-04/schema#'
+  properties:
+    size: {maximum: 10, exclusiveMaximum: true}
+    n: {type: integer}
+)");
+  EXPECT_EQ(reason(h, R"({"size":9.99,"n":3})"), "");
+  EXPECT_EQ(reason(h, R"({"size":10})"), "schema: /size: 10 is not less than the exclusive maximum 10");
+  EXPECT_EQ(reason(h, R"({"n":3.0})"), "schema: /n: expected type integer, got integer 3.0");  // draft-04: 3.0 is written as a float
+  std::string e = load_error("schema: {$schema: 'https://json-schema.org/draft/2020-12/schema'}");
+  EXPECT_TRUE(starts_with(e, "<harness>:1:19: schema.$schema: $schema \"https://json-schema.org/draft/2020-12/schema\" is not a "
+                             "draft this validator implements")) << e;
+}
+
+TEST(Validate, NumbersAreComparedAsWritten) {
+  Harness<Validate> h("schema: {properties: {a: {maximum: 9007199254740990}, b: {multipleOf: 0.01}, c: {type: integer}, "
+                      "d: {minimum: 1e300}}}");
+  EXPECT_EQ(reason(h, R"({"a":9007199254740990})"), "");
+  EXPECT_EQ(reason(h, R"({"a":9007199254740991.0})"), "schema: /a: 9007199254740991.0 is more than the maximum 9007199254740990");
+  EXPECT_EQ(reason(h, R"({"b":19.99,"c":12345678901234567890123,"d":2e300})"), "");
+  EXPECT_EQ(reason(h, R"({"b":0.075})"), "schema: /b: 0.075 is not a multiple of 0.01");
+  EXPECT_EQ(reason(h, R"({"d":9e299})"), "schema: /d: 9e299 is less than the minimum 1e+300");
+  // Beyond a double's range a number is refused, with that reason.
+  EXPECT_EQ(reason(h, R"({"d":2e400})"), "payload is not JSON at byte 5: Number too big to be stored in double.");
+
+  // YAML reads 12345678901234567890 as text; a schema file keeps it a number.
+  TempDir dir;
+  std::string path = dir.write("big.json", R"({"const": 12345678901234567890})");
+  Harness<Validate> big("schema_file: " + path);
+  EXPECT_EQ(reason(big, "12345678901234567890.0"), "");
+  EXPECT_EQ(reason(big, "12345678901234567891"), "schema: (root): 12345678901234567891 is not the allowed value 12345678901234567890");
+}
+
+TEST(Validate, NulAndEveryCharacterAreChecked) {
   Harness<Validate> h(R"(schema: {properties: {code: {pattern: '^[a-z]+$'}, note: {maxLength: 3}}})");
   EXPECT_EQ(reason(h, R"({"code":"abc"})"), "");
   EXPECT_EQ(reason(h, R"({"code":"abc\u0000; DROP TABLE"})"),
-            "schema: cannot check the string at /code: it holds U+0000 or an unpaired UTF-16 surrogate "
-            "(\\uDC00-\\uDFFF), where pattern and length checks would stop early");
-  EXPECT_TRUE(starts_with(reason(h, R"({"note":"\uDC00abcdefgh"})"), "schema: cannot check the string at /note: "));
-  EXPECT_TRUE(starts_with(reason(h, R"({"a\u0000b":1})"), "schema: cannot check the string at /a\\u0000b: "));
-  // A proper surrogate pair is one character.
+            R"(schema: /code: "abc\u0000; DROP TABLE" does not match the pattern "^[a-z]+$")");
+  // A surrogate pair is one character; an unpaired surrogate is not I-JSON.
   EXPECT_EQ(reason(h, R"({"note":"\uD83D\uDE00ab"})"), "");
+  EXPECT_EQ(reason(h, R"({"note":"\uD83D\uDE00abcd"})"), "schema: /note: the string of 5 characters is longer than the maximum 3");
+  EXPECT_EQ(reason(h, R"({"note":"\uDC00abc"})"),
+            "payload is not JSON at byte 19: a string holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which "
+            "is not Unicode text (I-JSON, RFC 7493)");
+  EXPECT_EQ(reason(h, R"({"note":"\uD800"})"), "payload is not JSON at byte 9: The surrogate pair in string is invalid.");
+  // \d is ASCII as in ECMA-262; $ only at the very end.
+  Harness<Validate> digits(R"(schema: {pattern: '^\d+$'})");
+  EXPECT_EQ(reason(digits, R"("123")"), "");
+  EXPECT_NE(reason(digits, "\"\xd9\xa3\""), "");  // ARABIC-INDIC DIGIT THREE
+  EXPECT_NE(reason(digits, R"("123\n")"), "");
+}
 
-  // Without patterns, U+0000 cannot fool anything and passes.
-  Harness<Validate> lengths(R"(schema: {properties: {note: {maxLength: 3}}})");
-  EXPECT_EQ(reason(lengths, R"({"note":"a\u0000b"})"), "");
-  EXPECT_TRUE(starts_with(reason(lengths, R"({"note":"abcd\uDC00"})"), "schema: cannot check the string at /note: "));
+TEST(Validate, APatternThatBacktracksWithoutEndGivesUp) {
+  Harness<Validate> h(R"(schema: {pattern: '^(a+)+$'})");
+  std::string evil = "\"" + std::string(40, 'a') + "!\"";
+  EXPECT_EQ(reason(h, evil).rfind("schema: (root): \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" ", 0), 0u) << reason(h, evil);
+  EXPECT_EQ(reason(h, "\"aaa\""), "");
 }
 
 TEST(Validate, DropModeDropsMismatchesButStillRejectsWhatIsNotJson) {
   Harness<Validate> h(std::string(kOrders) + "on_invalid: drop\n");
-  auto r = h.transform({{.payload = R"({"id":1,"total":2})"}, {.payload = R"({"id":"x","total":2})"}, {.payload = "nope"}});
+  auto r = h.transform({{.payload = R"({"id":1,"total":2})"},
+                        {.payload = R"({"id":"x","total":2})"},
+                        {.payload = "{bad"},
+                        {.payload = "[1,"}});
   ASSERT_EQ(r.kept.size(), 1u);
   EXPECT_EQ(r.kept[0].payload, R"({"id":1,"total":2})");
   EXPECT_EQ(r.dropped, 1u);
-  ASSERT_EQ(r.rejected.size(), 1u);
-  EXPECT_TRUE(starts_with(r.rejected[0].reason, "payload is not JSON: ")) << r.rejected[0].reason;
+  ASSERT_EQ(r.rejected.size(), 2u);
+  EXPECT_EQ(r.rejected[0].reason, "payload is not JSON at byte 1: Missing a name for object member.");
+  EXPECT_EQ(r.rejected[1].reason, "payload is not JSON at byte 3: Invalid value.");
   auto logs = h.logs();
   ASSERT_EQ(logs.size(), 1u);
-  EXPECT_EQ(logs[0], R"(dropped: schema: #/properties/id: expected type integer, got string "x" at /id)");
+  EXPECT_EQ(logs[0], R"(dropped: schema: /id: expected type integer, got string "x")");
 }
 
-TEST(Validate, APayloadThatIsNotJsonIsRejectedWithTheParseErrorAndOffset) {
+TEST(Validate, APayloadThatIsNotIJsonIsRejectedWithTheRealReason) {
   Harness<Validate> h(kOrders);
-  EXPECT_EQ(reason(h, "not json"), "payload is not JSON: Invalid value. at offset 1");
-  EXPECT_EQ(reason(h, R"({"id":1,"total":2)"), "payload is not JSON: Missing a comma or '}' after an object member. at offset 17");
-  EXPECT_EQ(reason(h, R"({"id":1,"total":2} {})"), "payload is not JSON: The document root must not be followed by other values. at offset 19");
-  EXPECT_EQ(reason(h, ""), "payload is not JSON: The document is empty. at offset 0");
-  EXPECT_EQ(reason(h, "{\"id\":1,\"total\":2,\"note\":\"\xff\"}"), "payload is not JSON: Invalid encoding in string. at offset 26");
+  EXPECT_EQ(reason(h, "not json"), "payload is not JSON at byte 1: Invalid value.");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":2)"), "payload is not JSON at byte 17: Missing a comma or '}' after an object member.");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":2} {})"), "payload is not JSON at byte 19: something follows the JSON value");
+  EXPECT_EQ(reason(h, ""), "payload is not JSON at byte 0: The document is empty.");
+  EXPECT_EQ(reason(h, "{\"id\":1,\"total\":2,\"note\":\"\xff\"}"), "payload is not JSON at byte 26: Invalid encoding in string.");
+  EXPECT_EQ(reason(h, R"({"id":1,"total":2,"id":3})"),
+            "payload is not JSON at byte 24: the member name \"id\" appears twice in one object (I-JSON, RFC 7493: "
+            "readers disagree on which one counts)");
 }
 
-TEST(Validate, NestingDeeperThanMaxDepthDoesNotMatch) {
-  // RapidJSON 1.1's validator costs O(depth^2): unbounded, this 400 kB payload would hold the
-  // flow's thread for minutes.
+TEST(Validate, NestingDeeperThanMaxDepthIsRejected) {
   const size_t depth = 200000;
   const std::string deep = std::string(depth, '[') + std::string(depth, ']');
   Harness<Validate> arrays("schema: {type: array}");
-  EXPECT_EQ(reason(arrays, deep), "schema: the payload nests objects and arrays deeper than max_depth (256)");
+  EXPECT_EQ(reason(arrays, deep), "payload is not JSON at byte 256: nested deeper than 256 levels");
   const std::string at_limit = std::string(256, '[') + std::string(256, ']');
   EXPECT_EQ(reason(arrays, at_limit), "");
-  EXPECT_EQ(reason(arrays, "[" + at_limit + "]"), "schema: the payload nests objects and arrays deeper than max_depth (256)");
 
   Harness<Validate> shallow("schema: {type: object}\nmax_depth: 2\non_invalid: drop");
-  auto r = shallow.transform({{.payload = R"({"a":{"b":1}})"}, {.payload = R"({"a":{"b":[1]}})"}, {.payload = R"({"a":[{}]})"}});
+  auto r = shallow.transform({{.payload = R"({"a":{"b":1}})"}, {.payload = R"({"a":{"b":[1]}})"}});
   EXPECT_EQ(r.kept.size(), 1u);
-  EXPECT_EQ(r.dropped, 2u);
+  EXPECT_EQ(r.rejected.size(), 1u);  // too deep to read is never dropped in silence
 
-  // Printing the offending value stays shallow.
   Harness<Validate> enums("schema: {enum: [1, 2]}\nmax_depth: 4096");
   EXPECT_EQ(reason(enums, std::string(4000, '[') + std::string(4000, ']')),
-            "schema: #: a deeply nested array is not one of [1,2] at the root");
+            "schema: (root): an array of 1 item is not one of [1,2]");
 }
 
-TEST(Validate, SchemaFromAFile) {
+TEST(Validate, FormatIsAnAnnotationUnlessAsserted) {
+  const std::string schema = "schema: {properties: {at: {format: date-time}, mail: {format: email}, ip: {format: ipv4}, "
+                             "id: {format: uuid}, x: {format: made-up}}}\n";
+  Harness<Validate> plain(schema);
+  EXPECT_EQ(reason(plain, R"({"at":"yesterday","mail":"nobody","ip":"1.2.3.999"})"), "");
+  Harness<Validate> strict(schema + "format_assertion: true\n");
+  EXPECT_EQ(reason(strict, R"({"at":"2026-12-07T10:00:00.5+01:00","mail":"a.b@example.com","ip":"10.0.0.1",)"
+                           R"("id":"123e4567-e89b-12d3-a456-426614174000","x":"anything"})"),
+            "");
+  EXPECT_EQ(reason(strict, R"({"at":"2026-02-30T10:00:00Z","mail":"a..b@x.io","ip":"01.2.3.4"})"),
+            R"(schema: /at: "2026-02-30T10:00:00Z" is not a valid date-time; /mail: "a..b@x.io" is not a valid email; )"
+            R"(/ip: "01.2.3.4" is not a valid ipv4)");
+}
+
+TEST(Validate, SchemaFromAFileAndRefsAcrossFiles) {
   TempDir dir;
+  dir.write("types/id.json", R"({"$id": "https://schemas.example.com/id.json", "type": "string", "minLength": 2})");
+  dir.write("address.json", R"({"type": "object", "required": ["city"], "definitions": {"zip": {"pattern": "^[0-9]{5}$"}}})");
   std::string path = dir.write("order.json", R"({
-  "$schema": "http://json-schema.org/draft-04/schema#",
-  "title": "order",
+  "$schema": "http://json-schema.org/draft-07/schema#",
   "type": "object",
   "required": ["id"],
-  "properties": {"id": {"$ref": "#/definitions/id"}},
-  "definitions": {"id": {"type": "string", "minLength": 2}}
+  "properties": {
+    "id": {"$ref": "https://schemas.example.com/id.json"},
+    "to": {"$ref": "address.json"},
+    "zip": {"$ref": "address.json#/definitions/zip"},
+    "same": {"$ref": "#item"}
+  },
+  "definitions": {"item": {"$id": "#item", "type": "integer"}}
 })");
-  Harness<Validate> h("schema_file: " + path);
-  EXPECT_EQ(reason(h, R"({"id":"ab"})"), "");
-  EXPECT_EQ(reason(h, R"({"id":"a"})"), "schema: #/definitions/id: string of 1 character is shorter than minLength 2 at /id");
-  EXPECT_EQ(reason(h, R"({"id":7})"), "schema: #/definitions/id: expected type string, got integer 7 at /id");
+  Harness<Validate> h("schema_file: " + path + "\nschema_dir: " + dir.path());
+  EXPECT_EQ(reason(h, R"({"id":"ab","to":{"city":"Lyon"},"zip":"69001","same":1})"), "");
+  EXPECT_EQ(reason(h, R"({"id":"a","to":{},"zip":"6900","same":"1"})"),
+            R"(schema: /id: the string of 1 characters is shorter than the minimum 2; )"
+            R"(/to: the required property "city" is missing; /zip: "6900" does not match the pattern "^[0-9]{5}$"; )"
+            R"(/same: expected type integer, got string "1")");
+
+  // Never the network, never outside schema_dir.
+  std::string e = load_error("schema: {$ref: 'https://example.com/remote.json'}\nschema_dir: " + dir.path());
+  EXPECT_NE(e.find("edgeflow never fetches schemas over a network"), std::string::npos) << e;
+  e = load_error("schema: {$ref: '../etc/passwd'}\nschema_dir: " + dir.path());
+  EXPECT_NE(e.find("is not this schema, nor a schema file in schema_dir"), std::string::npos) << e;
 }
 
-TEST(Validate, IgnoredKeywordsAreDroppedWithAWarning) {
-  Harness<Validate> h(R"(schema:
-  properties:
-    email: {type: string, format: email}
-    site: {type: string, format: uri}
-ignore_keywords: [format])");
-  EXPECT_EQ(reason(h, R"({"email":"not an address"})"), "");
-  EXPECT_EQ(reason(h, R"({"email":5})"), "schema: #/properties/email: expected type string, got integer 5 at /email");
+TEST(Validate, UnknownKeywordsAreWarnedAbout) {
+  Harness<Validate> h("schema: {properties: {n: {type: integer, minimun: 1}}, x-owner: team-a, $comment: hi}");
   auto logs = h.logs();
-  ASSERT_FALSE(logs.empty());
-  EXPECT_EQ(logs[0], "schema: 'format' is not checked (ignore_keywords): 2 places, the first at #/properties/email/format");
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0], "schema: 'minimun' at schema#/properties/n/minimun is not a keyword of this draft, so it checks "
+                     "nothing; did you mean 'minimum'?");
 }
 
 // --- load-time errors: each points at the YAML (or the file and its pointer) ------------------
@@ -312,12 +370,13 @@ TEST(ValidateConfig, ExactlyOneOfSchemaAndSchemaFile) {
   EXPECT_TRUE(starts_with(empty, "<harness>:1:9: schema: missing")) << empty;
 }
 
-TEST(ValidateConfig, TheSchemaMustBeAnObject) {
-  EXPECT_TRUE(starts_with(load_error("schema: [1, 2]"), "<harness>:1:9: schema: a schema must be a JSON object")) << load_error("schema: [1, 2]");
+TEST(ValidateConfig, TheSchemaMustBeASchema) {
+  EXPECT_EQ(load_error("schema: [1, 2]"), "<harness>:1:9: schema: expected a schema: an object or true/false");
   std::string quoted = load_error("on_invalid: drop\nschema: '{\"type\": \"object\"}'");
-  EXPECT_TRUE(starts_with(quoted, "<harness>:2:9: schema: a schema must be a JSON object")) << quoted;
-  EXPECT_NE(quoted.find("got string"), std::string::npos) << quoted;
-  EXPECT_TRUE(starts_with(load_error("schema: true"), "<harness>:1:9: schema: a schema must be a JSON object"));
+  EXPECT_EQ(quoted, "<harness>:2:9: schema: expected a schema: an object or true/false");
+  EXPECT_EQ(load_error("schema: {$schema: 'http://json-schema.org/draft-04/schema#', properties: {a: true}}"),
+            "<harness>:1:78: schema.properties.a: expected a schema: an object (draft-04 has no boolean schemas; "
+            "write {} for true, {\"not\": {}} for false)");
 }
 
 TEST(ValidateConfig, SchemaFileErrors) {
@@ -326,106 +385,52 @@ TEST(ValidateConfig, SchemaFileErrors) {
   EXPECT_EQ(missing,
             "<harness>:1:14: schema_file: cannot read /nonexistent/dir/order.json: No such file or directory; "
             "give the path of a readable JSON Schema file (relative paths start at the daemon's working directory)");
-
   std::string broken = dir.write("broken.json", "{\n  \"type\": \"object\",\n  \"properties\": {\n}");
   EXPECT_EQ(load_error("schema_file: " + broken),
-            "<harness>:1:14: schema_file: " + broken + ":4:2: not JSON: Missing a comma or '}' after an object member. (offset 41)");
-
-  std::string list = dir.write("list.json", "[{\"type\": \"object\"}]");
-  EXPECT_TRUE(starts_with(load_error("schema_file: " + list), "<harness>:1:14: schema_file: " + list + ": #: a schema must be a JSON object"));
-
-  std::string draft7 = dir.write("d7.json", R"({"properties": {"tags": {"type": "array", "contains": {"type": "string"}}}})");
-  EXPECT_TRUE(starts_with(load_error("on_invalid: drop\nschema_file: " + draft7),
-                          "<harness>:2:14: schema_file: " + draft7 + ": #/properties/tags/contains: 'contains' is not supported"))
-      << load_error("schema_file: " + draft7);
+            "<harness>:1:14: schema_file: " + broken + ": not JSON at byte 41: Missing a comma or '}' after an object member.");
+  std::string bad = dir.write("bad.json", R"({"properties": {"tags": {"type": "array", "minItems": -1}}})");
+  EXPECT_EQ(load_error("on_invalid: drop\nschema_file: " + bad),
+            "<harness>:2:14: schema_file: " + bad + "#/properties/tags/minItems: minItems must be a non-negative integer");
 }
 
-TEST(ValidateConfig, UnsupportedKeywordsAreRefusedWhereTheyStand) {
-  std::string e = load_error(R"(schema:
-  type: object
-  properties:
-    tags:
-      type: array
-      contains: {type: string}
-)");
-  EXPECT_TRUE(starts_with(e, "<harness>:6:17: schema.properties.tags.contains: 'contains' is not supported (a draft-06 keyword)")) << e;
-  EXPECT_NE(e.find("list it in ignore_keywords"), std::string::npos) << e;
-
-  e = load_error("schema:\n  if: {properties: {a: {const: 1}}}\n  then: {required: [b]}\n");
-  EXPECT_TRUE(starts_with(e, "<harness>:2:7: schema.if: 'if' is not supported (a draft-07 keyword;")) << e;
-
-  e = load_error("schema:\n  properties:\n    email: {type: string, format: email}\n");
-  EXPECT_TRUE(starts_with(e, "<harness>:3:35: schema.properties.email.format: 'format' is not supported")) << e;
-
-  e = load_error("schema:\n  properties:\n    n: {type: integer, minimun: 1}\n");
-  EXPECT_TRUE(starts_with(e, "<harness>:3:33: schema.properties.n.minimun: unknown keyword 'minimun'. Did you mean 'minimum'?")) << e;
-
-  // Vendor extensions and annotations are fine; listing a supported keyword to ignore is not.
-  EXPECT_EQ(load_error("schema: {x-owner: team-a, description: orders, $comment: hi, properties: {a: {title: A}}}"), "");
-  e = load_error("schema: {type: object}\nignore_keywords: [format, minimum]");
-  EXPECT_TRUE(starts_with(e, "<harness>:2:27: ignore_keywords: 'minimum' is a keyword this validator handles")) << e;
-}
-
-TEST(ValidateConfig, KeywordValuesRapidJsonWouldSkipAreRefused) {
+TEST(ValidateConfig, KeywordValuesAreChecked) {
   struct Case {
     const char* yaml;
     const char* error;
   } cases[] = {
-      {"schema: {type: float}", "<harness>:1:16: schema.type: unknown type 'float'"},
-      {"schema: {required: id}", "<harness>:1:20: schema.required: required must be a list of property names"},
-      {"schema: {minimum: '5'}", "<harness>:1:19: schema.minimum: minimum must be a number, got string"},
-      {"schema: {maxLength: -1}", "<harness>:1:21: schema.maxLength: maxLength must be a whole number"},
-      {"schema: {enum: []}", "<harness>:1:16: schema.enum: enum must be a non-empty list"},
-      {"schema: {multipleOf: 0}", "<harness>:1:22: schema.multipleOf: multipleOf must be a number greater than 0"},
-      {"schema: {properties: {a: 5}}", "<harness>:1:26: schema.properties.a: expected a schema (an object, or true/false), got integer"},
-      {"schema: {patternProperties: 5}", "<harness>:1:29: schema.patternProperties: patternProperties must be a map"},
-      // RapidJSON compiles the properties map itself as a schema: a property named dependencies
-      // whose schema holds a list of numbers crashes it.
-      {"schema: {properties: {dependencies: {enum: [1, 2]}}}",
-       "<harness>:1:44: schema.properties.dependencies.enum: this object would be compiled as a schema, and its 'dependencies' list"},
-      {"schema: {const: a, enum: [a]}", "<harness>:1:17: schema.const: const and enum in the same schema"},
-      {"schema: {properties: {k: {const: {kind: x}}}}", "<harness>:1:34: schema.properties.k.const: const with an object is not supported"},
-      {"schema: {enum: [1, [2, {a: a}]]}", "<harness>:1:24: schema.enum[1][1]: enum with an object is not supported"},
-      {"schema: {exclusiveMinimum: true}", "<harness>:1:28: schema.exclusiveMinimum: exclusiveMinimum: true needs minimum beside it"},
-      {"schema: {pattern: '^a|^b'}", "<harness>:1:19: schema.pattern: pattern '^a|^b': ^ is supported only at the start"},
-      {"schema: {pattern: '(?=x)'}", "<harness>:1:19: schema.pattern: pattern '(?=x)': lookarounds"},
-      {"schema: {pattern: '\\bword'}", "<harness>:1:19: schema.pattern: pattern '\\bword': the escape \\b is not supported"},
-      {"schema: {pattern: '^$'}", "<harness>:1:19: schema.pattern: pattern '^$': it is outside the supported regex subset"},
-      {"schema: {patternProperties: {'[a-': {}}}", "<harness>:1:37: schema.patternProperties[a-: patternProperties key '[a-': a [ is not closed"},
-      {"schema: {patternProperties: {'^n': {}}, additionalProperties: {type: string}}",
-       "<harness>:1:63: schema.additionalProperties: a schema for additionalProperties beside patternProperties is not supported"},
-      {"schema: {properties: {a: {$ref: '#/definitions/a', maxLength: 3}}}",
-       "<harness>:1:63: schema.properties.a.maxLength: 'maxLength' beside $ref is ignored in draft-04"},
+      {"schema: {type: float}", "<harness>:1:16: schema.type: type \"float\" is not a JSON Schema type"},
+      {"schema: {required: id}", "<harness>:1:20: schema.required: required must be an array of property names"},
+      {"schema: {minimum: '5'}", "<harness>:1:19: schema.minimum: minimum must be a number"},
+      {"schema: {maxLength: -1}", "<harness>:1:21: schema.maxLength: maxLength must be a non-negative integer"},
+      {"schema: {minItems: 2.5}", "<harness>:1:20: schema.minItems: minItems must be a non-negative integer"},
+      {"schema: {enum: []}", "<harness>:1:16: schema.enum: enum must list at least one value"},
+      {"schema: {multipleOf: 0}", "<harness>:1:22: schema.multipleOf: multipleOf must be more than 0"},
+      {"schema: {properties: {a: 5}}", "<harness>:1:26: schema.properties.a: expected a schema: an object or true/false"},
+      {"schema: {patternProperties: 5}", "<harness>:1:29: schema.patternProperties: patternProperties must be an object of schemas"},
+      {"schema: {pattern: '(a'}", "<harness>:1:19: schema.pattern: pattern \"(a\" is not a regular expression: missing closing parenthesis"},
+      {"schema: {anyOf: []}", "<harness>:1:17: schema.anyOf: anyOf must be a non-empty array of schemas"},
+      {"schema: {required: [a, a]}", "<harness>:1:24: schema.required[1]: required names \"a\" twice"},
   };
   for (auto& c : cases) {
     std::string e = load_error(c.yaml);
     EXPECT_TRUE(starts_with(e, c.error)) << c.yaml << "\n  got: " << e;
   }
+  // A decimal count that is a whole number is one.
+  EXPECT_EQ(load_error("schema: {minItems: 2.0}"), "");
 }
 
-TEST(ValidateConfig, RefsMustResolveToSchemasWithoutCycles) {
-  std::string e = load_error("schema: {properties: {a: {$ref: 'other.json#/definitions/a'}}}");
-  EXPECT_TRUE(starts_with(e, "<harness>:1:33: schema.properties.a.$ref: 'other.json#/definitions/a' is not a local reference")) << e;
-  e = load_error("schema: {properties: {a: {$ref: '#/definitions/nope'}}}");
-  EXPECT_EQ(e, "<harness>:1:33: schema.properties.a.$ref: '#/definitions/nope' points at nothing in this schema");
-  e = load_error("schema: {properties: {a: {$ref: '#/properties'}}}");
-  EXPECT_EQ(e, "<harness>:1:33: schema.properties.a.$ref: '#/properties' points at an object that is not a schema");
-  e = load_error("schema: {properties: {a: {$ref: '#/definitions/b'}}, definitions: {b: {$ref: '#/definitions/b'}}}");
-  EXPECT_EQ(e, "<harness>:1:33: schema.properties.a.$ref: $ref cycle #/definitions/b -> #/definitions/b never reaches a schema");
-  e = load_error("schema: {$ref: '#/x'}");
-  EXPECT_TRUE(starts_with(e, "<harness>:1:16: schema.$ref: '#/x' points at nothing")) << e;
+TEST(ValidateConfig, RefsMustResolveAndNeverLoop) {
+  std::string e = load_error("schema: {properties: {a: {$ref: '#/definitions/nope'}}}");
+  EXPECT_TRUE(starts_with(e, "<harness>:1:33: schema.properties.a.$ref: $ref \"#/definitions/nope\": nothing at /definitions")) << e;
   e = load_error("schema: {$ref: '#foo'}");
-  EXPECT_TRUE(starts_with(e, "<harness>:1:16: schema.$ref: '#foo' is not a JSON pointer")) << e;
+  EXPECT_TRUE(starts_with(e, "<harness>:1:16: schema.$ref: $ref \"#foo\": no schema has the $id #foo")) << e;
+  e = load_error("schema: {allOf: [{$ref: '#'}]}");
+  EXPECT_NE(e.find("applies itself to the same value without end"), std::string::npos) << e;
 
-  Harness<Validate> defs("schema: {properties: {a: {$ref: '#/$defs/n'}, b: {$ref: '#/definitions/no'}}, "
-                         "$defs: {n: {type: integer}}, definitions: {no: false}}");
-  EXPECT_EQ(reason(defs, R"({"a":1})"), "");
-  EXPECT_EQ(reason(defs, R"({"a":"x"})"), R"(schema: #/$defs/n: expected type integer, got string "x" at /a)");
-  EXPECT_EQ(reason(defs, R"({"b":1})"), "schema: #/definitions/no: no value is allowed here (the schema is false) at /b");
   Harness<Validate> spaced("schema: {properties: {a: {$ref: '#/definitions/order item'}, b: {$ref: '#/definitions/order%20item'}}, "
                            "definitions: {order item: {type: integer}}}");
   EXPECT_EQ(reason(spaced, R"({"a":1,"b":2})"), "");
-  EXPECT_EQ(reason(spaced, R"({"b":"x"})"), R"(schema: #/definitions/order item: expected type integer, got string "x" at /b)");
+  EXPECT_EQ(reason(spaced, R"({"b":"x"})"), R"(schema: /b: expected type integer, got string "x")");
 
   // A recursive schema (a tree) is fine: the recursion follows the document.
   Harness<Validate> tree(R"(schema:
@@ -437,10 +442,10 @@ TEST(ValidateConfig, RefsMustResolveToSchemasWithoutCycles) {
 )");
   EXPECT_EQ(reason(tree, R"({"name":"a","children":[{"name":"b","children":[{"name":"c"}]}]})"), "");
   EXPECT_EQ(reason(tree, R"({"name":"a","children":[{"name":"b","children":[{}]}]})"),
-            R"(schema: #: missing required property "name" at /children/0/children/0)");
+            R"(schema: /children/0/children/0: the required property "name" is missing)");
 }
 
-TEST(Validate, PatternRewritesKeepTheirMeaning) {
+TEST(Validate, PatternsAreEcma262) {
   struct Case {
     const char* pattern;
     const char* yes;
@@ -450,11 +455,12 @@ TEST(Validate, PatternRewritesKeepTheirMeaning) {
       {"^\\w+$", "ab_9", "a-b"},
       {"^\\S+\\s\\S+$", "a b", "a  b"},
       {"^[\\d.]+$", "1.2", "1,2"},
-      {"^[a\\-z]+$", "a-z", "b"},
-      {"^https?:\\/\\/", "http://x", "ftp://x"},
       {"^(?:ab)+$", "abab", "aba"},
       {"^a+?b$", "aab", "ba"},
-      {"^\\D+$", "ab", "a1"},
+      {"\\bword\\b", "a word here", "swordfish"},
+      {"^(?=.*x)", "axb", "ab"},
+      {"^\\u0041$", "A", "B"},
+      {"^\\p{L}+$", "héllo", "h3llo"},
       {"x", "axb", "ab"},
   };
   for (auto& c : cases) {
