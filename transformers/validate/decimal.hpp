@@ -63,6 +63,19 @@ struct Decimal {
     return d;
   }
 
+  // A plain integer of at most 18 digits (most numbers in messages) as an int64, the fast path.
+  static bool small_integer(std::string_view t, int64_t& out) {
+    size_t i = t.size() && t[0] == '-' ? 1 : 0;
+    if (t.size() == i || t.size() - i > 18) return false;
+    int64_t v = 0;
+    for (size_t k = i; k < t.size(); ++k) {
+      if (t[k] < '0' || t[k] > '9') return false;
+      v = v * 10 + (t[k] - '0');
+    }
+    out = i ? -v : v;
+    return true;
+  }
+
   bool zero() const { return digits.empty(); }
   bool integer() const { return zero() || int64_t(digits.size()) <= exponent; }
 

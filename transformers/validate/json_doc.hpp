@@ -51,7 +51,8 @@ class Doc {
     pending_.clear();
     pending_members_.clear();
     error_.clear();
-    Builder b{*this, max_depth, 0, {}};
+    // Only an escape can make a surrogate: without a backslash, no string needs the check.
+    Builder b{*this, max_depth, 0, {}, std::memchr(text.data(), '\\', text.size()) != nullptr};
     rapidjson::InsituStringStream in(buffer_.data());
     rapidjson::Reader reader;
     reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
@@ -97,6 +98,7 @@ class Doc {
     uint32_t max_depth;
     uint32_t depth = 0;
     std::string why;
+    bool escapes;
 
     bool add(JsonValue v) {
       d.pending_.push_back(uint32_t(d.values_.size()));
@@ -117,6 +119,7 @@ class Doc {
     // RapidJSON decodes a lone \uDC00 (a low surrogate without its high one) to bytes that are
     // not UTF-8 (ED B0 80); the raw input is checked already, so only an escape makes them.
     bool whole(const char* s, size_t n) {
+      if (!escapes) return true;
       for (const void* p = std::memchr(s, 0xED, n); p; p = std::memchr(p, 0xED, n - size_t(static_cast<const char*>(p) - s))) {
         size_t at = size_t(static_cast<const char*>(p) - s);
         if (at + 1 < n && static_cast<unsigned char>(s[at + 1]) >= 0xA0) {

@@ -125,6 +125,26 @@ size_t code_points(std::string_view s) {
 
 }  // namespace
 
+// A number from the schema: exact, and as an int64 when it is a small plain integer.
+struct Bound {
+  Decimal exact;
+  int64_t value = 0;
+  bool small = false;
+  explicit Bound(std::string_view text) : exact(Decimal::parse(text)) { small = Decimal::small_integer(text, value); }
+  // -1, 0, 1 as the number `text` is less than, equal to, more than this.
+  int compare(std::string_view text) const {
+    int64_t x;
+    if (small && Decimal::small_integer(text, x)) return x < value ? -1 : x > value ? 1 : 0;
+    return Decimal::compare(Decimal::parse(text), exact);
+  }
+  bool divides(std::string_view text) const {
+    int64_t x;
+    if (small && Decimal::small_integer(text, x)) return x % value == 0;
+    return Decimal::parse(text).multiple_of(exact);
+  }
+  std::string text() const { return exact.text(); }
+};
+
 struct Schema::Node {
   enum class Kind : uint8_t { schema, accept, reject, ref } kind = Kind::schema;
   std::string where;  // the schema's URI and pointer, for messages
@@ -134,7 +154,7 @@ struct Schema::Node {
   bool has_enum = false, has_const = false, unique_items = false;
   std::vector<uint32_t> enum_values;
   uint32_t const_value = 0, enum_array = 0;
-  std::optional<Decimal> multiple_of, maximum, minimum, exclusive_maximum, exclusive_minimum;
+  std::optional<Bound> multiple_of, maximum, minimum, exclusive_maximum, exclusive_minimum;
   int64_t max_length = -1, min_length = 0, max_items = -1, min_items = 0, max_properties = -1, min_properties = 0;
   Regex* pattern = nullptr;
   std::string pattern_text;
@@ -415,7 +435,8 @@ uint32_t Schema::resolve(const std::string& ref, Location at, const std::string&
     // A position the index did not visit takes the base of the one above it.
     if (!base_of_.count({doc, child_index})) base_of_.emplace(Location{doc, child_index}, base_of_[{doc, v}]);
     v = child_index;
-    walked += "/" + escape_token(token);
+    walked += '/';
+    walked += escape_token(token);
     pos = end + 1;
   }
   return compile({doc, v}, walked);
@@ -438,7 +459,7 @@ void Schema::keywords(Node& n, Location at, const std::string& pointer) {
   n.draft4 = !d7;
   auto number = [&](const JsonValue& x, const std::string& where, const std::string& k) {
     if (x.kind != Kind::number) fail(at, where, k + " must be a number");
-    return Decimal::parse(x.text);
+    return Bound(x.text);
   };
   auto count = [&](const JsonValue& x, const std::string& where, const std::string& k) {
     Decimal v = x.kind == Kind::number ? Decimal::parse(x.text) : Decimal{};
@@ -512,7 +533,7 @@ void Schema::keywords(Node& n, Location at, const std::string& pointer) {
       n.const_value = m.value;
     } else if (k == "multipleOf") {
       n.multiple_of = number(x, where, k);
-      if (n.multiple_of->zero() || n.multiple_of->negative) fail(at, where, "multipleOf must be more than 0");
+      if (n.multiple_of->exact.zero() || n.multiple_of->exact.negative) fail(at, where, "multipleOf must be more than 0");
     } else if (k == "maximum") {
       n.maximum = number(x, where, k);
     } else if (k == "minimum") {
@@ -630,7 +651,10 @@ struct Schema::Ctx {
   void add(std::string message) {
     if (full()) return;
     std::string p;
-    for (auto& t : path) p += "/" + (t.is_index ? std::to_string(t.index) : escape_token(t.name));
+    for (auto& t : path) {
+      p += '/';
+      p += t.is_index ? std::to_string(t.index) : escape_token(t.name);
+    }
     failures->push_back({p, std::move(message)});
   }
 };
@@ -824,20 +848,19 @@ bool Schema::check(const Node& n, uint32_t value, Ctx* c) {
 
   if (v.kind == Kind::number &&
       (n.multiple_of || n.maximum || n.minimum || n.exclusive_maximum || n.exclusive_minimum)) {
-    Decimal x = Decimal::parse(v.text);
-    if (n.maximum && Decimal::compare(x, *n.maximum) > 0 &&
+    if (n.maximum && n.maximum->compare(v.text) > 0 &&
         failed([&] { return shown(v) + " is more than the maximum " + n.maximum->text(); }))
       return false;
-    if (n.exclusive_maximum && Decimal::compare(x, *n.exclusive_maximum) >= 0 &&
+    if (n.exclusive_maximum && n.exclusive_maximum->compare(v.text) >= 0 &&
         failed([&] { return shown(v) + " is not less than the exclusive maximum " + n.exclusive_maximum->text(); }))
       return false;
-    if (n.minimum && Decimal::compare(x, *n.minimum) < 0 &&
+    if (n.minimum && n.minimum->compare(v.text) < 0 &&
         failed([&] { return shown(v) + " is less than the minimum " + n.minimum->text(); }))
       return false;
-    if (n.exclusive_minimum && Decimal::compare(x, *n.exclusive_minimum) <= 0 &&
+    if (n.exclusive_minimum && n.exclusive_minimum->compare(v.text) <= 0 &&
         failed([&] { return shown(v) + " is not more than the exclusive minimum " + n.exclusive_minimum->text(); }))
       return false;
-    if (n.multiple_of && !x.multiple_of(*n.multiple_of) &&
+    if (n.multiple_of && !n.multiple_of->divides(v.text) &&
         failed([&] { return shown(v) + " is not a multiple of " + n.multiple_of->text(); }))
       return false;
   }
