@@ -2,7 +2,10 @@
 // CDC-style event mapped to 10 canonical fields (2 of them through functions), then routed
 // three ways, each route written out (so every event is serialised once, as in production).
 // Beside it: the same input through a passthrough step (the engine's floor for this shape),
-// and jq doing the same mapping and routing decision, when installed.
+// and jq doing the same mapping and routing decision, when installed. Then the validate step
+// with a realistic schema (validate_schema.json: 30 keywords on the same events) against ajv,
+// the validator of the JavaScript world, on the same events and schema (node and
+// bench/transform/node_modules from `npm ci` there).
 #include "bench.hpp"
 
 #include <cstdio>
@@ -83,6 +86,25 @@ int main(int argc, char** argv) {
               double(n) / mapped.cpu, (mapped.cpu - base.cpu) / double(n) * 1e6);
   if (installed("jq")) row("jq, same mapping and route decision", n, run({"jq", "-c", kJq}, in, "/dev/null", ""), mapped);
   else std::printf("jq: not installed (apt-get install jq), skipped\n");
-  std::printf("ratio > 1: the peer spent that many times edgeflow's CPU for map + route\n");
+  std::printf("ratio > 1: the peer spent that many times edgeflow's CPU for map + route\n\n");
+
+  header();
+  std::string schema = std::string(BENCH_DIR) + "/validate_schema.json";
+  Result checked = run_flow(dir, "flow: validate\n" + source + "steps: [ { type: validate, schema_file: " + schema +
+                                     " } ]\nsinks: { out: { type: file, path: /dev/null, fsync: false } }\nmax_in_flight: 100000\n",
+                            n);
+  row("edgeflow validate (30 keywords)", n, checked, std::nullopt);
+  std::printf("  validate: %.3f CPU s per million over the baseline\n", (checked.cpu - base.cpu) / double(n) * 1e6);
+  std::string ajv = std::string(BENCH_DIR) + "/node_modules/ajv";
+  if (installed("node") && std::filesystem::exists(ajv)) {
+    Result peer = run({"node", std::string(BENCH_DIR) + "/ajv_validate.js", schema, in}, "", dir + "/ajv.out", "");
+    if (slurp(dir + "/ajv.out").find("valid=" + std::to_string(n) + " invalid=0") == std::string::npos)
+      die("ajv did not find all events valid: " + slurp(dir + "/ajv.out"));
+    row("ajv 8 (node), JSON.parse + validate", n, peer, checked);
+  } else {
+    std::printf("ajv: not installed (cd bench/transform && npm ci), skipped\n");
+  }
+  std::printf("ratio > 1: the peer spent that many times edgeflow's CPU for validate (edgeflow's includes reading "
+              "and writing the file)\n");
   std::filesystem::remove_all(dir);
 }
