@@ -50,7 +50,7 @@ struct Decimal {
       bool neg = false;
       if (i < t.size() && (t[i] == '+' || t[i] == '-')) neg = t[i++] == '-';
       for (; i < t.size(); ++i) {
-        if (exp < (int64_t(1) << 60)) exp = exp * 10 + (t[i] - '0');
+        if (exp < int64_t(100000000000000000)) exp = exp * 10 + (t[i] - '0');  // clamped near 1e18
       }
       if (neg) exp = -exp;
     }

@@ -956,11 +956,13 @@ bool Schema::check(const Node& n, uint32_t value, Ctx* c) {
     for (auto& r : n.required)
       if (!d.find(v, r) && failed([&] { return "the required property \"" + printable(r, 60) + "\" is missing"; }))
         return false;
-    for (auto& [name, names] : n.dependency_names)
-      if (d.find(v, name))
-        for (auto& r : names)
-          if (!d.find(v, r) &&
-              failed([&] { return "property \"" + printable(name, 60) + "\" requires property \"" + printable(r, 60) + "\" (dependencies)"; }))
+    for (auto& dep : n.dependency_names)
+      if (d.find(v, dep.first))
+        for (auto& r : dep.second)
+          if (!d.find(v, r) && failed([&] {
+                return "property \"" + printable(dep.first, 60) + "\" requires property \"" + printable(r, 60) +
+                       "\" (dependencies)";
+              }))
             return false;
     for (auto& [name, schema] : n.dependency_schemas)
       if (d.find(v, name) && !eval(schema, value, c)) {
