@@ -1,5 +1,7 @@
 #include "redact.hpp"
 
+#include <edgeflow/sdk/suggest.hpp>
+
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -43,21 +45,6 @@ std::vector<std::string> conninfo_keywords() {
   for (const PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) out.emplace_back(o->keyword);
   PQconninfoFree(defaults);
   return out;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 // libpq names an unknown keyword after these; a keyword is the left of `key=value`, never a
@@ -120,14 +107,7 @@ std::string Redactor::redact_unparsed(std::string_view msg) {
       out += inner;
     } else if (names_unknown_keyword(std::string_view(m).substr(0, open))) {
       out += inner;
-      std::size_t best = 3;
-      for (const auto& k : keywords) {
-        const std::size_t d = edit_distance(inner, k);
-        if (d < best) {
-          best = d;
-          suggestion = k;
-        }
-      }
+      suggestion = edgeflow::sdk::closest(inner, keywords);
     } else {
       out += "...";
     }
