@@ -26,7 +26,7 @@ TEST(UppercaseField, PayloadsThatAreNotJsonAreRejectedNotFailed) {
   auto r = h.transform({{.payload = "{nope"}, {.payload = R"({"name":"x"})"}});
   EXPECT_EQ(r.error, "");
   ASSERT_EQ(r.rejected.size(), 1u);
-  EXPECT_EQ(r.rejected[0].reason, "payload is not valid JSON");
+  EXPECT_EQ(r.rejected[0].reason, "payload is not JSON at byte 1: Missing a name for object member.");
   ASSERT_EQ(r.kept.size(), 1u);
   EXPECT_EQ(r.kept[0].payload, R"({"name":"X"})");
 }

@@ -250,7 +250,7 @@ class Envelope : public Transformer {
 
   void wrap(Batch b, size_t i) {
     Message m = b[i];
-    if (!host().message_doc(m.raw())) return b.reject(i, "envelope: the payload is not JSON");
+    if (!host().message_doc(m.raw())) return b.reject(i, "envelope: " + message_doc_error(m.raw()));
     const Attr* at = nullptr;
     try {
       // Every attribute reads the incoming document, before it is replaced.
@@ -298,7 +298,7 @@ class Envelope : public Transformer {
   void unwrap(Batch b, size_t i) {
     Message m = b[i];
     Value root(host().message_doc(m.raw()));
-    if (!root) return b.reject(i, "envelope: the payload is not JSON");
+    if (!root) return b.reject(i, "envelope: " + message_doc_error(m.raw()));
     if (!root.is_object())
       return b.reject(i, std::string("envelope: not a CloudEvent: the document is ") +
                              expr::type_name(expr::Val::from(root)) + ", not an object");

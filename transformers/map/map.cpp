@@ -98,7 +98,7 @@ class Map : public Transformer {
     for (size_t i = 0; i < b.size(); ++i) {
       Message m = b[i];
       try {
-        if (!host().message_doc(m.raw())) throw expr::EvalError("the payload is not JSON");
+        if (!host().message_doc(m.raw())) throw expr::EvalError(message_doc_error(m.raw()));
         // Everything is read from the incoming document before any of it changes.
         for (size_t k = 0; k < sets_.size(); ++k) {
           values[k] = build(sets_[k].second, m).materialize();

@@ -23,7 +23,7 @@ class Passthrough : public Transformer {
   void transform(Batch b) override {
     if (!cfg_.parse) return;
     for (size_t i = 0; i < b.size(); ++i)
-      if (!host().message_doc(b[i].raw())) b.reject(i, "payload is not JSON");
+      if (!host().message_doc(b[i].raw())) b.reject(i, message_doc_error(b[i].raw()));
   }
 
  private:

@@ -103,7 +103,7 @@ class Redact : public Transformer {
       Message m = b[i];
       Value root(host().message_doc(m.raw()));
       if (!root) {
-        b.reject(i, "redact: the payload is not JSON");
+        b.reject(i, "redact: " + message_doc_error(m.raw()));
         continue;
       }
       for (auto& r : rules_) visit(m, r, root, 0);

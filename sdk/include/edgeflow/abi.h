@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define EF_ABI_MAJOR 1u
-#define EF_ABI_MINOR 1u
+#define EF_ABI_MINOR 2u
 
 #if defined(_WIN32)
 #define EF_EXPORT __declspec(dllexport)
@@ -245,8 +245,8 @@ typedef struct ef_host_api {
                            const char* value, size_t value_len);
 
   /* --- the structured document (JSON) of a message --- */
-  /* Root of the document, parsing the payload on first use; NULL (and fail() reason) if the
-     payload is not JSON. */
+  /* Root of the document, parsing the payload on first use; NULL if the payload is not I-JSON
+     (RFC 7493: JSON, UTF-8, no member name twice in an object); message_doc_error says why. */
   ef_value* (*message_doc)(ef_message* msg);
   /* Replaces the document with an empty object and returns its root. */
   ef_value* (*message_doc_reset)(ef_message* msg);
@@ -327,6 +327,12 @@ typedef struct ef_host_api {
   /* Sets a number the runtime exports for this instance (name: [a-z0-9_], 1 to 64 bytes,
      copied; kind: ef_metric_kind). It outlives a restart of the flow. Any thread. */
   void (*metric_set)(ef_ctx* ctx, const char* name, size_t len, uint32_t kind, double value);
+
+  /* --- documents (ABI 1.2) --- */
+  /* Why message_doc() returned NULL for this message ("payload is not JSON at byte 3: ..."), or
+     NULL after a parse that succeeded; host-owned, valid until the message changes. Check
+     struct_size before calling: an ABI 1.1 host has no such member. */
+  const char* (*message_doc_error)(ef_message* msg, size_t* len);
 } ef_host_api;
 
 /* The one exported entry point. Returns a static descriptor, or NULL after host->fail(NULL,..).

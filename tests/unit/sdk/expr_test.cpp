@@ -293,7 +293,7 @@ TEST(Expr, LookupTables) {
 
 TEST(Expr, ThePayloadMustBeJsonOnlyWhenTheDocumentIsRead) {
   EXPECT_EQ(run("meta.topic", "not json"), "\"orders\"");
-  EXPECT_EQ(run("id", "not json"), "error: the payload is not JSON");
+  EXPECT_EQ(run("id", "not json"), "error: payload is not JSON at byte 1: Invalid value.");
 }
 
 TEST(Expr, Templates) {

@@ -110,7 +110,7 @@ TEST(Dedupe, ANullKeyOrAFailingKeyRejectsOnlyThatMessage) {
   EXPECT_TRUE(r.kept.size() == 1u && r.dropped == 1u);
   ASSERT_EQ(r.rejected.size(), 2u);
   EXPECT_EQ(r.rejected[0].reason, "dedupe: key: `after.id * 1`: cannot multiply string and int");
-  EXPECT_EQ(r.rejected[1].reason, "dedupe: key: `after.id * 1`: the payload is not JSON");
+  EXPECT_EQ(r.rejected[1].reason, "dedupe: key: `after.id * 1`: payload is not JSON at byte 1: Invalid value.");
 
   Harness<Dedupe> n("key: after.id");
   EXPECT_EQ(verdict(n, {.payload = R"({"after":{}})"}),

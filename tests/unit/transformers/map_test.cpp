@@ -81,7 +81,7 @@ TEST(Map, AnEvaluationErrorRejectsOnlyThatMessage) {
   EXPECT_EQ(r.kept[1].payload, R"({"after":{"total":2},"cents":200})");
   ASSERT_EQ(r.rejected.size(), 2u);
   EXPECT_EQ(r.rejected[0].reason, "map: set.cents: `int(after.total * 100)`: cannot multiply null and int");
-  EXPECT_EQ(r.rejected[1].reason, "map: the payload is not JSON");
+  EXPECT_EQ(r.rejected[1].reason, "map: payload is not JSON at byte 1: Invalid value.");
 }
 
 TEST(Map, ANullKeyIsRejected) {

@@ -21,7 +21,24 @@ TEST(Passthrough, ParseRejectsWhatIsNotJson) {
   ASSERT_EQ(r.kept.size(), 1u);
   EXPECT_EQ(r.kept[0].payload, "{\"a\":1}");
   ASSERT_EQ(r.rejected.size(), 1u);
-  EXPECT_EQ(r.rejected[0].reason, "payload is not JSON");
+  EXPECT_EQ(r.rejected[0].reason, "payload is not JSON at byte 5: Invalid value.");
+}
+
+TEST(Passthrough, ParseRejectsAMemberNameTwiceWhateverTheStep) {
+  Harness<Passthrough> h("parse: true");
+  auto r = h.transform({{.payload = R"({"a":{"b":1,"b":2}})"}, {.payload = R"({"a":[{"x":1},{"x":1}]})"}});
+  ASSERT_EQ(r.kept.size(), 1u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].reason,
+            "payload is not I-JSON: the member name \"b\" appears twice in one object (RFC 7493: readers disagree on "
+            "which one counts)");
+  // Past 16 members the check is a hash set, never quadratic.
+  std::string many = "{";
+  for (int i = 0; i < 5000; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  auto big = h.transform({{.payload = many + "\"k0\":0}"}, {.payload = many + "\"end\":0}"}});
+  ASSERT_EQ(big.rejected.size(), 1u);
+  EXPECT_EQ(big.rejected[0].reason.substr(0, 47), "payload is not I-JSON: the member name \"k0\" app");
+  EXPECT_EQ(big.kept.size(), 1u);
 }
 
 TEST(Passthrough, APayloadNestedTooDeeplyIsRejectedNotParsed) {

@@ -113,8 +113,19 @@ TEST(Redact, RulesApplyInOrderAndANonJsonPayloadIsRejected) {
   EXPECT_EQ(r.kept[0].payload, R"({"a":"***e"})");
   EXPECT_EQ(r.kept[1].payload, R"({"a":"***y"})");
   ASSERT_EQ(r.rejected.size(), 1u);
-  EXPECT_EQ(r.rejected[0].reason, "redact: the payload is not JSON");
+  EXPECT_EQ(r.rejected[0].reason, "redact: payload is not JSON at byte 0: Invalid value.");
   EXPECT_EQ(r.rejected[0].payload, "plain text");
+}
+
+TEST(Redact, AMemberNameTwiceIsRejectedNotHalfMasked) {
+  // Masking the first "email" while a consumer keeps the last would leak the secret.
+  Harness<Redact> h("rules: [ { path: email, action: mask } ]");
+  auto r = h.transform({{.payload = R"({"email":"a@x.io","email":"SECRET@x.io"})"}});
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].reason,
+            "redact: payload is not I-JSON: the member name \"email\" appears twice in one object (RFC 7493: "
+            "readers disagree on which one counts)");
+  EXPECT_TRUE(r.kept.empty());
 }
 
 TEST(Redact, LoadTimeErrorsPointAtTheRule) {

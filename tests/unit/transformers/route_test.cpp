@@ -63,7 +63,7 @@ TEST(Route, AConditionThatFailsRejectsTheMessageNamingTheRoute) {
   EXPECT_EQ(routes(kRoutes, R"({"op":"c","after":{"total":"lots"}})"),
             std::vector<std::string>{"rejected: route: routes[1].when: `after.total >= 100`: cannot compare string >= int"});
   EXPECT_EQ(routes(kRoutes, "not json"),
-            std::vector<std::string>{"rejected: route: routes[0].when: `op == \"d\"`: the payload is not JSON"});
+            std::vector<std::string>{"rejected: route: routes[0].when: `op == \"d\"`: payload is not JSON at byte 1: Invalid value."});
 }
 
 TEST(Route, EarlierRoutesOfAMessageAreReplaced) {

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -142,6 +144,7 @@ struct Message {
   bool doc_valid = false;      // doc reflects the message
   bool payload_stale = false;  // doc changed since payload was written
   std::string parse_buf;       // the document's strings point into it (in-situ parse)
+  std::string doc_error;       // why the last parse failed
 
   // Back to an empty message, keeping buffers for reuse.
   void clear() {
@@ -266,21 +269,58 @@ struct Message {
     rapidjson::InsituStringStream in(parse_buf.data());
     doc->ParseStream<rapidjson::kParseInsituFlag>(in);
     if (!doc->HasParseError() && in.Tell() != payload.size()) {
-      if (error) *error = "payload is not JSON: a NUL byte at offset " + std::to_string(in.Tell());
+      if (error) *error = "payload is not JSON at byte " + std::to_string(in.Tell()) + ": a NUL byte";
       doc->SetNull();
       return nullptr;
     }
     if (doc->HasParseError()) {
       if (error) {
-        *error = std::string("payload is not JSON: ") +
-                 rapidjson::GetParseError_En(doc->GetParseError()) + " at offset " +
-                 std::to_string(doc->GetErrorOffset());
+        *error = "payload is not JSON at byte " + std::to_string(doc->GetErrorOffset()) + ": " +
+                 rapidjson::GetParseError_En(doc->GetParseError());
       }
+      doc->SetNull();
+      return nullptr;
+    }
+    // I-JSON (RFC 7493): readers disagree on which of two equal member names counts, so a step
+    // acting on one copy while a consumer reads the other is refused here, for every step.
+    if (const JValue* twice = repeated_name(*doc)) {
+      if (error)
+        *error = "payload is not I-JSON: the member name \"" + std::string(twice->GetString(), std::min<size_t>(twice->GetStringLength(), 64)) +
+                 "\" appears twice in one object (RFC 7493: readers disagree on which one counts)";
       doc->SetNull();
       return nullptr;
     }
     doc_valid = true;
     return doc;
+  }
+
+  // The first member name that appears twice in one object, or nullptr. Iterative: the nesting
+  // was bounded before parsing, but the flow thread's stack is not ours to spend.
+  static const JValue* repeated_name(const JValue& root) {
+    std::vector<const JValue*> todo{&root};
+    while (!todo.empty()) {
+      const JValue* v = todo.back();
+      todo.pop_back();
+      if (v->IsArray()) {
+        for (auto& e : v->GetArray())
+          if (e.IsObject() || e.IsArray()) todo.push_back(&e);
+      } else if (v->IsObject()) {
+        // Pairwise for the usual few members, a hash set beyond: never quadratic in a payload.
+        const bool few = v->MemberCount() <= 16;
+        std::unordered_set<std::string_view> seen;
+        for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m) {
+          std::string_view name(m->name.GetString(), m->name.GetStringLength());
+          if (few) {
+            for (auto o = v->MemberBegin(); o != m; ++o)
+              if (name == std::string_view(o->name.GetString(), o->name.GetStringLength())) return &m->name;
+          } else if (!seen.insert(name).second) {
+            return &m->name;
+          }
+          if (m->value.IsObject() || m->value.IsArray()) todo.push_back(&m->value);
+        }
+      }
+    }
+    return nullptr;
   }
 
   JValue* reset_doc() {
@@ -466,7 +506,16 @@ inline void fill_message_api(ef_host_api& h) {
     M(m)->routes = 0;
   };
 
-  h.message_doc = [](ef_message* m) { return EV(M(m)->root(nullptr)); };
+  h.message_doc = [](ef_message* m) {
+    Message* hm = M(m);
+    hm->doc_error.clear();
+    return EV(hm->root(&hm->doc_error));
+  };
+  h.message_doc_error = [](ef_message* m, size_t* len) -> const char* {
+    const std::string& e = M(m)->doc_error;
+    *len = e.size();
+    return e.empty() ? nullptr : e.data();
+  };
   h.message_doc_reset = [](ef_message* m) { return EV(M(m)->reset_doc()); };
   h.doc_get_path = [](ef_message* m, const char* p, size_t n) {
     return EV(walk_path(*M(m), std::string_view(p, n), false, nullptr));

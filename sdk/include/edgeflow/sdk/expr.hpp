@@ -853,7 +853,7 @@ struct Scope {
   Value doc() {
     if (!parsed) {
       ef_value* r = host().message_doc(msg.raw());
-      if (!r) eval_fail("the payload is not JSON");
+      if (!r) eval_fail(message_doc_error(msg.raw()));
       root = Value(r);
       parsed = true;
     }

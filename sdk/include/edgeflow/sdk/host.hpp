@@ -4,6 +4,7 @@
 
 #include <edgeflow/abi.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,16 @@ namespace edgeflow::sdk {
 // Set once by edgeflow_plugin_init (or by the test harness) before any hook runs.
 inline const ef_host_api* g_host = nullptr;
 inline const ef_host_api& host() { return *g_host; }
+
+// Why host().message_doc(m) returned NULL; a generic reason from a host older than ABI 1.2.
+inline std::string message_doc_error(ef_message* m) {
+  if (host().struct_size >= offsetof(ef_host_api, message_doc_error) + sizeof(host().message_doc_error) &&
+      host().message_doc_error) {
+    size_t n = 0;
+    if (const char* e = host().message_doc_error(m, &n)) return std::string(e, n);
+  }
+  return "payload is not JSON";
+}
 
 // Thrown by plugin code; the trampolines turn it into EF_ERROR plus this message.
 struct Error : std::runtime_error {
@@ -116,12 +127,15 @@ class Message {
     host().message_set_meta(m_, name.data(), name.size(), value.data(), value.size());
   }
 
-  // Document root; throws Error if the payload is not JSON.
+  // Document root; throws Error, with the reason, if the payload is not I-JSON.
   Value doc() const {
     ef_value* v = host().message_doc(m_);
-    if (!v) throw Error("payload is not valid JSON");
+    if (!v) throw Error(doc_error());
     return Value(v);
   }
+  // Why the last doc() (or host().message_doc) found no document: "payload is not JSON at
+  // byte 3: ...", "payload is not I-JSON: the member name ... appears twice ...".
+  std::string doc_error() const { return message_doc_error(m_); }
   Value reset_doc() const { return Value(host().message_doc_reset(m_)); }
   Value get(std::string_view path) const {
     return Value(host().doc_get_path(m_, path.data(), path.size()));
