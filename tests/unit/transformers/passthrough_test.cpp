@@ -32,7 +32,7 @@ TEST(Passthrough, ParseRejectsAMemberNameTwiceWhateverTheStep) {
   EXPECT_EQ(r.rejected[0].reason,
             "payload is not I-JSON: the member name \"b\" appears twice in one object (RFC 7493: readers disagree on "
             "which one counts)");
-  // Past 16 members the check is a hash set, never quadratic.
+  // Past 64 members the check is a hash set, never quadratic.
   std::string many = "{";
   for (int i = 0; i < 5000; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
   auto big = h.transform({{.payload = many + "\"k0\":0}"}, {.payload = many + "\"end\":0}"}});

@@ -295,30 +295,41 @@ struct Message {
   }
 
   // The first member name that appears twice in one object, or nullptr. Iterative: the nesting
-  // was bounded before parsing, but the flow thread's stack is not ours to spend.
+  // was bounded before parsing, but the flow thread's stack is not ours to spend. A 64-bit
+  // filter of length and end bytes makes the usual object a single pass; only names sharing a
+  // filter bit are compared, and objects past 64 members use a hash set: never quadratic.
   static const JValue* repeated_name(const JValue& root) {
-    std::vector<const JValue*> todo{&root};
+    thread_local std::vector<const JValue*> todo;
+    todo.clear();
+    todo.push_back(&root);
     while (!todo.empty()) {
       const JValue* v = todo.back();
       todo.pop_back();
       if (v->IsArray()) {
         for (auto& e : v->GetArray())
           if (e.IsObject() || e.IsArray()) todo.push_back(&e);
-      } else if (v->IsObject()) {
-        // Pairwise for the usual few members, a hash set beyond: never quadratic in a payload.
-        const bool few = v->MemberCount() <= 16;
+        continue;
+      }
+      if (!v->IsObject()) continue;
+      auto name_of = [](const JValue& n) { return std::string_view(n.GetString(), n.GetStringLength()); };
+      if (v->MemberCount() > 64) {
         std::unordered_set<std::string_view> seen;
+        for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m)
+          if (!seen.insert(name_of(m->name)).second) return &m->name;
+      } else {
+        uint64_t bits = 0;
         for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m) {
-          std::string_view name(m->name.GetString(), m->name.GetStringLength());
-          if (few) {
+          std::string_view name = name_of(m->name);
+          size_t h = name.size() * 131 + (name.empty() ? 0 : uint8_t(name.front()) * 7 + uint8_t(name.back()));
+          uint64_t bit = uint64_t(1) << (h & 63);
+          if (bits & bit)
             for (auto o = v->MemberBegin(); o != m; ++o)
-              if (name == std::string_view(o->name.GetString(), o->name.GetStringLength())) return &m->name;
-          } else if (!seen.insert(name).second) {
-            return &m->name;
-          }
-          if (m->value.IsObject() || m->value.IsArray()) todo.push_back(&m->value);
+              if (name_of(o->name) == name) return &m->name;
+          bits |= bit;
         }
       }
+      for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m)
+        if (m->value.IsObject() || m->value.IsArray()) todo.push_back(&m->value);
     }
     return nullptr;
   }
