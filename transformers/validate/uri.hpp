@@ -72,46 +72,36 @@ inline std::string remove_dot_segments(std::string_view in) {
 // `ref` resolved against `base`.
 inline std::string resolve_uri(std::string_view base, std::string_view ref) {
   UriParts r = split_uri(ref), b = split_uri(base);
-  std::string scheme, authority, path, query;
+  std::string scheme(r.has_scheme ? r.scheme : b.scheme), authority, path, query;
   bool has_authority = false, has_query = false;
-  if (r.has_scheme) {
-    scheme = r.scheme;
+  if (r.has_scheme || r.has_authority) {
     has_authority = r.has_authority;
     authority = r.authority;
     path = remove_dot_segments(r.path);
     has_query = r.has_query;
     query = r.query;
   } else {
-    scheme = b.scheme;
-    if (r.has_authority) {
-      has_authority = true;
-      authority = r.authority;
-      path = remove_dot_segments(r.path);
+    has_authority = b.has_authority;
+    authority = b.authority;
+    if (r.path.empty()) {
+      path = b.path;
+      has_query = r.has_query || b.has_query;
+      query = r.has_query ? r.query : b.query;
+    } else {
+      if (r.path[0] == '/') {
+        path = remove_dot_segments(r.path);
+      } else {
+        std::string merged;
+        if (b.has_authority && b.path.empty()) merged = "/" + std::string(r.path);
+        else {
+          auto cut = b.path.rfind('/');
+          merged = std::string(cut == std::string_view::npos ? std::string_view() : b.path.substr(0, cut + 1)) +
+                   std::string(r.path);
+        }
+        path = remove_dot_segments(merged);
+      }
       has_query = r.has_query;
       query = r.query;
-    } else {
-      has_authority = b.has_authority;
-      authority = b.authority;
-      if (r.path.empty()) {
-        path = b.path;
-        has_query = r.has_query || b.has_query;
-        query = r.has_query ? r.query : b.query;
-      } else {
-        if (r.path[0] == '/') {
-          path = remove_dot_segments(r.path);
-        } else {
-          std::string merged;
-          if (b.has_authority && b.path.empty()) merged = "/" + std::string(r.path);
-          else {
-            auto cut = b.path.rfind('/');
-            merged = std::string(cut == std::string_view::npos ? std::string_view() : b.path.substr(0, cut + 1)) +
-                     std::string(r.path);
-          }
-          path = remove_dot_segments(merged);
-        }
-        has_query = r.has_query;
-        query = r.query;
-      }
     }
   }
   std::string out;
