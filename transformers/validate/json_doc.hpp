@@ -43,8 +43,10 @@ class Doc {
   // Reads `text` (copied: the copy is decoded in place). False with error() set when it is not
   // I-JSON or nests deeper than max_depth; `offset` is where reading stopped.
   bool parse(std::string_view text, uint32_t max_depth) {
+    // Four NULs: RapidJSON's UTF-8 check reads a sequence's three continuation bytes before it
+    // looks at them, so a lead byte at the very end would read past one terminator.
     buffer_.assign(text.data(), text.size());
-    buffer_.push_back('\0');
+    buffer_.append(4, '\0');
     values_.clear();
     elements_.clear();
     members_.clear();

@@ -727,7 +727,11 @@ void render(const Doc& d, const JsonValue& v, std::string& out, size_t max) {
 std::string rendered(const Doc& d, const JsonValue& v) {
   std::string out;
   render(d, v, out, 80);
-  if (out.size() > 80) out = out.substr(0, 80) + "...";
+  if (out.size() > 80) {
+    size_t cut = 80;  // at a character's first byte: the reason stays UTF-8
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "...";
+  }
   return out;
 }
 
