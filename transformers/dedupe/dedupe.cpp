@@ -64,9 +64,10 @@ class Dedupe : public Transformer {
         max_keys_(size_t(cfg.max_keys)),
         ttl_(cfg.ttl.count()),
         message_clock_(cfg.clock == "message") {
-    if (key_.constant())
-      throw Error(c.where("key") + ": key: `" + cfg.key + "` is a constant, so every message after the first would be "
-                  "dropped; use the field that identifies a message, like after.id");
+    if (!key_.reads_message())
+      throw Error(c.where("key") + ": key: `" + cfg.key + "` reads nothing of the message, so it is the same for every "
+                  "message and every message after the first would be dropped; use the field that identifies a "
+                  "message, like after.id");
   }
 
   // Keys remembered now, never more than max_keys.

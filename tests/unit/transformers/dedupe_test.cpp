@@ -136,7 +136,12 @@ TEST(Dedupe, LoadTimeErrorsPointIntoTheYaml) {
   EXPECT_EQ(error_of("key: id\nclock: utc"), "<harness>:2:8: clock: 'utc' is not one of: wall, message.");
   EXPECT_EQ(error_of("key: after.id +"),
             "<harness>:1:6: key: expected a value but the expression ends\n    after.id +\n              ^");
-  EXPECT_EQ(error_of("key: \"'orders'\""),
-            "<harness>:1:6: key: `'orders'` is a constant, so every message after the first would be dropped; use the "
-            "field that identifies a message, like after.id");
+  const std::string same = "reads nothing of the message, so it is the same for every message and every message "
+                           "after the first would be dropped; use the field that identifies a message, like after.id";
+  EXPECT_EQ(error_of("key: \"'orders'\""), "<harness>:1:6: key: `'orders'` " + same);
+  EXPECT_EQ(error_of("key: \"upper('k')\""), "<harness>:1:6: key: `upper('k')` " + same);
+  EXPECT_EQ(error_of("key: \"1 + 2\""), "<harness>:1:6: key: `1 + 2` " + same);
+  // Anything of the message counts: a field, meta, a header.
+  EXPECT_EQ(error_of("key: \"upper(after.id)\""), "(no error)");
+  EXPECT_EQ(error_of("key: meta.offset"), "(no error)");
 }

@@ -1130,9 +1130,20 @@ class Expr {
   const std::vector<detail::Seg>& path() const { return root_->path; }
   // The value, when the expression is a literal (then it need not be evaluated per message).
   const Val* constant() const { return root_ && root_->op == detail::Op::lit ? &root_->lit : nullptr; }
+  // Whether anything of the message (a document field, meta, a header, its key or topic) goes
+  // into the value: `upper('k')` reads nothing, and is the same for every message.
+  bool reads_message() const { return root_ && reads(*root_); }
 
  private:
   friend class Template;
+  static bool reads(const detail::Node& n) {
+    using detail::Op;
+    if (n.op == Op::path || n.op == Op::meta || n.op == Op::header || n.op == Op::msg_attr || n.op == Op::exists)
+      return true;
+    for (auto& k : n.kids)
+      if (reads(k)) return true;
+    return false;
+  }
   std::string text_;
   std::shared_ptr<const detail::Node> root_;
 };
