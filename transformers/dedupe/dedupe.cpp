@@ -41,7 +41,7 @@ class Dedupe : public Transformer {
   static void describe(Spec<Config>& s) {
     s.option("key", &Config::key)
         .required()
-        .doc("Expression for the idempotency key, compared by its text form; a null key rejects the message.")
+        .doc("Expression for the idempotency key, compared by its text form; a null or empty key rejects the message.")
         .example("concat(source.table, ':', after.id)");
     s.option("max_keys", &Config::max_keys)
         .min(1)
@@ -94,6 +94,11 @@ class Dedupe : public Transformer {
           continue;
         }
         key = expr::to_text(v);
+        // An empty key would make every keyless message a repeat of the first: no key at all.
+        if (key.empty()) {
+          b.reject(i, "dedupe: key: `" + key_.text() + "`: the key is empty; a message without a key is not deduplicated");
+          continue;
+        }
       } catch (const expr::EvalError& e) {
         b.reject(i, "dedupe: key: `" + key_.text() + "`: " + e.what());
         continue;

@@ -118,6 +118,10 @@ TEST(Dedupe, ANullKeyOrAFailingKeyRejectsOnlyThatMessage) {
   // Null keys are not remembered as a key of their own: the next one is rejected too.
   EXPECT_EQ(verdict(n, {.payload = R"({"after":{"id":null}})"}),
             "reject: dedupe: key: `after.id`: the key is null; a message without a key is not deduplicated");
+  // An empty key is no key either: never one shared key for every keyless message.
+  for (int round = 0; round < 2; ++round)
+    EXPECT_EQ(verdict(n, {.payload = R"({"after":{"id":""}})"}),
+              "reject: dedupe: key: `after.id`: the key is empty; a message without a key is not deduplicated");
   EXPECT_EQ(n.component().remembered(), 0u);
 }
 
@@ -130,7 +134,7 @@ TEST(Dedupe, TheMessageClockNeedsTimestamps) {
 TEST(Dedupe, LoadTimeErrorsPointIntoTheYaml) {
   EXPECT_EQ(error_of("ttl: 1s"),
             "<harness>:1:1: missing required option 'key' (Expression for the idempotency key, compared by its text "
-            "form; a null key rejects the message.); add `key: concat(source.table, ':', after.id)`");
+            "form; a null or empty key rejects the message.); add `key: concat(source.table, ':', after.id)`");
   EXPECT_EQ(error_of("key: id\nmax_keys: 0"), "<harness>:2:11: max_keys: must be at least 1, got 0");
   EXPECT_EQ(error_of("key: id\nttl: 0ms"), "<harness>:2:6: ttl: must be at least 1, got 0");
   EXPECT_EQ(error_of("key: id\nclock: utc"), "<harness>:2:8: clock: 'utc' is not one of: wall, message.");
