@@ -5,6 +5,7 @@
 #pragma once
 
 #include <edgeflow/abi.h>
+#include <edgeflow/sdk/expr/value.hpp>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -285,7 +286,8 @@ struct Message {
     // acting on one copy while a consumer reads the other is refused here, for every step.
     if (const JValue* twice = repeated_name(*doc)) {
       if (error)
-        *error = "payload is not I-JSON: the member name \"" + std::string(twice->GetString(), std::min<size_t>(twice->GetStringLength(), 64)) +
+        *error = "payload is not I-JSON: the member name \"" +
+                 edgeflow::sdk::expr::valid_utf8(std::string_view(twice->GetString(), std::min<size_t>(twice->GetStringLength(), 64))) +
                  "\" appears twice in one object (RFC 7493: readers disagree on which one counts)";
       doc->SetNull();
       return nullptr;
