@@ -119,7 +119,7 @@ int Flow::stage_index(std::string_view key) const {
 
 std::string Flow::tap_event(size_t stage, FlowMessage* m) {
   rapidjson::StringBuffer out;
-  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  host::JsonWriter<rapidjson::StringBuffer> w(out);
   auto str = [&](std::string_view v) { w.String(v.data(), rapidjson::SizeType(v.size())); };
   w.StartObject();
   w.Key("flow");
@@ -968,17 +968,31 @@ void Flow::dead_letter(FlowMessage* m, const std::string& stage, std::string_vie
   JValue meta(rapidjson::kObjectType);
   for (auto& [k, v] : m->meta) meta.AddMember(text(k), text(v), a);
   root->AddMember("meta", meta, a);
-  // JSON payloads are kept as JSON so the dead letter can be replayed and read as is.
-  if (JValue* doc = m->root(nullptr)) {
+  // JSON payloads are kept as JSON so the dead letter can be replayed and read as is: the bytes
+  // that arrived (whitespace between tokens aside, so the record stays one line), or the
+  // document a step rewrote, its numbers exact either way.
+  std::string arrived;
+  JValue* doc = m->root(nullptr);
+  if (doc && m->payload_stale) {
     JValue payload;
     host::deep_copy(payload, *doc, a);
     root->AddMember("payload", payload, a);
+  } else if (doc && sdk::expr::is_utf8(m->payload)) {
+    arrived = host::minified(m->payload);
   } else if (sdk::expr::is_utf8(m->payload)) {
     root->AddMember("payload", str(m->payload), a);
   } else {
     std::string b64;
     sdk::expr::append_base64(b64, m->payload);
     root->AddMember("payload_base64", str(b64), a);
+  }
+  if (!arrived.empty()) {
+    std::string record = e->payload_bytes();
+    record.pop_back();
+    record += ",\"payload\":";
+    record += arrived;
+    record += '}';
+    e->set_payload(record.data(), record.size());
   }
   e->content_type = "application/json";
   e->key = m->key;

@@ -90,6 +90,41 @@ TEST(Daemon, FileSourceResumesWhereItLeftOffAfterARestart) {
   for (int i = 0; i < 150; ++i) EXPECT_EQ(out[size_t(i)], "{\"i\":" + std::to_string(i) + "}");
 }
 
+// A dead letter holds the payload that reached the failing step: the bytes that arrived, or the
+// document an earlier step rewrote, numbers exact either way; base64 when it is not UTF-8.
+TEST(Daemon, ADeadLetterCarriesThePayloadExactly) {
+  TempDir dir;
+  const std::string raw = R"({ "n" : 3, "big": 12345678901234567890, "s":"caf\u00e9" })";
+  const std::string rewritten = R"({"n": 1.50, "big": 12345678901234567891})";
+  const std::string not_utf8 = "{\"n\":0,\"s\":\"\xff\"}";
+  {
+    std::ofstream in(dir.file("in.jsonl"));
+    in << raw << "\n" << rewritten << "\n" << not_utf8 << "\n" << R"({"n":1})" << "\n";
+  }
+  std::string flow = dir.write("flow.yaml", R"(flow: exact
+source: { type: file, path: )" + dir.file("in.jsonl") + R"( }
+steps:
+  - type: validate
+    schema: { properties: { n: { maximum: 2 } } }
+  - type: map
+    set: { checked: true }
+  - type: validate
+    schema: { properties: { n: { maximum: 1 } } }
+sinks:
+  out: { type: file, path: )" + dir.file("out.jsonl") + R"( }
+dead_letter: { type: file, path: )" + dir.file("dlq.jsonl") + R"( }
+)");
+  Daemon d({"run", "--state-dir", dir.file("state"), flow}, dir.file("stderr.log"));
+  EXPECT_EQ(d.wait(), 0) << slurp(dir.file("stderr.log"));
+  EXPECT_EQ(read_lines(dir.file("out.jsonl")), std::vector<std::string>{R"({"n":1,"checked":true})"});
+  auto dlq = read_lines(dir.file("dlq.jsonl"));
+  ASSERT_EQ(dlq.size(), 3u);
+  EXPECT_TRUE(dlq[0].ends_with(R"(,"payload":{"n":3,"big":12345678901234567890,"s":"caf\u00e9"}})")) << dlq[0];
+  EXPECT_TRUE(dlq[2].ends_with(R"(,"payload":{"n":1.5,"big":12345678901234567891,"checked":true}})")) << dlq[2];
+  // The first validate step refuses it (a batch's dead letters leave step by step).
+  EXPECT_TRUE(dlq[1].ends_with(R"(,"payload_base64":"eyJuIjowLCJzIjoi/yJ9"})")) << dlq[1];
+}
+
 TEST(Daemon, ValidateReportsConfigErrorsAndStartsNothing) {
   TempDir dir;
   std::string flow = dir.write("flow.yaml", "flow: bad\nsource: { type: generate, count: lots }\nsinks: { out: { type: stdout } }\n");

@@ -1,7 +1,8 @@
 // Message payloads as the host reads them for every step (host/message.hpp): bytes → document
 // or a refusal. Checks: a refusal always says why, in UTF-8, starting "payload is not"; an
 // accepted document never holds a member name twice in one object (I-JSON), checked here the
-// slow way.
+// slow way; and a document copied through expression values and written again reads back as
+// the same values, every number as it arrived (the boxed-number path, host/message.hpp).
 #include <edgeflow/sdk/expr/value.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 #include <edgeflow/testing/harness.hpp>
@@ -42,6 +43,16 @@ class Probe : public Transformer {
       ef_value* root = host().message_doc(m.raw());
       if (root) {
         if (repeats(Value(root))) std::abort();
+        std::string before;
+        expr::append_json(before, expr::Val::from(Value(root)));
+        expr::Val copy = expr::Val::from(Value(root)).materialize();
+        expr::assign(m, m.reset_doc(), copy);
+        m.set_payload(std::string(m.payload()));
+        ef_value* again = host().message_doc(m.raw());
+        if (!again) std::abort();
+        std::string after;
+        expr::append_json(after, expr::Val::from(Value(again)));
+        if (before != after) std::abort();
         continue;
       }
       std::string why = message_doc_error(m.raw());

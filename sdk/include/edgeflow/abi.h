@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define EF_ABI_MAJOR 1u
-#define EF_ABI_MINOR 2u
+#define EF_ABI_MINOR 3u
 
 #if defined(_WIN32)
 #define EF_EXPORT __declspec(dllexport)
@@ -271,6 +271,7 @@ typedef struct ef_host_api {
   void (*value_set_null)(ef_message* msg, ef_value* v);
   void (*value_set_bool)(ef_message* msg, ef_value* v, int b);
   void (*value_set_int)(ef_message* msg, ef_value* v, int64_t i);
+  /* NaN and infinity have no JSON form: they set null. */
   void (*value_set_double)(ef_message* msg, ef_value* v, double d);
   void (*value_set_string)(ef_message* msg, ef_value* v, const char* s, size_t len);
   void (*value_set_object)(ef_message* msg, ef_value* v);
@@ -333,6 +334,16 @@ typedef struct ef_host_api {
      NULL after a parse that succeeded; host-owned, valid until the message changes. Check
      struct_size before calling: an ABI 1.1 host has no such member. */
   const char* (*message_doc_error)(ef_message* msg, size_t* len);
+
+  /* --- exact numbers (ABI 1.3) --- */
+  /* A number a double cannot carry exactly (an integer past 64 bits, a decimal with more digits
+     than a double keeps) is kept as the text that arrived: value_type says EF_TYPE_DOUBLE,
+     value_double gives the nearest double, and the document is written with the text. This
+     returns that text, or NULL for any other value; valid like the value. */
+  const char* (*value_number_text)(const ef_value* v, size_t* len);
+  /* Sets v to the JSON number written in text (RFC 8259 grammar), kept exactly; returns 0 and
+     leaves v alone if the text is not a JSON number. */
+  int (*value_set_number_text)(ef_message* msg, ef_value* v, const char* text, size_t len);
 } ef_host_api;
 
 /* The one exported entry point. Returns a static descriptor, or NULL after host->fail(NULL,..).

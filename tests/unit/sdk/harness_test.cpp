@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <sstream>
 
 using edgeflow::testing::ConfigError;
@@ -145,4 +147,72 @@ TEST(HostMessage, APayloadNestedDeeperThanTheLimitIsRefusedBeforeParsing) {
   std::string flat = "[";
   for (int i = 0; i < 3000; ++i) flat += i ? ",{}" : "{}";
   EXPECT_EQ(parse(flat + "]"), "ok");
+}
+
+// I-JSON readers may round numbers to doubles; edgeflow passes on what arrived. A number a
+// double cannot carry is kept as its text through every copy, and written back as it came.
+TEST(HostMessage, NumbersADoubleCannotCarryAreKeptAsTheirText) {
+  using edgeflow::host::EV;
+  using edgeflow::host::JValue;
+  using edgeflow::host::Message;
+  ef_host_api h{};
+  h.struct_size = sizeof h;
+  edgeflow::host::fill_message_api(h);
+  const std::string in =
+      R"({"big":12345678901234567890,"long":0.1000000000000000055511151231257827,"int":9007199254740993,)"
+      R"("max":9007199254740991.0,"short":1.50,"neg":-98765432109876543210.5e-3,"tiny":1e-400,"plain":[1,2.5,-0.0]})";
+  Message m;
+  m.set_payload(in.data(), in.size());
+  std::string error;
+  JValue* root = m.root(&error);
+  ASSERT_TRUE(root) << error;
+  auto* msg = reinterpret_cast<ef_message*>(&m);
+  auto text = [&](const char* name) {
+    size_t n = 0;
+    const char* t = h.value_number_text(h.value_find(EV(root), name, std::strlen(name)), &n);
+    return t ? std::string(t, n) : std::string("(a plain number)");
+  };
+  ef_value* big = h.value_find(EV(root), "big", 3);
+  EXPECT_EQ(h.value_type(big), EF_TYPE_DOUBLE);
+  EXPECT_EQ(h.value_double(big), 12345678901234567890.0);
+  EXPECT_EQ(h.value_int(big), INT64_MAX);  // saturates instead of overflowing
+  EXPECT_EQ(text("big"), "12345678901234567890");
+  EXPECT_EQ(text("long"), "0.1000000000000000055511151231257827");
+  EXPECT_EQ(text("neg"), "-98765432109876543210.5e-3");
+  EXPECT_EQ(text("tiny"), "1e-400");
+  EXPECT_EQ(h.value_double(h.value_find(EV(root), "tiny", 4)), 0.0);
+  // Numbers a double or an int64 hold exactly stay plain numbers.
+  EXPECT_EQ(h.value_type(h.value_find(EV(root), "int", 3)), EF_TYPE_INT);
+  EXPECT_EQ(h.value_int(h.value_find(EV(root), "int", 3)), 9007199254740993);
+  EXPECT_EQ(text("max"), "(a plain number)");
+  EXPECT_EQ(text("short"), "(a plain number)");
+
+  // Once a step changes the document the host writes it: the kept numbers come back as they arrived.
+  h.value_set_int(msg, h.object_put(msg, EV(root), "added", 5), 5);
+  EXPECT_EQ(m.payload_bytes(),
+            R"({"big":12345678901234567890,"long":0.1000000000000000055511151231257827,"int":9007199254740993,)"
+            R"("max":9007199254740991.0,"short":1.5,"neg":-98765432109876543210.5e-3,"tiny":1e-400,)"
+            R"("plain":[1,2.5,-0.0],"added":5})");
+
+  // A copy into another message's document owns its text: it outlives the source's document.
+  Message other;
+  ef_value* copy_root = EV(other.reset_doc());
+  auto* other_msg = reinterpret_cast<ef_message*>(&other);
+  h.value_copy(other_msg, h.object_put(other_msg, copy_root, "copy", 4), EV(root));
+  m.reset_doc();
+  EXPECT_EQ(other.payload_bytes().substr(0, 40), R"({"copy":{"big":12345678901234567890,"lon)");
+
+  // Plugins set exact numbers from text; what is not a JSON number is refused, and a NaN or an
+  // infinity, which JSON cannot write, becomes null.
+  ef_value* v = h.object_put(other_msg, copy_root, "set", 3);
+  EXPECT_EQ(h.value_set_number_text(other_msg, v, "1e999999", 8), 1);
+  EXPECT_EQ(h.value_double(v), HUGE_VAL);
+  for (const char* bad : {"01", "1.", ".5", "1e", "+1", "NaN", "0x10", "1 "})
+    EXPECT_EQ(h.value_set_number_text(other_msg, v, bad, std::strlen(bad)), 0) << bad;
+  ef_value* nan = h.object_put(other_msg, copy_root, "nan", 3);
+  h.value_set_double(other_msg, nan, std::nan(""));
+  ef_value* inf = h.object_put(other_msg, copy_root, "inf", 3);
+  h.value_set_double(other_msg, inf, -HUGE_VAL);
+  const std::string& out = other.payload_bytes();
+  EXPECT_NE(out.find(R"("set":1e999999,"nan":null,"inf":null})"), std::string::npos) << out;
 }

@@ -153,6 +153,19 @@ TEST(Envelope, ExtensionValuesMustBeCloudEventsTypes) {
             R"("datacontenttype":"application/json","data":{"after":{}}}))");
 }
 
+TEST(Envelope, NumbersInTheDataAreCarriedExactlyBothWays) {
+  Harness<Envelope> wrap(kWrap);
+  Harness<Envelope> unwrap("mode: unwrap");
+  const std::string data =
+      R"({"op":"c","source":{"table":"t"},"after":{"id":7,"big":12345678901234567890,"amount":0.1000000000000000055511151231257827}})";
+  auto w = wrap.transform({{.payload = data, .timestamp_ms = kTs}});
+  ASSERT_EQ(w.kept.size(), 1u) << (w.rejected.empty() ? "" : w.rejected[0].reason);
+  EXPECT_TRUE(w.kept[0].payload.ends_with(R"("data":)" + data + "}")) << w.kept[0].payload;
+  auto r = unwrap.transform({{.payload = w.kept[0].payload, .content_type = w.kept[0].content_type}});
+  ASSERT_EQ(r.kept.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
+  EXPECT_EQ(r.kept[0].payload, data);
+}
+
 TEST(Envelope, WrapThenUnwrapGivesBackTheDocumentAndTheAttributesAsHeaders) {
   Harness<Envelope> wrap(kWrap);
   Harness<Envelope> unwrap("mode: unwrap");

@@ -70,6 +70,17 @@ TEST(Map, ExpressionsReadTheIncomingDocumentNotTheHalfBuiltOne) {
   EXPECT_EQ(r.kept[0].payload, R"({"a":{"x":[2]},"b":1})");
 }
 
+TEST(Map, NumbersAreCopiedExactlyAndComputedAsDoubles) {
+  // A copy keeps what arrived; arithmetic needs a double and says so in its result.
+  Harness<Map> h("set: { copy: big, dec: price, nested: [big], twice: big * 2, text: string(big) }");
+  auto r = h.transform({{.payload = R"({"big":12345678901234567890,"price":9007199254740991.5})"}});
+  ASSERT_EQ(r.kept.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
+  EXPECT_EQ(r.kept[0].payload,
+            R"({"big":12345678901234567890,"price":9007199254740991.5,"copy":12345678901234567890,)"
+            R"("dec":9007199254740991.5,"nested":[12345678901234567890],"twice":2.4691357802469134e+19,)"
+            R"("text":"12345678901234567890"})");
+}
+
 TEST(Map, AnEvaluationErrorRejectsOnlyThatMessage) {
   Harness<Map> h("set: { cents: int(after.total * 100) }");
   auto r = h.transform({{.payload = R"({"after":{"total":1.5}})"},

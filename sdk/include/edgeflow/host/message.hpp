@@ -13,15 +13,17 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <string_view>
 #include <unordered_set>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -80,6 +82,254 @@ using Pool = rapidjson::MemoryPoolAllocator<ReusingAllocator>;
 using Doc = rapidjson::GenericDocument<rapidjson::UTF8<>, Pool>;
 using JValue = rapidjson::GenericValue<rapidjson::UTF8<>, Pool>;
 
+// Numbers a double cannot carry exactly (integers past 64 bits, decimals with more digits than
+// a double keeps) are kept as the text that arrived. RapidJSON has no such type, so the value
+// holds a NaN whose payload points at the text in the document's pool ("NaN-boxing"): JSON has
+// no NaN and the host stores none otherwise, so no real number reads as one, and copying or
+// moving the value inside its document keeps the pointer valid.
+struct ExactNumber {
+  double approx;  // the nearest double (±inf, ±0 past the double range)
+  size_t len;
+  const char* text() const { return reinterpret_cast<const char*>(this + 1); }
+};
+
+constexpr uint64_t kBoxBits = 0xFFF8'0000'0000'0000ull;  // a negative quiet NaN
+
+inline const ExactNumber* exact_number(double d) {
+  if (!std::isnan(d)) return nullptr;
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  if ((bits & kBoxBits) != kBoxBits) return nullptr;
+  return reinterpret_cast<const ExactNumber*>(static_cast<uintptr_t>(bits & ~kBoxBits));
+}
+inline const ExactNumber* exact_number(const JValue& v) { return v.IsDouble() ? exact_number(v.GetDouble()) : nullptr; }
+
+// The text the host writes for a finite double into buf (40 bytes): the shortest that reads
+// back as it, and ".0" on an integral value so it reads back as a double. A large integral
+// value that to_chars writes with all its exact digits (3333355555558799872 for the double of
+// 33333555555588e5) is written scientific, with the shortest digits, instead.
+inline char* write_double(char* buf, double d) {
+  char* end = std::to_chars(buf, buf + 38, d).ptr;
+  if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) != end) return end;
+  if (end - buf > 15) {
+    char sci[40];
+    char* sci_end = std::to_chars(sci, sci + sizeof sci, d, std::chars_format::scientific).ptr;
+    std::string_view fixed(buf, size_t(end - buf)), shortest(sci, size_t(std::find(sci, sci_end, 'e') - sci));
+    auto digits = [](std::string_view t) {
+      std::string out;
+      for (char c : t)
+        if (c >= '0' && c <= '9') out.push_back(c);
+      while (!out.empty() && out.back() == '0') out.pop_back();
+      return out;
+    };
+    if (digits(fixed) != digits(shortest)) return std::copy(sci, sci_end, buf);
+  }
+  *end++ = '.';
+  *end++ = '0';
+  return end;
+}
+
+// A number read from JSON text: an int64, or a double (possibly a box).
+struct NumberRead {
+  bool is_int;
+  int64_t i;
+  double d;
+};
+
+// The double that points at text copied into pool a; the plain approximation on the rare
+// machine whose addresses do not fit a NaN's 51 payload bits.
+inline double box_number(std::string_view text, double approx, Pool& a) {
+  auto* n = static_cast<ExactNumber*>(a.Malloc(sizeof(ExactNumber) + text.size()));
+  auto addr = reinterpret_cast<uintptr_t>(n);
+  if (!n || (addr & kBoxBits)) return approx;
+  n->approx = approx;
+  n->len = text.size();
+  std::memcpy(n + 1, text.data(), text.size());
+  uint64_t bits = kBoxBits | addr;
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+// Significant digits of a JSON number, leading and trailing zeros dropped, and the decimal
+// exponent of the point in front of them (12.50e1 -> "125", 3): two texts with the same pair
+// write the same value. The exponent saturates: no double is near 10^±1e6.
+inline std::pair<std::string, int64_t> decimal_digits(std::string_view t) {
+  std::string digits;
+  int64_t point = 0, exp = 0;
+  bool in_fraction = false;
+  size_t i = t.size() && t[0] == '-' ? 1 : 0;
+  for (; i < t.size(); ++i) {
+    char c = t[i];
+    if (c == '.') {
+      in_fraction = true;
+    } else if (c >= '0' && c <= '9') {
+      if (digits.empty() && c == '0') {
+        if (in_fraction) --point;
+        continue;
+      }
+      digits.push_back(c);
+      if (!in_fraction) ++point;
+    } else {
+      break;  // e or E
+    }
+  }
+  if (i < t.size()) {
+    bool neg = t[++i] == '-';
+    if (t[i] == '-' || t[i] == '+') ++i;
+    for (; i < t.size(); ++i) exp = std::min<int64_t>(exp * 10 + (t[i] - '0'), 1000000);
+    if (neg) exp = -exp;
+  }
+  while (!digits.empty() && digits.back() == '0') digits.pop_back();
+  return {digits, digits.empty() ? 0 : point + exp};
+}
+
+// Reads a number in JSON grammar (the parser checked it). Integers that fit int64 are ints;
+// other numbers are doubles when the double writes back as the same value, and boxed text when
+// it would not (9007199254740993, 12345678901234567890, 0.1000000000000000055511).
+inline NumberRead read_number(std::string_view t, Pool& a) {
+  // The usual number, in a few instructions: up to 18 digits, no exponent. An integer is
+  // accumulated; a decimal of at most 15 digits is between 1e-15 and 1e15, a double holds it.
+  bool neg = t[0] == '-';
+  size_t chars = t.size() - neg;
+  if (chars <= 18 && t.find_first_of("eE") == std::string_view::npos) {
+    bool dot = false;
+    int64_t i = 0;
+    for (size_t k = neg; k < t.size(); ++k) {
+      if (t[k] == '.') dot = true;
+      else i = i * 10 + (t[k] - '0');
+    }
+    if (!dot && !(neg && i == 0)) return {true, neg ? -i : i, 0};
+    if (dot && chars <= 16) {
+      double d = 0;
+      std::from_chars(t.data(), t.data() + t.size(), d);
+      return {false, 0, d};
+    }
+  }
+  bool integer = t.find_first_of(".eE") == std::string_view::npos;
+  if (integer) {
+    int64_t i = 0;
+    auto r = std::from_chars(t.data(), t.data() + t.size(), i);
+    if (r.ec == std::errc() && !(i == 0 && t[0] == '-')) return {true, i, 0};
+  }
+  double d = 0;
+  auto r = std::from_chars(t.data(), t.data() + t.size(), d);
+  auto [digits, exp] = decimal_digits(t);
+  if (r.ec == std::errc::result_out_of_range || std::isinf(d) || (d == 0 && !digits.empty())) {
+    d = exp > 0 ? HUGE_VAL : 0.0;
+    if (t[0] == '-') d = -d;
+    return {false, 0, box_number(t, d, a)};
+  }
+  // A plain double only if the document writes it back with the same value.
+  char buf[40];
+  if (decimal_digits(std::string_view(buf, size_t(write_double(buf, d) - buf))) == std::pair(digits, exp))
+    return {false, 0, d};
+  return {false, 0, box_number(t, d, a)};
+}
+
+// Whether t is a number in RFC 8259's grammar.
+inline bool json_number(std::string_view t) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i < t.size() && t[i] == '0') ++i;
+  else if (!digits()) return false;
+  if (i < t.size() && t[i] == '.' && (++i, !digits())) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
+// The writer for host documents: a boxed number is written as its text, and a double by
+// write_double (RapidJSON's Grisu2 may write 1.0200899999999999e21 for 1.02009e21, which a
+// reader then has to keep as a decimal no double holds).
+template <class Out>
+class JsonWriter : public rapidjson::Writer<Out> {
+ public:
+  using rapidjson::Writer<Out>::Writer;
+  bool Double(double d) {
+    if (const ExactNumber* n = exact_number(d)) return this->RawValue(n->text(), n->len, rapidjson::kNumberType);
+    if (!std::isfinite(d)) return false;
+    char buf[40];
+    return this->RawValue(buf, size_t(write_double(buf, d) - buf), rapidjson::kNumberType);
+  }
+};
+
+// JSON text without the whitespace between its tokens.
+inline std::string minified(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < json.size()) out.push_back(json[++i]);
+      else if (c == '"') in_string = false;
+    } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      out.push_back(c);
+      in_string = c == '"';
+    }
+  }
+  return out;
+}
+
+// The document's SAX handler, keeping the numbers a double would change. RapidJSON reads the
+// usual number exactly (an integer, or a decimal of at most 15 digits, on its exact fast path);
+// only the others are read again from their text. While a number is reported the reader works
+// on its own copy of the stream, so ours still points at the number's first byte (RapidJSON's
+// kParseNumbersAsStringsFlag finds the text the same way); an in-situ parse leaves it in place.
+struct ExactNumbers {
+  Doc& d;
+  const rapidjson::InsituStringStream& in;
+
+  // The number's text by its grammar, which the reader has checked: bytes after it are not its.
+  std::string_view text() const {
+    const char* p = in.src_;
+    auto digits = [&] {
+      while (*p >= '0' && *p <= '9') ++p;
+    };
+    if (*p == '-') ++p;
+    digits();
+    if (*p == '.') ++p, digits();
+    if (*p == 'e' || *p == 'E') {
+      ++p;
+      if (*p == '+' || *p == '-') ++p;
+      digits();
+    }
+    return {in.src_, size_t(p - in.src_)};
+  }
+  bool push(std::string_view t) {
+    NumberRead r = read_number(t, d.GetAllocator());
+    return r.is_int ? d.Int64(r.i) : d.Double(r.d);
+  }
+  bool Null() { return d.Null(); }
+  bool Bool(bool b) { return d.Bool(b); }
+  bool Int(int i) { return d.Int(i); }
+  bool Uint(unsigned i) { return d.Uint(i); }
+  bool Int64(int64_t i) { return d.Int64(i); }
+  bool Uint64(uint64_t i) { return i <= uint64_t(INT64_MAX) ? d.Uint64(i) : push(text()); }
+  bool Double(double x) {
+    std::string_view t = text();
+    if (t.size() <= 16 && t.find_first_of("eE") == std::string_view::npos) return d.Double(x);
+    return push(t);
+  }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not asked for
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return d.String(s, n, copy); }
+  bool StartObject() { return d.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return d.Key(s, n, copy); }
+  bool EndObject(rapidjson::SizeType n) { return d.EndObject(n); }
+  bool StartArray() { return d.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
+};
+
 // A deep copy that also copies strings. RapidJSON's CopyFrom shares "constant" strings, and the
 // strings of an in-situ parse are exactly that: they live in their message's parse buffer.
 inline void deep_copy(JValue& dst, const JValue& src, Pool& a) {
@@ -103,7 +353,9 @@ inline void deep_copy(JValue& dst, const JValue& src, Pool& a) {
         dst.AddMember(k, v, a);
       }
       return;
-    default: dst.CopyFrom(src, a);  // null, bool, numbers
+    default:  // null, bool, numbers; a boxed number's text lives in the source's pool
+      if (const ExactNumber* n = exact_number(src)) dst.SetDouble(box_number({n->text(), n->len}, n->approx, a));
+      else dst.CopyFrom(src, a);
   }
 }
 
@@ -268,16 +520,23 @@ struct Message {
     }
     parse_buf.assign(payload);
     rapidjson::InsituStringStream in(parse_buf.data());
-    doc->ParseStream<rapidjson::kParseInsituFlag>(in);
-    if (!doc->HasParseError() && in.Tell() != payload.size()) {
+    rapidjson::ParseResult parsed;
+    auto parse = [&](Doc& d) {
+      thread_local rapidjson::Reader reader;
+      ExactNumbers handler{d, in};
+      parsed = reader.Parse<rapidjson::kParseInsituFlag>(in, handler);
+      return !parsed.IsError();
+    };
+    doc->Populate(parse);
+    if (!parsed.IsError() && in.Tell() != payload.size()) {
       if (error) *error = "payload is not JSON at byte " + std::to_string(in.Tell()) + ": a NUL byte";
       doc->SetNull();
       return nullptr;
     }
-    if (doc->HasParseError()) {
+    if (parsed.IsError()) {
       if (error) {
-        *error = "payload is not JSON at byte " + std::to_string(doc->GetErrorOffset()) + ": " +
-                 rapidjson::GetParseError_En(doc->GetParseError());
+        *error = "payload is not JSON at byte " + std::to_string(parsed.Offset()) + ": " +
+                 rapidjson::GetParseError_En(parsed.Code());
       }
       doc->SetNull();
       return nullptr;
@@ -353,7 +612,7 @@ struct Message {
       // memory and, worse, cache. A buffer grown by an unusually large message is let go.
       thread_local rapidjson::StringBuffer out;
       out.Clear();
-      rapidjson::Writer<rapidjson::StringBuffer> w(out);
+      JsonWriter<rapidjson::StringBuffer> w(out);
       doc->Accept(w);
       payload.assign(out.GetString(), out.GetSize());
       if (out.stack_.GetCapacity() > kSerialiseKeep) {
@@ -574,10 +833,19 @@ inline void fill_message_api(ef_host_api& h) {
   h.value_bool = [](const ef_value* v) -> int { return V(v)->IsBool() && V(v)->GetBool(); };
   h.value_int = [](const ef_value* v) -> int64_t {
     if (V(v)->IsInt64()) return V(v)->GetInt64();
-    if (V(v)->IsNumber()) return int64_t(V(v)->GetDouble());
-    return 0;
+    if (!V(v)->IsNumber()) return 0;
+    const ExactNumber* n = exact_number(*V(v));
+    double d = n ? n->approx : V(v)->GetDouble();
+    // Saturating: converting a double out of int64's range is undefined.
+    if (d >= 9223372036854775807.0) return INT64_MAX;
+    if (d <= -9223372036854775808.0) return INT64_MIN;
+    return int64_t(d);
   };
-  h.value_double = [](const ef_value* v) { return V(v)->IsNumber() ? V(v)->GetDouble() : 0.0; };
+  h.value_double = [](const ef_value* v) {
+    if (!V(v)->IsNumber()) return 0.0;
+    const ExactNumber* n = exact_number(*V(v));
+    return n ? n->approx : V(v)->GetDouble();
+  };
   h.value_string = [](const ef_value* v, size_t* len) -> const char* {
     if (!V(v)->IsString()) {
       *len = 0;
@@ -610,7 +878,11 @@ inline void fill_message_api(ef_host_api& h) {
   h.value_set_null = [](ef_message* m, ef_value* v) { V(v)->SetNull(); M(m)->touched(); };
   h.value_set_bool = [](ef_message* m, ef_value* v, int b) { V(v)->SetBool(b != 0); M(m)->touched(); };
   h.value_set_int = [](ef_message* m, ef_value* v, int64_t i) { V(v)->SetInt64(i); M(m)->touched(); };
-  h.value_set_double = [](ef_message* m, ef_value* v, double d) { V(v)->SetDouble(d); M(m)->touched(); };
+  h.value_set_double = [](ef_message* m, ef_value* v, double d) {
+    if (std::isfinite(d)) V(v)->SetDouble(d);
+    else V(v)->SetNull();  // no JSON form; and a NaN would read as a boxed number
+    M(m)->touched();
+  };
   h.value_set_string = [](ef_message* m, ef_value* v, const char* s, size_t n) {
     V(v)->SetString(s, rapidjson::SizeType(n), M(m)->alloc());
     M(m)->touched();
@@ -642,6 +914,20 @@ inline void fill_message_api(ef_host_api& h) {
   h.value_copy = [](ef_message* m, ef_value* dst, const ef_value* src) {
     deep_copy(*V(dst), *V(src), M(m)->alloc());
     M(m)->touched();
+  };
+  h.value_number_text = [](const ef_value* v, size_t* len) -> const char* {
+    const ExactNumber* n = exact_number(*V(v));
+    *len = n ? n->len : 0;
+    return n ? n->text() : nullptr;
+  };
+  h.value_set_number_text = [](ef_message* m, ef_value* v, const char* text, size_t len) -> int {
+    std::string_view t(text, len);
+    if (!json_number(t)) return 0;
+    NumberRead r = read_number(t, M(m)->alloc());
+    if (r.is_int) V(v)->SetInt64(r.i);
+    else V(v)->SetDouble(r.d);
+    M(m)->touched();
+    return 1;
   };
 }
 

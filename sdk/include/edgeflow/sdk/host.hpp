@@ -4,11 +4,13 @@
 
 #include <edgeflow/abi.h>
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace edgeflow::sdk {
 
@@ -16,10 +18,13 @@ namespace edgeflow::sdk {
 inline const ef_host_api* g_host = nullptr;
 inline const ef_host_api& host() { return *g_host; }
 
+// Whether the host has the member `field` of ef_host_api (a host built for an older ABI has not).
+#define EDGEFLOW_HOST_HAS(field) \
+  (host().struct_size >= offsetof(ef_host_api, field) + sizeof(host().field) && host().field)
+
 // Why host().message_doc(m) returned NULL; a generic reason from a host older than ABI 1.2.
 inline std::string message_doc_error(ef_message* m) {
-  if (host().struct_size >= offsetof(ef_host_api, message_doc_error) + sizeof(host().message_doc_error) &&
-      host().message_doc_error) {
+  if (EDGEFLOW_HOST_HAS(message_doc_error)) {
     size_t n = 0;
     if (const char* e = host().message_doc_error(m, &n)) return std::string(e, n);
   }
@@ -52,6 +57,13 @@ class Value {
     size_t n = 0;
     const char* s = host().value_string(v_, &n);
     return {s, n};
+  }
+  // The exact text of a number a double cannot carry (see abi.h, value_number_text); empty
+  // for any other value.
+  std::string_view number_text() const {
+    size_t n = 0;
+    const char* t = v_ && EDGEFLOW_HOST_HAS(value_number_text) ? host().value_number_text(v_, &n) : nullptr;
+    return t ? std::string_view(t, n) : std::string_view();
   }
   size_t size() const { return v_ ? host().value_size(v_) : 0; }
   Value at(size_t i) const { return Value(host().value_at(v_, i)); }
@@ -157,6 +169,17 @@ class Message {
     host().value_set_string(m_, v.raw(), s.data(), s.size());
   }
   void set(Value v, const char* s) const { set(v, std::string_view(s)); }
+  // A JSON number written as text, kept exactly; false if it is not one. A host older than
+  // ABI 1.3 gets the nearest double.
+  bool set_number(Value v, std::string_view text) const {
+    if (EDGEFLOW_HOST_HAS(value_set_number_text))
+      return host().value_set_number_text(m_, v.raw(), text.data(), text.size()) != 0;
+    double d = 0;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), d);
+    if (r.ec != std::errc() || r.ptr != text.data() + text.size()) return false;
+    set(v, d);
+    return true;
+  }
   void make_object(Value v) const { host().value_set_object(m_, v.raw()); }
   void make_array(Value v) const { host().value_set_array(m_, v.raw()); }
   Value put(Value object, std::string_view name) const {

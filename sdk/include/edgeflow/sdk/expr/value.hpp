@@ -27,6 +27,13 @@ class Val;
 using Array = std::vector<Val>;
 using Object = std::vector<std::pair<std::string, Val>>;
 
+// A number that arrived as text a double cannot carry exactly (abi.h, value_number_text): it
+// computes as the nearest double and is written back as the text, so copying it loses nothing.
+struct ExactNumber {
+  double approx;
+  std::string text;
+};
+
 class Val {
  public:
   enum class Kind : uint8_t { null, boolean, integer, number, string, ref, array, object };
@@ -49,7 +56,13 @@ class Val {
       case EF_TYPE_NULL: return {};
       case EF_TYPE_BOOL: return Val(v.as_bool());
       case EF_TYPE_INT: return Val(v.as_int());
-      case EF_TYPE_DOUBLE: return Val(v.as_double());
+      case EF_TYPE_DOUBLE: {
+        std::string_view text = v.number_text();
+        if (text.empty()) return Val(v.as_double());
+        Val r;
+        r.v_ = std::make_shared<const ExactNumber>(ExactNumber{v.as_double(), std::string(text)});
+        return r;
+      }
       case EF_TYPE_STRING: return Val(v.as_string());
       default: {
         Val r;
@@ -68,20 +81,29 @@ class Val {
       case 4: return Kind::string;
       case 5: return Kind::ref;
       case 6: return Kind::array;
-      default: return Kind::object;
+      case 7: return Kind::object;
+      default: return Kind::number;
     }
   }
   bool is_null() const { return v_.index() == 0; }
   bool is_bool() const { return v_.index() == 1; }
   bool is_int() const { return v_.index() == 2; }
-  bool is_number() const { return v_.index() == 2 || v_.index() == 3; }
+  bool is_number() const { return v_.index() == 2 || v_.index() == 3 || v_.index() == 8; }
   bool is_string() const { return v_.index() == 4; }
   bool is_array() const { return v_.index() == 6 || (v_.index() == 5 && ref().is_array()); }
   bool is_object() const { return v_.index() == 7 || (v_.index() == 5 && ref().is_object()); }
 
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
-  double as_double() const { return is_int() ? double(as_int()) : std::get<double>(v_); }
+  double as_double() const {
+    if (v_.index() == 8) return exact()->approx;
+    return is_int() ? double(as_int()) : std::get<double>(v_);
+  }
+  // The text of a number kept exactly, or nullptr.
+  const ExactNumber* exact() const {
+    auto* p = std::get_if<std::shared_ptr<const ExactNumber>>(&v_);
+    return p ? p->get() : nullptr;
+  }
   const std::string& as_string() const { return std::get<std::string>(v_); }
   Value ref() const { return std::get<Value>(v_); }
   const Array& array() const { return *std::get<std::shared_ptr<Array>>(v_); }
@@ -155,7 +177,7 @@ class Val {
 
  private:
   std::variant<std::monostate, bool, int64_t, double, std::string, Value, std::shared_ptr<Array>,
-               std::shared_ptr<Object>>
+               std::shared_ptr<Object>, std::shared_ptr<const ExactNumber>>
       v_;
 };
 
@@ -244,6 +266,38 @@ inline void append_base64(std::string& out, std::string_view bytes) {
   }
 }
 
+// Standard base64 with padding, strictly (RFC 4648: no line breaks, no missing or inner '=',
+// unused bits zero, so one text decodes only one way); false on anything else.
+inline bool decode_base64(std::string_view text, std::string& out) {
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (text.size() % 4) return false;
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    bool last = i + 4 == text.size();
+    size_t pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4 - pad; ++k) {
+      int s = sextet(text[i + k]);
+      if (s < 0) return false;
+      v = v << 6 | uint32_t(s);
+    }
+    v <<= 6 * pad;
+    if ((pad == 1 && (v & 0xFF)) || (pad == 2 && (v & 0xFFFF))) return false;
+    out.push_back(char(v >> 16));
+    if (pad < 2) out.push_back(char(v >> 8 & 0xFF));
+    if (pad < 1) out.push_back(char(v & 0xFF));
+  }
+  return true;
+}
+
 // JSON string literal; runs of plain bytes are appended whole. Bytes that are not UTF-8 become
 // U+FFFD: what edgeflow writes is always valid JSON, whatever arrived.
 inline void append_json_string(std::string& out, std::string_view s) {
@@ -288,7 +342,10 @@ inline void append_json(std::string& out, const Val& v) {
     case Val::Kind::null: out += "null"; return;
     case Val::Kind::boolean: out += v.as_bool() ? "true" : "false"; return;
     case Val::Kind::integer: out += std::to_string(v.as_int()); return;
-    case Val::Kind::number: append_number(out, v.as_double()); return;
+    case Val::Kind::number:
+      if (const ExactNumber* n = v.exact()) out += n->text;
+      else append_number(out, v.as_double());
+      return;
     case Val::Kind::string: append_json_string(out, v.as_string()); return;
     default: break;
   }
@@ -484,6 +541,7 @@ inline void assign(Message m, Value dst, const Val& v) {
     case Val::Kind::boolean: m.set(dst, v.as_bool()); return;
     case Val::Kind::integer: m.set(dst, v.as_int()); return;
     case Val::Kind::number:
+      if (const ExactNumber* n = v.exact(); n && m.set_number(dst, n->text)) return;
       if (!std::isfinite(v.as_double())) throw EvalError("cannot write " + std::to_string(v.as_double()) + " into JSON");
       m.set(dst, v.as_double());
       return;
