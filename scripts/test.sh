@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Installs the build and test dependencies (apt-get, only when something is missing), builds
+# Installs the build and test dependencies (apt-get, only when something is missing; the npm
+# test tools of tests/tools with the machine's npm), builds
 # everything in build-test/ with AddressSanitizer + UndefinedBehaviorSanitizer and with the
 # benchmarks (compiled, not run), runs the whole ctest suite, then every fuzz target for a short
 # while (scripts/fuzz.sh, $EDGEFLOW_FUZZ_SECONDS each, default 20; 0 skips it). The exit code is
@@ -22,6 +23,15 @@ jobs="$(nproc)"
 
 step "dependencies"
 edgeflow_install_deps "${EDGEFLOW_BUILD_DEPS[@]}" "${EDGEFLOW_TEST_DEPS[@]}"
+
+# Test tools from npm: the official CloudEvents SDK judges the envelope step's events.
+step "test tools (npm ci in tests/tools)"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is missing: the envelope tests judge CloudEvents with the official SDK (npm cloudevents);" \
+    "install Node.js 20 and npm, then run this again" >&2
+  exit 1
+fi
+(cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
 
 step "configure $build_dir/ (sanitizers, tests, benchmarks)"
 edgeflow_build "$build_dir" "$jobs" \

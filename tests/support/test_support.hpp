@@ -11,9 +11,12 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <utility>
 #include <cstring>
 #include <stdexcept>
 
@@ -62,6 +65,17 @@ inline bool poll_until(const std::function<bool()>& cond, std::chrono::milliseco
   while (!cond())
     if (std::chrono::steady_clock::now() > deadline) return false;
   return true;
+}
+
+// Runs a shell command; its exit status and what it wrote to stdout and stderr.
+inline std::pair<int, std::string> run_capture(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (!p) return {-1, "popen failed"};
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 inline std::vector<std::string> read_lines(const std::string& path) {

@@ -1,11 +1,15 @@
-// envelope: CloudEvents 1.0 in structured JSON mode. `wrap` turns each document into an event
-// whose `data` is the original document; `unwrap` turns an event back into its data and lifts
-// the attributes into ce_* headers (the Kafka binding's names), so later steps and sinks can
-// still key or route on them, and a sink with a binary-mode binding can send them as the event.
+// envelope: CloudEvents 1.0 in structured JSON mode. `wrap` turns each message into an event
+// whose `data` is the original document (or text, or `data_base64` for other bytes); `unwrap`
+// turns an event back into its data and lifts the attributes into ce_* headers (the Kafka
+// binding's names), so later steps and sinks can still key or route on them, and a sink with a
+// binary-mode binding can send them as the event. Both hold to what the spec allows: attribute
+// names of a-z0-9, strings without control characters, `source` a URI-reference, `dataschema`
+// a URI, `time` RFC 3339.
 //
 // The CloudEvents `type` attribute is the option `event_type`: in a flow file `type:` already
 // names the plugin of a step.
 #include <edgeflow/sdk/expr.hpp>
+#include <edgeflow/sdk/formats.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 
 #include <cmath>
@@ -19,12 +23,15 @@ using namespace edgeflow::sdk;
 
 namespace {
 
+namespace formats = edgeflow::sdk::formats;
+
 namespace builtin = expr::builtin;
 
 constexpr std::string_view kSpecVersion = "1.0";
 
 // Attributes the envelope writes itself or has an option for; an extension may not reuse them.
-// dataschema is left out on purpose: extensions is the way to set that optional attribute.
+// dataschema is left out on purpose: extensions is the way to set that optional attribute (it
+// must then be an absolute URI).
 const char* reserved_by(std::string_view name) {
   if (name == "id" || name == "source" || name == "subject" || name == "time") return "has its own option";
   if (name == "type") return "is the option event_type";
@@ -51,17 +58,66 @@ bool is_json_media_type(std::string_view ct) {
   return t == "application/json" || t == "text/json" || (t.size() > 5 && t.ends_with("+json"));
 }
 
+// Whether a payload of this media type is text that structured mode can carry as a string (any
+// other bytes go as data_base64): text/*, XML, or a charset parameter.
+bool is_text_media_type(std::string_view ct) {
+  std::string t(ct);
+  for (char& c : t)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return t.starts_with("text/") || t.find("xml") != std::string::npos || t.find("charset=") != std::string::npos;
+}
+
+// Why s cannot be a CloudEvents String, or "": it must be UTF-8 without control characters
+// (U+0000-U+001F, U+007F-U+009F) or noncharacters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF).
+std::string string_problem(std::string_view s) {
+  if (!expr::is_utf8(s)) return "is not UTF-8";
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  for (size_t i = 0; i < s.size(); ++i) {
+    uint32_t cp = byte(i);
+    size_t n = cp < 0x80 ? 1 : cp < 0xE0 ? 2 : cp < 0xF0 ? 3 : 4;
+    if (n == 2) cp = (cp & 0x1F) << 6 | (byte(i + 1) & 0x3F);
+    else if (n == 3) cp = (cp & 0x0F) << 12 | (byte(i + 1) & 0x3F) << 6 | (byte(i + 2) & 0x3F);
+    else if (n == 4) cp = (cp & 0x07) << 18 | (byte(i + 1) & 0x3F) << 12 | (byte(i + 2) & 0x3F) << 6 | (byte(i + 3) & 0x3F);
+    char hex[16];
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+      std::snprintf(hex, sizeof hex, "U+%04X", cp);
+      return "holds the control character " + std::string(hex) + " at byte " + std::to_string(i) +
+             ", which CloudEvents forbids in attributes";
+    }
+    if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) {
+      std::snprintf(hex, sizeof hex, "U+%04X", cp);
+      return "holds the noncharacter " + std::string(hex) + " at byte " + std::to_string(i) +
+             ", which CloudEvents forbids in attributes";
+    }
+    i += n - 1;
+  }
+  return "";
+}
+
+// Why a string value cannot be the named attribute, or "".
+std::string attribute_problem(std::string_view name, std::string_view v) {
+  if (std::string why = string_problem(v); !why.empty()) return why;
+  if (name == "source" && !formats::uri_reference(v))
+    return "is not a URI-reference (RFC 3986); percent-encode spaces and other characters, like /edge/site%207";
+  if (name == "dataschema" && !formats::uri(v))
+    return "is not an absolute URI (RFC 3986), like https://example.com/schemas/order.json";
+  if (name == "time" && !formats::date_time(v)) return "is not an RFC 3339 timestamp";
+  return "";
+}
+
 // A value as JSON text, for reasons: a string shows its quotes, so "" and "7" read unambiguously.
-std::string json_text(Value v) {
+std::string json_text(const expr::Val& v) {
   std::string out;
-  expr::append_json(out, expr::Val::from(v));
+  expr::append_json(out, v);
   return out;
 }
+std::string json_text(Value v) { return json_text(expr::Val::from(v)); }
 
 // An option that yields one attribute: an expression or a template, with the key and text a
 // rejection names.
 struct Attr {
   std::string key;
+  std::string attribute;  // the CloudEvents name
   expr::Expr e;
   expr::Template t;
   bool is_template = false;
@@ -134,11 +190,11 @@ class Envelope : public Transformer {
     if (cfg.event_type.empty())
       throw Error(c.where("") + ": event_type: required with mode: wrap; add `event_type: com.example.order.${op}` "
                   "(reverse-DNS name of what happened)");
-    id_ = expression("id", cfg.id);
-    source_ = templated("source", cfg.source);
-    type_ = templated("event_type", cfg.event_type);
-    if (!cfg.subject.empty()) subject_ = expression("subject", cfg.subject);
-    time_ = expression("time", cfg.time);
+    id_ = expression("id", "id", cfg.id);
+    source_ = templated("source", "source", cfg.source);
+    type_ = templated("event_type", "type", cfg.event_type);
+    if (!cfg.subject.empty()) subject_ = expression("subject", "subject", cfg.subject);
+    time_ = expression("time", "time", cfg.time);
     if (auto* o = cfg.extensions.object()) {
       for (auto& [name, v] : *o) {
         std::string k = "extensions." + name;
@@ -156,7 +212,7 @@ class Envelope : public Transformer {
         else if (auto* n = std::get_if<int64_t>(&v.v)) text = std::to_string(*n);
         else if (auto* f = std::get_if<bool>(&v.v)) text = *f ? "true" : "false";
         else throw Error(c.where(k) + ": " + k + ": expected an expression (a text literal is quoted twice: \"'eu-1'\")");
-        extensions_.push_back({name, expression(k, text)});
+        extensions_.push_back({name, expression(k, name, text)});
       }
     } else if (!cfg.extensions.is_null()) {
       throw Error(c.where("extensions") + ": extensions: expected a map of name: expression");
@@ -176,20 +232,30 @@ class Envelope : public Transformer {
     Attr attr;
   };
 
-  Attr expression(const std::string& key, const std::string& text) {
+  Attr expression(const std::string& key, const std::string& attribute, const std::string& text) {
     Attr a;
     a.key = key;
+    a.attribute = attribute;
     a.e = expr::compile_option(context(), key, text);
     a.set = true;
+    if (const expr::Val* v = a.e.constant(); v && v->is_string()) check_static(a, v->as_string());
     return a;
   }
-  Attr templated(const std::string& key, const std::string& text) {
+  Attr templated(const std::string& key, const std::string& attribute, const std::string& text) {
     Attr a;
     a.key = key;
+    a.attribute = attribute;
     a.t = expr::compile_template(context(), key, text);
     a.is_template = true;
     a.set = true;
+    if (a.t.is_literal()) check_static(a, a.t.literal());
     return a;
+  }
+  // A value that is the same for every message is checked once, here.
+  void check_static(const Attr& a, const std::string& value) const {
+    std::string why = attribute_problem(a.attribute, value);
+    if (a.attribute == "dataschema" && value.empty()) why = "is empty";
+    if (!why.empty()) throw Error(context().where(a.key) + ": " + a.key + ": " + json_text(expr::Val(value)) + " " + why);
   }
   static std::string suggest_name(const std::string& name) {
     std::string s;
@@ -201,12 +267,16 @@ class Envelope : public Transformer {
   }
 
   // id, source and type: CloudEvents requires non-empty strings.
-  static std::string required_text(const expr::Val& v, const char* attribute) {
+  static std::string required_text(const Attr& a, const expr::Val& v) {
     if (v.is_null())
-      throw expr::EvalError(std::string("the value is null; CloudEvents requires the ") + attribute + " attribute");
+      throw expr::EvalError("the value is null; CloudEvents requires the " + a.attribute + " attribute");
     std::string s = expr::to_text(v);
-    if (s.empty())
-      throw expr::EvalError(std::string("the value is empty; CloudEvents requires a non-empty ") + attribute);
+    if (s.empty()) throw expr::EvalError("the value is empty; CloudEvents requires a non-empty " + a.attribute);
+    return checked(a, std::move(s));
+  }
+  static std::string checked(const Attr& a, std::string s) {
+    if (std::string why = attribute_problem(a.attribute, s); !why.empty())
+      throw expr::EvalError(json_text(expr::Val(s)) + " " + why);
     return s;
   }
 
@@ -237,8 +307,11 @@ class Envelope : public Transformer {
   }
 
   // The JSON types the CloudEvents type system has: String, Boolean, Integer (32-bit).
-  static expr::Val extension_value(const expr::Val& v) {
-    if (v.is_string() || v.is_bool()) return v;
+  static expr::Val extension_value(const Attr& a, const expr::Val& v) {
+    if (a.attribute == "dataschema" && !v.is_string())
+      throw expr::EvalError("dataschema is a URI, got " + std::string(expr::type_name(v)));
+    if (v.is_string()) return expr::Val(checked(a, v.as_string()));
+    if (v.is_bool()) return v;
     if (v.is_int()) {
       if (v.as_int() < INT32_MIN || v.as_int() > INT32_MAX)
         throw expr::EvalError(std::to_string(v.as_int()) + " does not fit a CloudEvents Integer (32-bit); use string(...)");
@@ -250,21 +323,29 @@ class Envelope : public Transformer {
 
   void wrap(Batch b, size_t i) {
     Message m = b[i];
-    if (!host().message_doc(m.raw())) return b.reject(i, "envelope: " + message_doc_error(m.raw()));
+    // JSON travels as JSON, other text as a string, anything else as data_base64. A payload
+    // whose content type says JSON must be JSON; one without a content type may be anything.
+    std::string content_type(m.content_type());
+    bool json = content_type.empty() || is_json_media_type(content_type);
+    if (json && !host().message_doc(m.raw())) {
+      if (!content_type.empty())
+        return b.reject(i, "envelope: " + message_doc_error(m.raw()) + " (the content type is " + content_type + ")");
+      json = false;
+    }
     const Attr* at = nullptr;
     try {
       // Every attribute reads the incoming document, before it is replaced.
       at = &id_;
-      std::string id = required_text(id_.eval(m), "id");
+      std::string id = required_text(id_, id_.eval(m));
       at = &source_;
-      std::string source = required_text(source_.eval(m), "source");
+      std::string source = required_text(source_, source_.eval(m));
       at = &type_;
-      std::string type = required_text(type_.eval(m), "type");
+      std::string type = required_text(type_, type_.eval(m));
       std::string subject;
       if (subject_.set) {
         at = &subject_;
         expr::Val v = subject_.eval(m);
-        if (!v.is_null()) subject = expr::to_text(v);
+        if (!v.is_null()) subject = checked(subject_, expr::to_text(v));
       }
       at = &time_;
       expr::Val t = time_.eval(m);
@@ -273,10 +354,18 @@ class Envelope : public Transformer {
       for (auto& x : extensions_) {
         at = &x.attr;
         expr::Val v = x.attr.eval(m);
-        if (!v.is_null()) ext.emplace_back(&x.name, extension_value(v));
+        if (!v.is_null()) ext.emplace_back(&x.name, extension_value(x.attr, v));
       }
       at = nullptr;
-      expr::Val data = expr::Val::from(m.doc()).materialize();
+      expr::Val data;
+      std::string bytes;
+      if (json) data = expr::Val::from(m.doc()).materialize();
+      else bytes = std::string(m.payload());
+      bool text = !json && expr::is_utf8(bytes) && (content_type.empty() || is_text_media_type(content_type));
+      if (content_type.empty())
+        content_type = json ? "application/json" : text ? "text/plain; charset=utf-8" : "application/octet-stream";
+      if (std::string why = string_problem(content_type); !why.empty())
+        throw expr::EvalError("the content type " + json_text(expr::Val(content_type)) + " " + why);
 
       Value root = m.reset_doc();
       m.set(m.put(root, "specversion"), kSpecVersion);
@@ -285,9 +374,17 @@ class Envelope : public Transformer {
       m.set(m.put(root, "type"), type);
       if (!subject.empty()) m.set(m.put(root, "subject"), subject);
       if (!time.empty()) m.set(m.put(root, "time"), time);
-      m.set(m.put(root, "datacontenttype"), "application/json");
+      m.set(m.put(root, "datacontenttype"), content_type);
       for (auto& [name, v] : ext) expr::assign(m, m.put(root, *name), v);
-      expr::assign(m, m.put(root, "data"), data);
+      if (json) {
+        expr::assign(m, m.put(root, "data"), data);
+      } else if (text) {
+        m.set(m.put(root, "data"), bytes);
+      } else {
+        std::string b64;
+        expr::append_base64(b64, bytes);
+        m.set(m.put(root, "data_base64"), b64);
+      }
       m.set_content_type("application/cloudevents+json");
     } catch (const expr::EvalError& e) {
       if (!at) return b.reject(i, std::string("envelope: ") + e.what());
@@ -316,16 +413,39 @@ class Envelope : public Transformer {
         return b.reject(i, std::string("envelope: not a CloudEvent: ") + name + " must be a non-empty string, got " +
                                json_text(v));
     }
-    if (root["data_base64"])
-      return b.reject(i, "envelope: data_base64 (binary data) is not supported; only events whose data is JSON or text");
-    std::string content_type = "application/json";
-    if (Value ct = root["datacontenttype"]) {
-      if (!ct.is_string() || ct.as_string().empty())
-        return b.reject(i, "envelope: datacontenttype must be a non-empty string, got " + json_text(ct));
-      content_type = std::string(ct.as_string());
+    // Every attribute as the spec has it: a-z0-9 names; strings without control characters;
+    // source a URI-reference, dataschema a URI, time RFC 3339; extensions a string, a boolean
+    // or a 32-bit integer. null is an absent attribute.
+    for (size_t k = 0; k < root.size(); ++k) {
+      auto [name, v] = root.member(k);
+      if (name == "data" || name == "data_base64" || v.is_null()) continue;
+      std::string shown = expr::valid_utf8(name.substr(0, 64));
+      if (!valid_attribute_name(name))
+        return b.reject(i, "envelope: not a CloudEvent: the attribute name " + json_text(expr::Val(shown)) +
+                               " is not allowed; CloudEvents names are lower-case letters a-z and digits 0-9");
+      bool integer = v.type() == EF_TYPE_INT && v.as_int() >= INT32_MIN && v.as_int() <= INT32_MAX;
+      if (name == "specversion" || name == "id" || name == "source" || name == "type" || name == "subject" ||
+          name == "time" || name == "dataschema" || name == "datacontenttype") {
+        if (!v.is_string() || v.as_string().empty())
+          return b.reject(i, "envelope: not a CloudEvent: " + shown + " must be a non-empty string, got " + json_text(v));
+      } else if (!v.is_string() && v.type() != EF_TYPE_BOOL && !integer) {
+        return b.reject(i, "envelope: not a CloudEvent: the extension " + shown + " is " + json_text(v) +
+                               "; CloudEvents attributes are strings, booleans or 32-bit integers");
+      }
+      if (v.is_string())
+        if (std::string why = attribute_problem(name, v.as_string()); !why.empty())
+          return b.reject(i, "envelope: not a CloudEvent: " + shown + " " + json_text(v) + " " + why);
     }
-    bool json = is_json_media_type(content_type);
-    Value data = root["data"];
+    Value data = root["data"], data_base64 = root["data_base64"];
+    if (data_base64.is_null()) data_base64 = Value();
+    if (data && data_base64)
+      return b.reject(i, "envelope: not a CloudEvent: it has both data and data_base64; the spec allows one");
+    std::string bytes;
+    if (data_base64 && (!data_base64.is_string() || !expr::decode_base64(data_base64.as_string(), bytes)))
+      return b.reject(i, "envelope: not a CloudEvent: data_base64 is not base64 (RFC 4648, with padding)");
+    std::string content_type = data_base64 ? "application/octet-stream" : "application/json";
+    if (Value ct = root["datacontenttype"]; ct && !ct.is_null()) content_type = std::string(ct.as_string());
+    bool json = !data_base64 && is_json_media_type(content_type);
     if (!json && data && !data.is_null() && !data.is_string())
       return b.reject(i, "envelope: data is " + std::string(expr::type_name(expr::Val::from(data))) +
                              " but datacontenttype is " + content_type + "; structured mode carries non-JSON data as a string");
@@ -346,11 +466,9 @@ class Envelope : public Transformer {
     for (auto& name : stale) m.remove_header(name);
     for (auto& [name, v] : headers) m.set_header(name, v);
 
-    if (json) {
-      expr::assign(m, m.reset_doc(), value);
-    } else {
-      m.set_payload(value.is_string() ? std::string_view(value.as_string()) : std::string_view());
-    }
+    if (data_base64) m.set_payload(bytes);
+    else if (json) expr::assign(m, m.reset_doc(), value);
+    else m.set_payload(value.is_string() ? std::string_view(value.as_string()) : std::string_view());
     m.set_content_type(content_type);
   }
 

@@ -1,8 +1,8 @@
 #include "schema.hpp"
 
-#include "formats.hpp"
 #include "uri.hpp"
 
+#include <edgeflow/sdk/formats.hpp>
 #include <edgeflow/sdk/suggest.hpp>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -615,7 +615,7 @@ void Schema::keywords(Node& n, Location at, const std::string& pointer) {
       n.not_ = child(at, x, where);
     } else if (k == "format") {
       if (x.kind != Kind::string) fail(at, where, "format must be a string");
-      if (options_.format_assertion && known_format(x.text)) n.format = std::string(x.text);
+      if (options_.format_assertion && edgeflow::sdk::formats::known_format(x.text)) n.format = std::string(x.text);
     } else if (k.rfind("x-", 0) != 0 && k != "$defs" && std::find(d4_words.begin(), d4_words.end(), k) == d4_words.end() &&
                (!d7 || std::find(d7_words.begin(), d7_words.end(), k) == d7_words.end())) {
       std::vector<std::string_view> known(d4_words);
@@ -888,7 +888,7 @@ bool Schema::check(const Node& n, uint32_t value, Ctx* c) {
           }))
         return false;
     }
-    if (!n.format.empty() && !(n.format == "regex" ? regex_compiles(v.text) : format_ok(n.format, v.text)) &&
+    if (!n.format.empty() && !(n.format == "regex" ? regex_compiles(v.text) : edgeflow::sdk::formats::format_ok(n.format, v.text)) &&
         failed([&] { return shown(v) + " is not a valid " + n.format; }))
       return false;
   }

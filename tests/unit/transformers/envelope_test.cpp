@@ -1,9 +1,12 @@
 #include "envelope.cpp"
 
+#include "test_support.hpp"
+
 #include <edgeflow/testing/harness.hpp>
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 
 using edgeflow::testing::ConfigError;
 using edgeflow::testing::Harness;
@@ -23,6 +26,33 @@ subject: string(after.id)
 extensions: { tenant: "'acme'", seq: source.lsn, sampled: true }
 )";
 
+// Every event a test makes with wrap is judged by the official CloudEvents SDK when the test
+// program ends (tests/tools/cloudevents.js; ctest runs each test in its own program).
+std::vector<std::string>& made() {
+  static std::vector<std::string> events;
+  return events;
+}
+edgeflow::testing::TransformResult judged(edgeflow::testing::TransformResult r) {
+  for (auto& o : r.kept)
+    if (o.content_type == "application/cloudevents+json") made().push_back(o.payload);
+  return r;
+}
+
+class SdkJudge : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (made().empty()) return;
+    edgeflow::test::TempDir dir;
+    std::ofstream out(dir.file("made.jsonl"));
+    for (auto& e : made()) out << e << "\n";
+    out.close();
+    auto [status, said] = edgeflow::test::run_capture(std::string("node ") + EDGEFLOW_TEST_TOOLS +
+                                                      "/cloudevents.js check " + dir.file("made.jsonl"));
+    EXPECT_EQ(status, 0) << said << "(run `npm ci` in tests/tools if the cloudevents module is missing)";
+  }
+};
+const auto* const kJudge = ::testing::AddGlobalTestEnvironment(new SdkJudge);
+
 std::string error_of(const std::string& yaml) {
   try {
     Harness<Envelope> h(yaml);
@@ -35,7 +65,7 @@ std::string error_of(const std::string& yaml) {
 // The one rejection's reason, or what happened instead.
 std::string reason_of(const std::string& yaml, const std::string& payload, int64_t ts = kTs) {
   Harness<Envelope> h(yaml);
-  auto r = h.transform({{.payload = payload, .timestamp_ms = ts}});
+  auto r = judged(h.transform({{.payload = payload, .timestamp_ms = ts}}));
   if (r.rejected.size() != 1) return "(kept: " + (r.kept.empty() ? std::string("nothing") : r.kept[0].payload) + ")";
   return r.rejected[0].reason;
 }
@@ -50,7 +80,7 @@ std::string header(const Output& o, const std::string& name) {
 
 TEST(Envelope, WrapsTheDocumentAsTheDataOfACloudEvent) {
   Harness<Envelope> h(kWrap);
-  auto r = h.transform({{.payload = kCdc, .content_type = "application/json", .timestamp_ms = kTs}});
+  auto r = judged(h.transform({{.payload = kCdc, .content_type = "application/json", .timestamp_ms = kTs}}));
   ASSERT_EQ(r.kept.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
   EXPECT_EQ(r.kept[0].payload,
             R"({"specversion":"1.0","id":"orders:7","source":"/edge/site-7/orders","type":"com.example.order.c",)"
@@ -63,7 +93,7 @@ TEST(Envelope, WrapsTheDocumentAsTheDataOfACloudEvent) {
 TEST(Envelope, DefaultsAreAUuidAndTheMessageTimeOrNow) {
   Harness<Envelope> h("source: /edge\nevent_type: t");
   int64_t before = edgeflow::sdk::expr::builtin::now_ms();
-  auto r = h.transform({{.payload = "[1]", .timestamp_ms = kTs}, {.payload = "\"x\""}});
+  auto r = judged(h.transform({{.payload = "[1]", .timestamp_ms = kTs}, {.payload = "\"x\""}}));
   int64_t after = edgeflow::sdk::expr::builtin::now_ms();
   ASSERT_EQ(r.kept.size(), 2u);
   // Parsed rather than matched: ids and one time are random, the rest must be exact.
@@ -92,10 +122,10 @@ TEST(Envelope, DefaultsAreAUuidAndTheMessageTimeOrNow) {
 TEST(Envelope, TimeIsWrittenAsRfc3339UtcOrLeftOutWhenNull) {
   std::string yaml = "source: /s\nevent_type: t\nid: \"'1'\"\ntime: at\n";
   Harness<Envelope> h(yaml);
-  auto r = h.transform({{.payload = R"({"at":"2026-11-24 12:00:00.5+01:00"})"},
+  auto r = judged(h.transform({{.payload = R"({"at":"2026-11-24 12:00:00.5+01:00"})"},
                         {.payload = R"({"at":1764000000123})"},
                         {.payload = R"({"at":1764000000123.4})"},
-                        {.payload = R"({"other":1})"}});
+                        {.payload = R"({"other":1})"}}));
   ASSERT_EQ(r.kept.size(), 4u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
   auto head = [](const std::string& time) {
     return R"({"specversion":"1.0","id":"1","source":"/s","type":"t",)" + time + R"("datacontenttype":"application/json",)";
@@ -114,12 +144,12 @@ TEST(Envelope, TimeIsWrittenAsRfc3339UtcOrLeftOutWhenNull) {
 
 TEST(Envelope, AMissingRequiredAttributeRejectsOnlyThatMessage) {
   Harness<Envelope> h("source: /s/${after.region}\nevent_type: t\nid: after.id\nsubject: after.name");
-  auto r = h.transform({{.payload = R"({"after":{"id":1,"region":"eu","name":"ada"}})", .timestamp_ms = kTs},
+  auto r = judged(h.transform({{.payload = R"({"after":{"id":1,"region":"eu","name":"ada"}})", .timestamp_ms = kTs},
                         {.payload = R"({"after":{"region":"eu"}})", .timestamp_ms = kTs},
                         {.payload = R"({"after":{"id":3}})", .timestamp_ms = kTs},
                         {.payload = R"({"after":{"id":"","region":"eu"}})", .timestamp_ms = kTs},
                         {.payload = "not json", .timestamp_ms = kTs},
-                        {.payload = R"({"after":{"id":6,"region":"us","name":null}})", .timestamp_ms = kTs}});
+                        {.payload = R"({"after":{"id":6,"region":"us","name":null}})", .timestamp_ms = kTs}}));
   ASSERT_EQ(r.kept.size(), 2u);
   EXPECT_EQ(r.kept[0].payload,
             R"({"specversion":"1.0","id":"1","source":"/s/eu","type":"t","subject":"ada","time":"2025-11-24T16:00:00.123Z",)"
@@ -133,7 +163,8 @@ TEST(Envelope, AMissingRequiredAttributeRejectsOnlyThatMessage) {
   EXPECT_EQ(r.rejected[0].payload, R"({"after":{"region":"eu"}})");  // untouched
   EXPECT_EQ(r.rejected[1].reason, "envelope: source: `/s/${after.region}`: template part ${after.region} is null");
   EXPECT_EQ(r.rejected[2].reason, "envelope: id: `after.id`: the value is empty; CloudEvents requires a non-empty id");
-  EXPECT_EQ(r.rejected[3].reason.rfind("envelope: payload is not JSON at byte ", 0), 0u) << r.rejected[3].reason;
+  // Text is carried too, but these attributes read the document it does not have.
+  EXPECT_EQ(r.rejected[3].reason, "envelope: id: `after.id`: payload is not JSON at byte 1: Invalid value.");
 }
 
 TEST(Envelope, ExtensionValuesMustBeCloudEventsTypes) {
@@ -158,10 +189,10 @@ TEST(Envelope, NumbersInTheDataAreCarriedExactlyBothWays) {
   Harness<Envelope> unwrap("mode: unwrap");
   const std::string data =
       R"({"op":"c","source":{"table":"t"},"after":{"id":7,"big":12345678901234567890,"amount":0.1000000000000000055511151231257827}})";
-  auto w = wrap.transform({{.payload = data, .timestamp_ms = kTs}});
+  auto w = judged(wrap.transform({{.payload = data, .timestamp_ms = kTs}}));
   ASSERT_EQ(w.kept.size(), 1u) << (w.rejected.empty() ? "" : w.rejected[0].reason);
   EXPECT_TRUE(w.kept[0].payload.ends_with(R"("data":)" + data + "}")) << w.kept[0].payload;
-  auto r = unwrap.transform({{.payload = w.kept[0].payload, .content_type = w.kept[0].content_type}});
+  auto r = judged(unwrap.transform({{.payload = w.kept[0].payload, .content_type = w.kept[0].content_type}}));
   ASSERT_EQ(r.kept.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
   EXPECT_EQ(r.kept[0].payload, data);
 }
@@ -169,9 +200,9 @@ TEST(Envelope, NumbersInTheDataAreCarriedExactlyBothWays) {
 TEST(Envelope, WrapThenUnwrapGivesBackTheDocumentAndTheAttributesAsHeaders) {
   Harness<Envelope> wrap(kWrap);
   Harness<Envelope> unwrap("mode: unwrap");
-  auto w = wrap.transform({{.payload = kCdc, .timestamp_ms = kTs}});
+  auto w = judged(wrap.transform({{.payload = kCdc, .timestamp_ms = kTs}}));
   ASSERT_EQ(w.kept.size(), 1u);
-  auto r = unwrap.transform({{.payload = w.kept[0].payload, .content_type = w.kept[0].content_type}});
+  auto r = judged(unwrap.transform({{.payload = w.kept[0].payload, .content_type = w.kept[0].content_type}}));
   ASSERT_EQ(r.kept.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
   EXPECT_EQ(r.kept[0].payload, kCdc);
   EXPECT_EQ(r.kept[0].content_type, "application/json");
@@ -188,13 +219,13 @@ TEST(Envelope, WrapThenUnwrapGivesBackTheDocumentAndTheAttributesAsHeaders) {
 
 TEST(Envelope, UnwrapTakesTheContentTypeAndCarriesTextDataAsIs) {
   Harness<Envelope> h("mode: unwrap");
-  auto r = h.transform(
+  auto r = judged(h.transform(
       {{.payload = R"({"specversion":"1.0","id":"a","source":"/s","type":"t","datacontenttype":"text/plain; charset=utf-8",)"
                    R"("data":"line \"one\""})"},
        {.payload = R"({"specversion":"1.0","id":"b","source":"/s","type":"t","datacontenttype":"application/vnd.x+json",)"
                    R"("data":"quoted"})"},
        {.payload = R"({"specversion":"1.0","id":"c","source":"/s","type":"t"})",
-        .headers = {{"ce_subject", "stale"}, {"x-keep", "1"}}}});
+        .headers = {{"ce_subject", "stale"}, {"x-keep", "1"}}}}));
   ASSERT_EQ(r.kept.size(), 3u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
   EXPECT_EQ(r.kept[0].payload, "line \"one\"");
   EXPECT_EQ(r.kept[0].content_type, "text/plain; charset=utf-8");
@@ -216,8 +247,6 @@ TEST(Envelope, UnwrapRejectsWhatIsNotACloudEventSayingWhatIsMissing) {
             "envelope: specversion \"0.3\" is not supported; only CloudEvents 1.0");
   EXPECT_EQ(reason_of(u, R"({"specversion":"1.0","id":7,"source":"/s","type":"t"})"),
             "envelope: not a CloudEvent: id must be a non-empty string, got 7");
-  EXPECT_EQ(reason_of(u, R"({"specversion":"1.0","id":"a","source":"/s","type":"t","data_base64":"AAE="})"),
-            "envelope: data_base64 (binary data) is not supported; only events whose data is JSON or text");
   EXPECT_EQ(reason_of(u, R"({"specversion":"1.0","id":"a","source":"/s","type":"t","datacontenttype":"text/plain","data":{}})"),
             "envelope: data is object but datacontenttype is text/plain; structured mode carries non-JSON data as a string");
   EXPECT_EQ(reason_of(u, "{"), "envelope: payload is not JSON at byte 1: Missing a name for object member.");
@@ -259,4 +288,159 @@ TEST(Envelope, ALongExtensionNameIsAllowedWithAWarning) {
   ASSERT_EQ(h.logs().size(), 1u);
   EXPECT_EQ(h.logs()[0], "extensions.averyveryverylongname21: CloudEvents advises attribute names of at most 20 "
                          "characters; 'averyveryverylongname21' has 23");
+}
+
+TEST(Envelope, WrapCarriesTextAndBytesAndUnwrapGivesThemBack) {
+  Harness<Envelope> wrap("source: /edge/site-7\nevent_type: com.example.raw\nid: \"'r'\"");
+  Harness<Envelope> unwrap("mode: unwrap");
+  const std::string binary("\xff\x00\xfe" "A", 4);
+  auto w = judged(wrap.transform({{.payload = "plain text", .timestamp_ms = kTs},
+                           {.payload = binary, .timestamp_ms = kTs},
+                           {.payload = "<a/>", .content_type = "application/xml", .timestamp_ms = kTs},
+                           {.payload = "GIF89a", .content_type = "image/gif", .timestamp_ms = kTs},
+                           {.payload = "{bad", .content_type = "application/json", .timestamp_ms = kTs}}));
+  ASSERT_EQ(w.kept.size(), 4u);
+  const std::string head = R"({"specversion":"1.0","id":"r","source":"/edge/site-7","type":"com.example.raw",)"
+                           R"("time":"2025-11-24T16:00:00.123Z",)";
+  EXPECT_EQ(w.kept[0].payload, head + R"("datacontenttype":"text/plain; charset=utf-8","data":"plain text"})");
+  EXPECT_EQ(w.kept[1].payload, head + R"("datacontenttype":"application/octet-stream","data_base64":"/wD+QQ=="})");
+  EXPECT_EQ(w.kept[2].payload, head + R"("datacontenttype":"application/xml","data":"<a/>"})");
+  EXPECT_EQ(w.kept[3].payload, head + R"("datacontenttype":"image/gif","data_base64":"R0lGODlh"})");
+  // A content type that says JSON is taken at its word.
+  ASSERT_EQ(w.rejected.size(), 1u);
+  EXPECT_EQ(w.rejected[0].reason,
+            "envelope: payload is not JSON at byte 1: Missing a name for object member. (the content type is application/json)");
+
+  std::vector<edgeflow::testing::Input> events;
+  for (auto& o : w.kept) events.push_back({.payload = o.payload, .content_type = o.content_type});
+  auto u = judged(unwrap.transform(events));
+  ASSERT_EQ(u.kept.size(), 4u);
+  EXPECT_EQ(u.kept[0].payload, "plain text");
+  EXPECT_EQ(u.kept[0].content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(u.kept[1].payload, binary);
+  EXPECT_EQ(u.kept[1].content_type, "application/octet-stream");
+  EXPECT_EQ(u.kept[2].payload, "<a/>");
+  EXPECT_EQ(u.kept[3].payload, "GIF89a");
+  EXPECT_EQ(u.kept[3].content_type, "image/gif");
+}
+
+TEST(Envelope, AttributesTheSpecForbidsAreRefusedAtLoadOrPerMessage) {
+  // The same for every message: refused at load, pointing into the YAML.
+  EXPECT_EQ(error_of("source: /edge site\nevent_type: t"),
+            "<harness>:1:9: source: \"/edge site\" is not a URI-reference (RFC 3986); percent-encode spaces and other "
+            "characters, like /edge/site%207");
+  EXPECT_EQ(error_of("source: /s\nevent_type: t\nsubject: \"'line\\nbreak'\""),
+            "<harness>:3:10: subject: \"line\\nbreak\" holds the control character U+000A at byte 4, which CloudEvents "
+            "forbids in attributes");
+  EXPECT_EQ(error_of("source: /s\nevent_type: t\nextensions: { dataschema: \"'order.json'\" }"),
+            "<harness>:3:27: extensions.dataschema: \"order.json\" is not an absolute URI (RFC 3986), like "
+            "https://example.com/schemas/order.json");
+  // Computed: that message goes to the dead letter, the others on.
+  Harness<Envelope> h("source: /edge/${site}\nevent_type: t\nid: \"'1'\"\nsubject: note\n"
+                      "extensions: { dataschema: schema }");
+  auto r = judged(h.transform({{.payload = R"({"site":"a b"})", .timestamp_ms = kTs},
+                        {.payload = R"({"site":"a","note":"nul\u0000"})", .timestamp_ms = kTs},
+                        {.payload = R"({"site":"a","note":"c1\u0085"})", .timestamp_ms = kTs},
+                        {.payload = R"({"site":"a","schema":"no scheme"})", .timestamp_ms = kTs},
+                        {.payload = R"({"site":"a","note":"ok","schema":"https://example.com/s.json"})", .timestamp_ms = kTs}}));
+  ASSERT_EQ(r.kept.size(), 1u);
+  ASSERT_EQ(r.rejected.size(), 4u);
+  EXPECT_EQ(r.rejected[0].reason,
+            "envelope: source: `/edge/${site}`: \"/edge/a b\" is not a URI-reference (RFC 3986); percent-encode spaces "
+            "and other characters, like /edge/site%207");
+  EXPECT_EQ(r.rejected[1].reason,
+            "envelope: subject: `note`: \"nul\\u0000\" holds the control character U+0000 at byte 3, which CloudEvents "
+            "forbids in attributes");
+  EXPECT_EQ(r.rejected[2].reason,
+            "envelope: subject: `note`: \"c1\u0085\" holds the control character U+0085 at byte 2, which CloudEvents "
+            "forbids in attributes");
+  EXPECT_EQ(r.rejected[3].reason,
+            "envelope: extensions.dataschema: `schema`: \"no scheme\" is not an absolute URI (RFC 3986), like "
+            "https://example.com/schemas/order.json");
+}
+
+TEST(Envelope, UnwrapRefusesNamesAndValuesTheSpecForbids) {
+  const std::string u = "mode: unwrap";
+  const std::string base = R"({"specversion":"1.0","id":"a","source":"/s","type":"t",)";
+  EXPECT_EQ(reason_of(u, base + R"("Tenant":"x"})"),
+            "envelope: not a CloudEvent: the attribute name \"Tenant\" is not allowed; CloudEvents names are lower-case "
+            "letters a-z and digits 0-9");
+  EXPECT_EQ(reason_of(u, base + R"("subject":"a\nb"})"),
+            "envelope: not a CloudEvent: subject \"a\\nb\" holds the control character U+000A at byte 1, which "
+            "CloudEvents forbids in attributes");
+  EXPECT_EQ(reason_of(u, R"({"specversion":"1.0","id":"a","source":"/a b","type":"t"})"),
+            "envelope: not a CloudEvent: source \"/a b\" is not a URI-reference (RFC 3986); percent-encode spaces and "
+            "other characters, like /edge/site%207");
+  EXPECT_EQ(reason_of(u, base + R"("time":"yesterday"})"),
+            "envelope: not a CloudEvent: time \"yesterday\" is not an RFC 3339 timestamp");
+  EXPECT_EQ(reason_of(u, base + R"("dataschema":"s.json"})"),
+            "envelope: not a CloudEvent: dataschema \"s.json\" is not an absolute URI (RFC 3986), like "
+            "https://example.com/schemas/order.json");
+  EXPECT_EQ(reason_of(u, base + R"("subject":""})"), "envelope: not a CloudEvent: subject must be a non-empty string, got \"\"");
+  EXPECT_EQ(reason_of(u, base + R"("tags":["a"]})"),
+            "envelope: not a CloudEvent: the extension tags is [\"a\"]; CloudEvents attributes are strings, booleans or "
+            "32-bit integers");
+  EXPECT_EQ(reason_of(u, base + R"("seq":4294967296})"),
+            "envelope: not a CloudEvent: the extension seq is 4294967296; CloudEvents attributes are strings, booleans or "
+            "32-bit integers");
+  EXPECT_EQ(reason_of(u, base + R"("data":1,"data_base64":"AAE="})"),
+            "envelope: not a CloudEvent: it has both data and data_base64; the spec allows one");
+  EXPECT_EQ(reason_of(u, base + R"("data_base64":"AAE"})"),
+            "envelope: not a CloudEvent: data_base64 is not base64 (RFC 4648, with padding)");
+  EXPECT_EQ(reason_of(u, base + R"("data_base64":"AAF="})"),  // unused bits set: not the one encoding
+            "envelope: not a CloudEvent: data_base64 is not base64 (RFC 4648, with padding)");
+  EXPECT_EQ(reason_of(u, base + R"("data_base64":"AAE="})"), std::string("(kept: ") + std::string("\0\x01", 2) + ")");
+}
+
+// Every event the wrap step makes, for JSON, text and bytes, with every optional attribute,
+// is accepted by the official SDK; and the checker is shown to refuse what the spec forbids.
+TEST(Envelope, TheCloudEventsSdkAcceptsEveryEventWrapWrites) {
+  edgeflow::test::TempDir dir;
+  Harness<Envelope> h(std::string(kWrap) + "time: at\n");
+  Harness<Envelope> schema("source: urn:example:orders\nevent_type: com.example.order\n"
+                           "extensions: { dataschema: \"'https://example.com/order.json'\", partitionkey: \"'k'\" }");
+  auto a = judged(h.transform({{.payload = kCdc, .timestamp_ms = kTs},
+                        {.payload = R"({"op":"u","after":{"id":"x y"},"source":{"table":"t"},"at":"2026-12-07T10:00:00+02:00"})"}}));
+  auto b = judged(schema.transform({{.payload = "text", .timestamp_ms = kTs},
+                             {.payload = std::string("\x00\xff", 2), .timestamp_ms = kTs},
+                             {.payload = R"({"big":12345678901234567890})", .timestamp_ms = kTs}}));
+  ASSERT_EQ(a.kept.size() + b.kept.size(), 5u);
+  std::ofstream out(dir.file("events.jsonl"));
+  for (auto* r : {&a, &b})
+    for (auto& o : r->kept) out << o.payload << "\n";
+  out.close();
+  const std::string node = std::string("node ") + EDGEFLOW_TEST_TOOLS + "/cloudevents.js check ";
+  auto [status, said] = edgeflow::test::run_capture(node + dir.file("events.jsonl"));
+  EXPECT_EQ(status, 0) << said << "(run `npm ci` in tests/tools if the cloudevents module is missing)";
+  EXPECT_NE(said.find("5 of 5 events accepted"), std::string::npos) << said;
+
+  dir.write("bad.jsonl", R"({"specversion":"1.0","id":"1","source":"/a b","type":"t"})" "\n"
+                         R"({"specversion":"1.0","id":"1","source":"/a","type":"t","subject":"x\ny"})" "\n");
+  auto [bad_status, bad_said] = edgeflow::test::run_capture(node + dir.file("bad.jsonl"));
+  EXPECT_EQ(bad_status, 1) << bad_said;
+  EXPECT_NE(bad_said.find("0 of 2 events accepted"), std::string::npos) << bad_said;
+}
+
+TEST(Envelope, EventsTheCloudEventsSdkWritesAreUnwrapped) {
+  auto [status, said] = edgeflow::test::run_capture(std::string("node ") + EDGEFLOW_TEST_TOOLS + "/cloudevents.js make");
+  ASSERT_EQ(status, 0) << said << "(run `npm ci` in tests/tools if the cloudevents module is missing)";
+  std::vector<edgeflow::testing::Input> events;
+  std::istringstream lines(said);
+  for (std::string line; std::getline(lines, line);) events.push_back({.payload = line, .content_type = "application/cloudevents+json"});
+  ASSERT_EQ(events.size(), 3u) << said;
+  Harness<Envelope> unwrap("mode: unwrap");
+  auto r = judged(unwrap.transform(events));
+  ASSERT_EQ(r.kept.size(), 3u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
+  EXPECT_EQ(r.kept[0].payload, std::string("\xff\x00\xfe" "A", 4));
+  EXPECT_EQ(r.kept[0].content_type, "application/octet-stream");
+  EXPECT_EQ(header(r.kept[0], "ce_id"), "bin-1");
+  EXPECT_EQ(header(r.kept[0], "ce_tenant"), "acme");
+  EXPECT_EQ(header(r.kept[0], "ce_seq"), "42");
+  EXPECT_EQ(header(r.kept[0], "ce_sampled"), "true");
+  EXPECT_EQ(r.kept[1].payload, R"({"id":7,"total":12.5,"tags":["a"]})");
+  EXPECT_EQ(r.kept[1].content_type, "application/json");
+  EXPECT_EQ(header(r.kept[1], "ce_dataschema"), "https://example.com/order.json");
+  EXPECT_EQ(header(r.kept[1], "ce_region"), "eu");
+  EXPECT_EQ(r.kept[2].payload, "hello, edge");
+  EXPECT_EQ(r.kept[2].content_type, "text/plain");
 }

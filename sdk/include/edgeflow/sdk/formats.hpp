@@ -1,7 +1,7 @@
-// The `format` values checked when format_assertion is on: the ones whose grammar is exact and
-// short (RFC 3339 dates and times, RFC 5321 addresses, RFC 1123 host names, IPv4 and IPv6,
-// RFC 3986 URIs, RFC 4122 UUIDs, RFC 6901 pointers, regular expressions). Others (idn-*, iri*,
-// uri-template) stay annotations.
+// Checks of text formats whose grammar is exact and short: RFC 3339 dates and times, RFC 5321
+// addresses, RFC 1123 host names, IPv4 and IPv6, RFC 3986 URIs, RFC 4122 UUIDs, RFC 6901
+// pointers. The validate step asserts them as JSON Schema `format`s (format_assertion: true;
+// idn-*, iri* and uri-template stay annotations); envelope checks CloudEvents attributes.
 #pragma once
 
 #include <arpa/inet.h>
@@ -10,9 +10,8 @@
 #include <string>
 #include <string_view>
 
-namespace edgeflow_validate {
+namespace edgeflow::sdk::formats {
 
-namespace format_detail {
 
 inline bool digits(std::string_view s, size_t at, size_t n, int& out) {
   if (at + n > s.size()) return false;
@@ -186,7 +185,6 @@ inline bool relative_json_pointer(std::string_view s) {
   return (i == s.size()) || s.substr(i) == "#" || json_pointer(s.substr(i));
 }
 
-}  // namespace format_detail
 
 inline bool known_format(std::string_view f) {
   return f == "date-time" || f == "date" || f == "time" || f == "email" || f == "hostname" || f == "ipv4" ||
@@ -196,7 +194,6 @@ inline bool known_format(std::string_view f) {
 
 // For the formats known_format() names, except regex (the schema compiles those itself).
 inline bool format_ok(std::string_view f, std::string_view s) {
-  using namespace format_detail;
   if (f == "date-time") return date_time(s);
   if (f == "date") return date(s);
   if (f == "time") return time(s);
@@ -212,4 +209,4 @@ inline bool format_ok(std::string_view f, std::string_view s) {
   return true;
 }
 
-}  // namespace edgeflow_validate
+}  // namespace edgeflow::sdk::formats
