@@ -257,8 +257,12 @@ bool Flow::create_instances(std::vector<std::string>* errors) {
   };
   bool ok = make(source_, spec_.source, -1);
   for (size_t i = 0; i < steps_.size(); ++i) ok = make(steps_[i], spec_.steps[i], -1) && ok;
-  for (size_t i = 0; i < sinks_.size(); ++i) ok = make(sinks_[i].inst, spec_.sinks[i], int(i)) && ok;
+  for (size_t i = 0; i < sinks_.size(); ++i) {
+    ok = make(sinks_[i].inst, spec_.sinks[i], int(i)) && ok;
+    sinks_[i].flush_interval = spec_.sinks[i].flush_interval;
+  }
   ok = make(dlq_.inst, spec_.dead_letter, kDeadLetter) && ok;
+  dlq_.flush_interval = spec_.dead_letter.flush_interval;
   return ok;
 }
 
@@ -593,11 +597,11 @@ ef_status Flow::emit(ef_message* const* msgs, size_t n, int32_t timeout_ms) {
     t_flow = this;
     accept(h);
     pump();
-    bool retries = next_retry() != Clock::time_point::max();
+    bool retries = next_timer() != Clock::time_point::max();
     t_flow = outer;
     pipeline.unlock();
     if (retries) {
-      // The pipeline thread sleeps until the retries it knew of: it must time this one too.
+      // The pipeline thread sleeps until the retries and flushes it knew of: it must time these too.
       {
         std::lock_guard lock(inbox_mutex_);
         retries_changed_ = true;
@@ -665,6 +669,13 @@ bool Flow::admit(size_t n, uint64_t bytes, int32_t timeout_ms) {
   if (!over()) return true;
   stats_.backpressure_waits++;
   observe_cv_.notify_all();
+  // Room may be sitting in a sink that batches across writes: the pipeline thread flushes now.
+  {
+    std::lock_guard lock(inbox_mutex_);
+    flush_wanted_ = true;
+    retries_changed_ = true;
+  }
+  inbox_cv_.notify_all();
   auto began = Clock::now();
   auto waited = [&] {
     stats_.backpressure_ns.fetch_add(uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()),
@@ -695,9 +706,10 @@ void Flow::serve_source() {
   for (;;) {
     bool done;
     Clock::time_point next;
+    bool flush_all;
     {
       std::lock_guard pipeline(pipeline_mutex_);
-      next = next_retry();
+      next = next_timer();
     }
     {
       std::unique_lock lock(inbox_mutex_);
@@ -708,6 +720,8 @@ void Flow::serve_source() {
       if (next == Clock::time_point::max()) inbox_cv_.wait(lock, ready);
       else inbox_cv_.wait_until(lock, next, ready);
       retries_changed_ = false;
+      flush_all = flush_wanted_;
+      flush_wanted_ = false;
       handoff_work_.swap(handoff_);
       done = source_done_;
     }
@@ -715,7 +729,8 @@ void Flow::serve_source() {
       std::lock_guard pipeline(pipeline_mutex_);
       for (auto& h : handoff_work_) accept(h);
       queued_batches_.fetch_sub(handoff_work_.size(), std::memory_order_release);
-      pump();  // acks from other threads, dead letters, due retries; then the acks to the source
+      if (flush_all) flush_sinks(true);
+      pump();  // acks from other threads, dead letters, due retries and flushes; then the acks to the source
     }
     bool room;
     {
@@ -853,6 +868,28 @@ void Flow::write(int sink, std::vector<FlowMessage*>& batch) {
   Batch b{this, &batch, false};
   if (inst.comp->write(inst.self, reinterpret_cast<ef_batch*>(&b)) != EF_OK)
     fail(inst, "write failed: " + inst.last_error);
+  SinkState& state = sink == kDeadLetter ? dlq_ : sinks_[size_t(sink)];
+  if (inst.comp->flush && state.flush_due == Clock::time_point::max())
+    state.flush_due = Clock::now() + state.flush_interval;
+}
+
+Clock::time_point Flow::next_timer() const {
+  auto t = std::min(next_retry(), dlq_.flush_due);
+  for (auto& s : sinks_) t = std::min(t, s.flush_due);
+  return t;
+}
+
+// Timer flushes pass no time to wait: they start what a sink holds on its way, and the acks
+// come as they come. The drain is what waits.
+void Flow::flush_sinks(bool all) {
+  auto now = Clock::now();
+  auto flush = [&](SinkState& s) {
+    if (s.flush_due == Clock::time_point::max() || (!all && s.flush_due > now) || failed_) return;
+    s.flush_due = Clock::time_point::max();
+    if (s.inst.comp->flush(s.inst.self, 0) != EF_OK) fail(s.inst, "flush failed: " + s.inst.last_error);
+  };
+  for (auto& s : sinks_) flush(s);
+  flush(dlq_);
 }
 
 void Flow::sink_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason) {
@@ -1042,6 +1079,10 @@ void Flow::pump() {
     auto next = next_retry();
     if (next != Clock::time_point::max() && next <= Clock::now()) {
       run_due_retries();
+      progress = true;
+    }
+    if (next_timer() <= Clock::now()) {
+      flush_sinks(false);
       progress = true;
     }
     if (!progress || failed_) break;

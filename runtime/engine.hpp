@@ -163,6 +163,9 @@ class Flow {
     std::vector<FlowMessage*> held;  // waiting for a retry, or behind one (order per sink)
     uint32_t failures = 0;
     std::chrono::steady_clock::time_point next_attempt{};
+    std::chrono::milliseconds flush_interval{1000};
+    // Written since its last flush(): when the next one is due.
+    std::chrono::steady_clock::time_point flush_due = std::chrono::steady_clock::time_point::max();
   };
 
   void thread_main();
@@ -198,6 +201,10 @@ class Flow {
   void release(FlowMessage* m);
   void dead_letter(FlowMessage* m, const std::string& stage, std::string_view reason);
   void run_due_retries();
+  // The earliest retry or flush the pipeline thread must wake for.
+  std::chrono::steady_clock::time_point next_timer() const;
+  // Flushes the sinks whose flush is due, or, with `all`, every sink written since its last one.
+  void flush_sinks(bool all);
   std::chrono::steady_clock::time_point next_retry() const;
   void deliver_acks();
   void drain();
@@ -278,7 +285,8 @@ class Flow {
   std::vector<Handoff> handoff_work_;
   std::vector<std::vector<FlowMessage*>> spare_batches_;  // handed-off vectors, for their capacity
   bool source_done_ = false;
-  bool retries_changed_ = false;    // the source thread left a retry the pipeline thread must time
+  bool retries_changed_ = false;    // the source thread left a retry or flush the pipeline thread must time
+  bool flush_wanted_ = false;       // the source waits for room: flush every sink now
   bool source_waits_room_ = false;  // emit() waits for the pipeline to take a batch
   // Whoever runs the pipeline (steps, sinks, acks, retries) holds it: the pipeline thread, or the
   // source thread for a batch it runs itself.

@@ -32,6 +32,12 @@ const ef_option_spec kRetryOptions[] = {
      "Attempts before a message goes to the dead letter; 0 retries until delivered, holding "
      "the source back.", "10"},
 };
+const ef_option_spec kSinkOptions[] = {
+    {kSpecSize, "flush_interval", EF_OPT_DURATION, EF_OPT_HAS_MIN, "1s", 1, 0, nullptr,
+     "How long a sink may hold what it was written before the runtime calls its flush(): a sink "
+     "that batches across writes never holds its flow still. The runtime also flushes at once "
+     "when the flow waits for room.", "200ms"},
+};
 const ef_option_spec kRestartOptions[] = {
     {kSpecSize, "initial_backoff", EF_OPT_DURATION, EF_OPT_HAS_MIN, "1s", 1, 0, nullptr,
      "First wait before a failed flow is started again.", "1s"},
@@ -100,7 +106,19 @@ struct Parser {
     size_t before = diag.errors.size();
     out.config = std::make_shared<host::Doc>();
     host::ConfigBuilder b{file, diag, out.locations, &flow.secrets};
-    b.build(node, *out.component->component, key, {"type"}, *out.config);
+    if (kind != EF_KIND_SINK) {
+      b.build(node, *out.component->component, key, {"type"}, *out.config);
+      return diag.errors.size() == before;
+    }
+    // A sink's own runtime settings sit beside its plugin's options.
+    b.build(node, *out.component->component, key, {"type", "flush_interval"}, *out.config);
+    std::set<std::string> plugin_keys;
+    for (auto it = node.begin(); it != node.end(); ++it) plugin_keys.insert(it->first.as<std::string>());
+    plugin_keys.erase("flush_interval");
+    host::Doc sink;
+    settings(node, sink_settings_component(), key, plugin_keys, flow, sink);
+    if (sink.IsObject() && sink.HasMember("flush_interval") && sink["flush_interval"].IsInt64())
+      out.flush_interval = ms(sink, "flush_interval");
     return diag.errors.size() == before;
   }
 
@@ -256,6 +274,10 @@ const ef_component& flow_settings_component() {
 }
 const ef_component& retry_settings_component() {
   static const ef_component c = section("retry", "How sinks retry undelivered messages.", kRetryOptions, 3);
+  return c;
+}
+const ef_component& sink_settings_component() {
+  static const ef_component c = section("sink", "The runtime's settings of each sink.", kSinkOptions, 1);
   return c;
 }
 const ef_component& restart_settings_component() {

@@ -22,6 +22,7 @@ struct InstanceSpec {
   const ComponentRef* component = nullptr;
   std::shared_ptr<host::Doc> config;  // every declared option, defaults filled in
   host::Locations locations;          // key paths relative to the instance
+  std::chrono::milliseconds flush_interval{1000};  // sinks: the longest they hold what they were written
 };
 
 struct RetryPolicy {
@@ -67,6 +68,7 @@ std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string&
 // The option tables of the runtime's own flow keys, for docs and inspect.
 const ef_component& flow_settings_component();
 const ef_component& retry_settings_component();
+const ef_component& sink_settings_component();
 const ef_component& restart_settings_component();
 
 // The effective config of a flow as YAML-ish text, the values of secret options replaced by

@@ -178,6 +178,7 @@ class Flaky : public Sink {
     int64_t work_us = 0;
     std::string record;
     std::string token;
+    int64_t ack_every = 0;
   };
   static constexpr const char* type = "flaky";
   static constexpr const char* description = "A sink that retries, rejects, fails or delays on cue.";
@@ -194,6 +195,10 @@ class Flaky : public Sink {
     s.option("work_us", &Config::work_us).min(0).doc("Each write() spends this much CPU time first (a sink that costs CPU).");
     s.option("record", &Config::record).doc("Append delivered payloads to this file, in ack order.");
     s.option("token", &Config::token).secret().doc("A secret; the value 'wrong' is refused in create().");
+    s.option("ack_every", &Config::ack_every)
+        .min(0)
+        .doc("Without async: hold acks across writes, answering them on every Nth write() and on flush() (a sink "
+             "that batches, fsyncs every N).");
   }
   Flaky(Context c, Config cfg) : Sink(c), cfg_(std::move(cfg)) {
     // Echoes the secret on purpose: the runtime must scrub it from what it prints.
@@ -227,6 +232,11 @@ class Flaky : public Sink {
     // The worker gets copies of the payloads: only acks may come from other threads.
     std::vector<std::pair<ef_message*, std::string>> msgs;
     for (size_t i = 0; i < b.size(); ++i) msgs.emplace_back(b[i].raw(), std::string(b[i].payload()));
+    if (!cfg_.async && cfg_.ack_every > 0) {
+      for (auto& mp : msgs) held_.push_back({mp.first, std::move(mp.second), retry});
+      if (writes_ % cfg_.ack_every == 0) flush(0);
+      return;
+    }
     if (!cfg_.async) {
       for (auto& [m, p] : msgs) answer(Message(m), p, retry);
       return;
@@ -239,7 +249,17 @@ class Flaky : public Sink {
     cv_.notify_all();
   }
 
+  void flush(int32_t) override {
+    for (auto& h : held_) answer(Message(h.m), h.payload, h.retry);
+    held_.clear();
+  }
+
  private:
+  struct Held {
+    ef_message* m;
+    std::string payload;
+    bool retry;
+  };
   void answer(Message m, std::string_view p, bool retry) {
     if (retry) return ack(m, EF_ACK_RETRY, "flaky: try again later");
     if (contains(p, cfg_.reject)) return ack(m, EF_ACK_REJECTED, "flaky: refused " + std::string(p));
@@ -275,6 +295,7 @@ class Flaky : public Sink {
   Config cfg_;
   int64_t writes_ = 0;
   int64_t sync_writes_ = 0;
+  std::vector<Held> held_;
   std::ofstream record_;
   std::thread worker_;
   std::mutex mutex_;

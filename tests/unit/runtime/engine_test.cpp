@@ -402,6 +402,34 @@ max_in_flight: 500
   EXPECT_EQ(rt.exit_code(), 0);
 }
 
+// A sink that holds acks across writes (batching, fsync every N) is flushed when the flow waits
+// for room: with 10 in flight and an ack every 50 writes it would otherwise wait for ever.
+TEST_F(Engine, ASinkThatAcksEveryFiftyWritesNeverHoldsTheFlowStill) {
+  run(R"(flow: f
+source: { type: sequence, count: 200, batch_size: 1, acks_file: $DIR/acks.txt }
+sinks: { out: { type: flaky, ack_every: 50, record: $DIR/out.txt, flush_interval: 1h } }
+max_in_flight: 10
+)");
+  EXPECT_EQ(read_lines(dir.file("out.txt")).size(), 200u);
+  EXPECT_EQ(acks().size(), 200u);
+  EXPECT_GT(flow().stats().backpressure_waits.load(), 0u);
+  EXPECT_EQ(rt.exit_code(), 0);
+}
+
+// ... and on its flush_interval, while the source has room and stays open.
+TEST_F(Engine, ASinkIsFlushedOnItsIntervalWhileTheFlowRuns) {
+  start(R"(flow: f
+source: { type: sequence, count: 20, batch_size: 5, acks_file: $DIR/acks.txt, hold_open: true }
+sinks: { out: { type: flaky, ack_every: 50, flush_interval: 20ms } }
+)");
+  EXPECT_TRUE(flow().wait_for([&] { return flow().stats().delivered.load() == 20; }, 30s))
+      << flow().stats().delivered.load() << " delivered before the stop";
+  EXPECT_EQ(flow().state(), FlowState::running);
+  rt.request_stop();
+  rt.wait();
+  EXPECT_EQ(acks().size(), 20u);
+}
+
 TEST_F(Engine, ADrainTimeoutLeavesMessagesUnackedForRedelivery) {
   start(R"(flow: f
 source: { type: sequence, count: 40, batch_size: 10, acks_file: $DIR/acks.txt, hold_open: true }
