@@ -125,6 +125,23 @@ dead_letter: { type: file, path: )" + dir.file("dlq.jsonl") + R"( }
   EXPECT_TRUE(dlq[1].ends_with(R"(,"payload_base64":"eyJuIjowLCJzIjoi/yJ9"})")) << dlq[1];
 }
 
+// The daemon with a plugin sink that answers only every 50th write, 10 messages in flight: the
+// run ends by itself (the source's end), every message delivered, no stop needed.
+TEST(Daemon, ASinkThatAcksEveryFiftyWritesFinishesTheFlow) {
+  TempDir dir;
+  std::string flow = dir.write("flow.yaml", R"(flow: batching
+source: { type: generate, count: 500, batch_size: 1 }
+sinks: { out: { type: flaky, ack_every: 50, record: )" + dir.file("out.jsonl") + R"( } }
+max_in_flight: 10
+)");
+  Daemon d({"run", "--plugin-dir", EDGEFLOW_TEST_PLUGIN_DIR, "--state-dir", dir.file("state"), flow},
+           dir.file("stderr.log"));
+  EXPECT_EQ(d.wait(), 0) << slurp(dir.file("stderr.log"));
+  EXPECT_EQ(read_lines(dir.file("out.jsonl")).size(), 500u);
+  EXPECT_NE(slurp(dir.file("stderr.log")).find("emitted=500 delivered=500 dead_lettered=0 unresolved=0"),
+            std::string::npos) << slurp(dir.file("stderr.log"));
+}
+
 TEST(Daemon, ValidateReportsConfigErrorsAndStartsNothing) {
   TempDir dir;
   std::string flow = dir.write("flow.yaml", "flow: bad\nsource: { type: generate, count: lots }\nsinks: { out: { type: stdout } }\n");

@@ -130,6 +130,24 @@ TEST(Harness, AFailingWriteThrowsWithTheSinksReason) {
   }
 }
 
+// deliver() drives a sink as a flow does: 10 in flight, a sink that answers every 50 writes
+// still finishes, because the harness flushes it when it waits for room.
+TEST(Harness, DeliverFlushesASinkThatHoldsAcksAcrossWrites) {
+  Harness<Flaky> h("ack_every: 50");
+  std::vector<edgeflow::testing::Input> in;
+  for (int i = 0; i < 200; ++i) in.push_back({.payload = "m" + std::to_string(i)});
+  auto acks = h.deliver(in, 1, 10);
+  ASSERT_EQ(acks.size(), 200u);
+  for (auto& a : acks) EXPECT_EQ(a.status, EF_ACK_DELIVERED);
+  EXPECT_EQ(acks[199].payload, "m199");
+
+  // Written by hand, the same sink holds its acks until a flush: drain() is that flush.
+  Harness<Flaky> held("ack_every: 50");
+  held.write({{.payload = "a"}, {.payload = "b"}});
+  EXPECT_TRUE(held.acks().empty());
+  EXPECT_EQ(held.drain().size(), 2u);
+}
+
 TEST(HostMessage, APayloadNestedDeeperThanTheLimitIsRefusedBeforeParsing) {
   using edgeflow::host::Message;
   auto parse = [](const std::string& text) {

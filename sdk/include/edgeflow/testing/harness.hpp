@@ -441,6 +441,7 @@ class Harness {
     std::vector<detail::HMessage*> batch;
     for (auto& in : inputs) batch.push_back(fill(ctx_.make(), in));
     detail::HBatch b{&batch, false, &ctx_.messages};
+    written_ += inputs.size();
     if (comp_.write(self_, reinterpret_cast<ef_batch*>(&b)) != EF_OK) throw sdk::Error(ctx_.last_error);
   }
   void flush(int32_t timeout_ms = 1000) {
@@ -451,6 +452,49 @@ class Harness {
     std::unique_lock lock(ctx_.mutex);
     ctx_.cv.wait_for(lock, timeout, [&] { return ctx_.acks.size() >= n; });
     return ctx_.acks;
+  }
+  // The acks that arrived so far, without waiting.
+  std::vector<SinkAck> acks() {
+    std::lock_guard lock(ctx_.mutex);
+    return ctx_.acks;
+  }
+  // As the runtime drains: flush until every message written was acked, or the timeout.
+  std::vector<SinkAck> drain(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || acks().size() >= written_) break;
+      flush(int32_t(std::min<int64_t>(left.count(), 100)));
+      wait_acks(written_, std::min(left, std::chrono::milliseconds(100)));
+    }
+    return acks();
+  }
+  // Writes inputs one batch of batch_size at a time as a flow would: at most max_in_flight
+  // unacked, flush(0) whenever it waits for room and once flush_interval passed since the first
+  // unflushed write, then drain(). A sink that holds acks across writes must finish here.
+  std::vector<SinkAck> deliver(const std::vector<Input>& inputs, size_t batch_size = 1, size_t max_in_flight = 10000,
+                               std::chrono::milliseconds flush_interval = std::chrono::seconds(1),
+                               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    using Clock = std::chrono::steady_clock;
+    auto deadline = Clock::now() + timeout;
+    auto flush_due = Clock::time_point::max();
+    for (size_t at = 0; at < inputs.size();) {
+      size_t n = std::min(batch_size, inputs.size() - at);
+      while (written_ - acks().size() + n > max_in_flight) {
+        if (Clock::now() >= deadline) throw sdk::Error("deliver: no room within the timeout; the sink holds its acks");
+        flush(0);
+        flush_due = Clock::time_point::max();
+        wait_acks(written_ + n - max_in_flight, std::chrono::milliseconds(100));
+      }
+      write(std::vector<Input>(inputs.begin() + long(at), inputs.begin() + long(at + n)));
+      at += n;
+      if (flush_due == Clock::time_point::max()) flush_due = Clock::now() + flush_interval;
+      if (Clock::now() >= flush_due) {
+        flush(0);
+        flush_due = Clock::time_point::max();
+      }
+    }
+    return drain(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   }
 
   // What the component does, to wait for a condition on it: changes().wait_until(pred).
@@ -487,6 +531,7 @@ class Harness {
   host::Doc config_;
   void* self_ = nullptr;
   bool started_ = false;
+  size_t written_ = 0;  // messages written, for drain()
 };
 
 // A source running on its own thread until stopped: streams, consumers, anything whose run()
