@@ -220,8 +220,10 @@ int cmd_plugins(const Args& a) {
         std::fputs(option_line(c.component->options[i]).c_str(), stdout);
     }
     if (!found) {
-      std::fprintf(stderr, "edgeflow: no component of type '%s'; see `edgeflow plugins list`\n",
-                   a.positional[1].c_str());
+      std::vector<std::string> types;
+      for (auto& c : rt.plugins().components()) types.emplace_back(c.component->type);
+      std::fprintf(stderr, "edgeflow: no component of type '%s'.%s See `edgeflow plugins list`.\n",
+                   a.positional[1].c_str(), host::suggest(a.positional[1], types).c_str());
       return 1;
     }
     return 0;

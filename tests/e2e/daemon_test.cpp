@@ -142,6 +142,15 @@ max_in_flight: 10
             std::string::npos) << slurp(dir.file("stderr.log"));
 }
 
+TEST(Daemon, PluginsInspectSuggestsTheNearestType) {
+  TempDir dir;
+  Daemon d({"plugins", "inspect", "mqqt"}, dir.file("stderr.log"));
+  EXPECT_EQ(d.wait(), 1);
+  std::string log = slurp(dir.file("stderr.log"));
+  EXPECT_NE(log.find("edgeflow: no component of type 'mqqt'. Did you mean 'mqtt'? See `edgeflow plugins list`."),
+            std::string::npos) << log;
+}
+
 TEST(Daemon, ValidateReportsConfigErrorsAndStartsNothing) {
   TempDir dir;
   std::string flow = dir.write("flow.yaml", "flow: bad\nsource: { type: generate, count: lots }\nsinks: { out: { type: stdout } }\n");

@@ -108,7 +108,7 @@ TEST_F(FileSourceTest, PathIsRequired) {
     Harness<FileSource> h("follow: true");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("missing required option 'path'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("path: required option missing; add `path: "), std::string::npos) << e.what();
   }
 }
 

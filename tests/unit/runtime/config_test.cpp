@@ -63,7 +63,7 @@ TEST_F(Config, OutOfRangeValuesAreRefused) {
 
 TEST_F(Config, MissingRequiredOptionSaysHowToAddIt) {
   std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out:\n    type: file\n");
-  EXPECT_NE(e.find(at("5:5: sinks.out: missing required option 'path'")), std::string::npos) << e;
+  EXPECT_NE(e.find(at("5:5: sinks.out.path: required option missing; add `path: ")), std::string::npos) << e;
   EXPECT_NE(e.find("add `path: "), std::string::npos) << e;
 }
 

@@ -133,8 +133,8 @@ TEST(Dedupe, TheMessageClockNeedsTimestamps) {
 
 TEST(Dedupe, LoadTimeErrorsPointIntoTheYaml) {
   EXPECT_EQ(error_of("ttl: 1s"),
-            "<harness>:1:1: missing required option 'key' (Expression for the idempotency key, compared by its text "
-            "form; a null or empty key rejects the message.); add `key: concat(source.table, ':', after.id)`");
+            "<harness>:1:1: key: required option missing; add `key: concat(source.table, ':', after.id)` (Expression "
+            "for the idempotency key, compared by its text form; a null or empty key rejects the message.)");
   EXPECT_EQ(error_of("key: id\nmax_keys: 0"), "<harness>:2:11: max_keys: must be at least 1, got 0");
   EXPECT_EQ(error_of("key: id\nttl: 0ms"), "<harness>:2:6: ttl: must be at least 1, got 0");
   EXPECT_EQ(error_of("key: id\nclock: utc"), "<harness>:2:8: clock: 'utc' is not one of: wall, message.");

@@ -129,11 +129,11 @@ TEST(Redact, AMemberNameTwiceIsRejectedNotHalfMasked) {
 }
 
 TEST(Redact, LoadTimeErrorsPointAtTheRule) {
-  EXPECT_EQ(error_of(kKey), "<harness>:1:1: missing required option 'rules' (Ordered list of { path, action: mask|hash|drop|truncate } "
-                          "with, for mask, optional mask_with (default \"***\") and keep_last (characters kept at the end), and "
-                          "for truncate, length. In a path, [*] is every array element and a * segment every member of an "
-                          "object.); add `rules: [{ path: customer.email, action: hash }, { path: payments[*].card, action: "
-                          "mask, keep_last: 4 }]`");
+  EXPECT_EQ(error_of(kKey), "<harness>:1:1: rules: required option missing; add `rules: [{ path: customer.email, action: "
+                          "hash }, { path: payments[*].card, action: mask, keep_last: 4 }]` (Ordered list of { path, action: "
+                          "mask|hash|drop|truncate } with, for mask, optional mask_with (default \"***\") and keep_last "
+                          "(characters kept at the end), and for truncate, length. In a path, [*] is every array element and a "
+                          "* segment every member of an object.)");
   EXPECT_EQ(error_of("rules: []"),
             "<harness>:1:8: rules: expected a list of rules like { path: customer.email, action: mask }");
   EXPECT_EQ(error_of("rules:\n  - customer.email\n"),

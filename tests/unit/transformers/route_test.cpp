@@ -86,7 +86,7 @@ TEST(Route, LoadTimeErrors) {
   e = error_of("routes: []\n");
   EXPECT_NE(e.find("routes: expected a list"), std::string::npos) << e;
   e = error_of("mode: first\n");
-  EXPECT_NE(e.find("missing required option 'routes'"), std::string::npos) << e;
+  EXPECT_NE(e.find("routes: required option missing; add `routes: "), std::string::npos) << e;
   e = error_of("routes: [ { to: orders } ]\ndefault: [nowhere]\n");
   EXPECT_NE(e.find("default: no sink named 'nowhere'"), std::string::npos) << e;
 }

@@ -454,10 +454,10 @@ struct ConfigBuilder {
       const ef_option_spec& o = comp.options[i];
       if (seen.count(o.name)) continue;
       if (o.flags & EF_OPT_REQUIRED) {
-        std::string fix = std::string("missing required option '") + o.name + "' (" +
-                          (o.doc ? o.doc : "") + "); add";
-        fix += std::string(" `") + o.name + ": " + (o.example ? o.example : "<value>") + "`";
-        diag.add(file, node.Mark(), prefix, fix);
+        // Named by its full key path, like every other option error, at the map it is missing from.
+        std::string fix = std::string("required option missing; add `") + o.name + ": " +
+                          (o.example ? o.example : "<value>") + "`" + (o.doc ? std::string(" (") + o.doc + ")" : "");
+        diag.add(file, node.Mark(), prefix.empty() ? std::string(o.name) : prefix + "." + o.name, fix);
         continue;
       }
       JValue v;
