@@ -171,7 +171,9 @@ typedef struct ef_component {
      messages and their payload bytes stay valid until acked; their documents may be let go
      when write() returns (asked for again, they are parsed again). EF_ERROR fails the flow. */
   ef_status (*write)(void* self, ef_batch* batch);
-  /* Sink: push out anything buffered (called while draining); acks may follow. */
+  /* Sink: push out anything buffered; acks may follow, from any thread. Called with 0 (start,
+     do not wait) once the sink's flush_interval passed since its first unflushed write and
+     whenever the flow waits for room; with the time left while the flow drains. */
   ef_status (*flush)(void* self, int32_t timeout_ms);
 } ef_component;
 

@@ -234,3 +234,15 @@ TEST(HostMessage, NumbersADoubleCannotCarryAreKeptAsTheirText) {
   const std::string& out = other.payload_bytes();
   EXPECT_NE(out.find(R"("set":1e999999,"nan":null,"inf":null})"), std::string::npos) << out;
 }
+
+TEST(HostMessage, ValuesSayTheirTypeAsExpressionsDo) {
+  Harness<Flaky> h("");  // installs the host table the SDK's views call
+  edgeflow::host::Message m;
+  const std::string in = R"({"i":1,"f":1.5,"big":12345678901234567890,"s":"x","b":true,"n":null,"a":[],"o":{}})";
+  m.set_payload(in.data(), in.size());
+  edgeflow::sdk::Value root(edgeflow::host::EV(m.root(nullptr)));
+  std::string types;
+  for (const char* k : {"i", "f", "big", "s", "b", "n", "a", "o"})
+    types += std::string(root[k].type_name()) + (root[k].is_number() ? "#" : "") + " ";
+  EXPECT_EQ(types, "int# float# float# string bool null array object ");
+}

@@ -50,6 +50,19 @@ class Value {
   bool is_string() const { return type() == EF_TYPE_STRING; }
   bool is_object() const { return type() == EF_TYPE_OBJECT; }
   bool is_array() const { return type() == EF_TYPE_ARRAY; }
+  bool is_number() const { return type() == EF_TYPE_INT || type() == EF_TYPE_DOUBLE; }
+  // The type as expressions and error messages name it: null, bool, int, float, string, array, object.
+  const char* type_name() const {
+    switch (type()) {
+      case EF_TYPE_NULL: return "null";
+      case EF_TYPE_BOOL: return "bool";
+      case EF_TYPE_INT: return "int";
+      case EF_TYPE_DOUBLE: return "float";
+      case EF_TYPE_STRING: return "string";
+      case EF_TYPE_ARRAY: return "array";
+      default: return "object";
+    }
+  }
   bool as_bool() const { return host().value_bool(v_) != 0; }
   int64_t as_int() const { return host().value_int(v_); }
   double as_double() const { return host().value_double(v_); }
