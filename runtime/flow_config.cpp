@@ -112,13 +112,7 @@ struct Parser {
     }
     // A sink's own runtime settings sit beside its plugin's options.
     b.build(node, *out.component->component, key, {"type", "flush_interval"}, *out.config);
-    std::set<std::string> plugin_keys;
-    for (auto it = node.begin(); it != node.end(); ++it) plugin_keys.insert(it->first.as<std::string>());
-    plugin_keys.erase("flush_interval");
-    host::Doc sink;
-    settings(node, sink_settings_component(), key, plugin_keys, flow, sink);
-    if (sink.IsObject() && sink.HasMember("flush_interval") && sink["flush_interval"].IsInt64())
-      out.flush_interval = ms(sink, "flush_interval");
+    out.flush_interval = sink_settings(node, file, key, diag, flow.secrets);
     return diag.errors.size() == before;
   }
 
@@ -280,6 +274,21 @@ const ef_component& sink_settings_component() {
   static const ef_component c = section("sink", "The runtime's settings of each sink.", kSinkOptions, 1);
   return c;
 }
+std::chrono::milliseconds sink_settings(const YAML::Node& node, const std::string& file, const std::string& key,
+                                        host::Diagnostics& diag, std::set<std::string>& secrets) {
+  std::set<std::string> plugin_keys;
+  for (auto it = node.begin(); it != node.end(); ++it)
+    if (it->first.IsScalar()) plugin_keys.insert(it->first.Scalar());
+  plugin_keys.erase("flush_interval");
+  host::Doc sink;
+  host::Locations locs;
+  host::ConfigBuilder b{file, diag, locs, &secrets};
+  b.build(node, sink_settings_component(), key, plugin_keys, sink);
+  if (sink.IsObject() && sink.HasMember("flush_interval") && sink["flush_interval"].IsInt64())
+    return std::chrono::milliseconds(sink["flush_interval"].GetInt64());
+  return std::chrono::milliseconds(1000);
+}
+
 const ef_component& restart_settings_component() {
   static const ef_component c = section("restart", "How a failed flow is restarted.", kRestartOptions, 2);
   return c;

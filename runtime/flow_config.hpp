@@ -69,6 +69,10 @@ std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string&
 const ef_component& flow_settings_component();
 const ef_component& retry_settings_component();
 const ef_component& sink_settings_component();
+// The runtime's own keys of a sink's map (flush_interval), checked beside its plugin's options,
+// which it skips; problems go to diag.
+std::chrono::milliseconds sink_settings(const YAML::Node& node, const std::string& file, const std::string& key,
+                                        host::Diagnostics& diag, std::set<std::string>& secrets);
 const ef_component& restart_settings_component();
 
 // The effective config of a flow as YAML-ish text, the values of secret options replaced by

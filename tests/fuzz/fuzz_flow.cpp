@@ -62,6 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::set<std::string> secrets;
       host::ConfigBuilder b{"fuzz.yaml", config_diag, locations, &secrets};
       b.build(it->second, every, "c", {"type"}, out);
+      sink_settings(it->second, "fuzz.yaml", "c", config_diag, secrets);  // a sink's own keys beside them
     }
   }
   check(config_diag);

@@ -311,3 +311,11 @@ TEST_F(Config, PrintRedactsSecretOptionsAndNothingElse) {
   EXPECT_NE(printed.find("\"tags\":[\"orders\"]"), std::string::npos) << printed;
   EXPECT_NE(printed.find("\"token\":\"<redacted>\""), std::string::npos) << printed;
 }
+
+TEST_F(Config, ASinksFlushIntervalIsCheckedBesideItsOptions) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsinks:\n  out: { type: flaky, flush_interval: soon }\n"
+                         "dead_letter: { type: flaky, flush_interval: 0ms }\n");
+  EXPECT_NE(e.find("sinks.out.flush_interval: "), std::string::npos) << e;
+  EXPECT_NE(e.find("dead_letter.flush_interval: must be at least 1"), std::string::npos) << e;
+  EXPECT_EQ(e.find("unknown key"), std::string::npos) << e;
+}

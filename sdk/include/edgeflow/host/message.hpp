@@ -104,31 +104,6 @@ inline const ExactNumber* exact_number(double d) {
 }
 inline const ExactNumber* exact_number(const JValue& v) { return v.IsDouble() ? exact_number(v.GetDouble()) : nullptr; }
 
-// The text the host writes for a finite double into buf (40 bytes): the shortest that reads
-// back as it, and ".0" on an integral value so it reads back as a double. A large integral
-// value that to_chars writes with all its exact digits (3333355555558799872 for the double of
-// 33333555555588e5) is written scientific, with the shortest digits, instead.
-inline char* write_double(char* buf, double d) {
-  char* end = std::to_chars(buf, buf + 38, d).ptr;
-  if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) != end) return end;
-  if (end - buf > 15) {
-    char sci[40];
-    char* sci_end = std::to_chars(sci, sci + sizeof sci, d, std::chars_format::scientific).ptr;
-    std::string_view fixed(buf, size_t(end - buf)), shortest(sci, size_t(std::find(sci, sci_end, 'e') - sci));
-    auto digits = [](std::string_view t) {
-      std::string out;
-      for (char c : t)
-        if (c >= '0' && c <= '9') out.push_back(c);
-      while (!out.empty() && out.back() == '0') out.pop_back();
-      return out;
-    };
-    if (digits(fixed) != digits(shortest)) return std::copy(sci, sci_end, buf);
-  }
-  *end++ = '.';
-  *end++ = '0';
-  return end;
-}
-
 // A number read from JSON text: an int64, or a double (possibly a box).
 struct NumberRead {
   bool is_int;
@@ -182,6 +157,25 @@ inline std::pair<std::string, int64_t> decimal_digits(std::string_view t) {
   }
   while (!digits.empty() && digits.back() == '0') digits.pop_back();
   return {digits, digits.empty() ? 0 : point + exp};
+}
+
+// The text the host writes for a finite double into buf (40 bytes): the shortest that reads
+// back as it, and ".0" on an integral value so it reads back as a double. A large integral
+// value that to_chars writes with all its exact digits (3333355555558799872 for the double of
+// 33333555555588e5) is written scientific, with the shortest digits, instead.
+inline char* write_double(char* buf, double d) {
+  char* end = std::to_chars(buf, buf + 38, d).ptr;
+  if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) != end) return end;
+  if (end - buf > 15) {
+    char sci[40];
+    char* sci_end = std::to_chars(sci, sci + sizeof sci, d, std::chars_format::scientific).ptr;
+    if (decimal_digits(std::string_view(buf, size_t(end - buf))).first !=
+        decimal_digits(std::string_view(sci, size_t(sci_end - sci))).first)
+      return std::copy(sci, sci_end, buf);
+  }
+  *end++ = '.';
+  *end++ = '0';
+  return end;
 }
 
 // Reads a number in JSON grammar (the parser checked it). Integers that fit int64 are ints;
