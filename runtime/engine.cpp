@@ -1280,6 +1280,11 @@ const ef_host_api* runtime_host_api() {
       auto it = inst->spec->locations.find(host::join_key(inst->spec->key, key));
       return it == inst->spec->locations.end() ? inst->spec->where.c_str() : it->second.c_str();
     };
+    h.config_key = [](ef_ctx* c, const char* key) -> const char* {
+      thread_local std::string full;
+      full = host::join_key(I(c)->spec->key, key ? key : "");
+      return full.c_str();
+    };
     h.instance_name = [](ef_ctx* c) { return I(c)->name.c_str(); };
     h.state_dir = [](ef_ctx* c) -> const char* {
       Instance* inst = I(c);

@@ -80,15 +80,17 @@ bool PluginRegistry::load_file(const std::filesystem::path& path) {
   }
   if (info->struct_size < sizeof(uint32_t) * 3) return refuse(file, "plugin descriptor is truncated");
   if (info->abi_major != EF_ABI_MAJOR) {
-    return refuse(file, "built for edgeflow ABI " + version(info->abi_major, info->abi_minor) +
-                            ", this runtime speaks ABI " + version(EF_ABI_MAJOR, EF_ABI_MINOR) +
-                            "; major versions must match: rebuild the plugin against SDK " +
-                            std::to_string(EF_ABI_MAJOR) + ".x");
+    return refuse(file, "built for plugin ABI " + version(info->abi_major, info->abi_minor) +
+                            "; this edgeflow (release " EDGEFLOW_VERSION ") speaks plugin ABI " +
+                            version(EF_ABI_MAJOR, EF_ABI_MINOR) +
+                            ", and ABI majors must match: rebuild the plugin against an edgeflow SDK whose ABI is " +
+                            std::to_string(EF_ABI_MAJOR) + ".x (`edgeflow version` shows both)");
   }
   if (info->abi_minor > EF_ABI_MINOR) {
-    return refuse(file, "built for edgeflow ABI " + version(info->abi_major, info->abi_minor) +
-                            ", newer than this runtime's ABI " + version(EF_ABI_MAJOR, EF_ABI_MINOR) +
-                            ": upgrade edgeflow or rebuild the plugin against an older SDK");
+    return refuse(file, "built for plugin ABI " + version(info->abi_major, info->abi_minor) +
+                            ", newer than the plugin ABI " + version(EF_ABI_MAJOR, EF_ABI_MINOR) +
+                            " of this edgeflow (release " EDGEFLOW_VERSION
+                            "): upgrade edgeflow or rebuild the plugin against the SDK of this release");
   }
   if (info->struct_size < sizeof(ef_plugin_info) || !info->name || !info->components)
     return refuse(file, "plugin descriptor is incomplete (name or components missing)");

@@ -1,8 +1,9 @@
-// The edgeflow command line: run, validate, plugins list|inspect, tap, dev kafka.
+// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dev kafka.
 #include "admin.hpp"
 #include "dev_kafka.hpp"
 #include "engine.hpp"
 #include "log.hpp"
+#include "scaffold.hpp"
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -37,13 +38,16 @@ Usage:
                                                     check flows (and print them, secrets redacted)
   edgeflow plugins list    [options]                the plugins and component types found
   edgeflow plugins inspect [options] TYPE           the options of a component type
+  edgeflow plugin new NAME --kind source|transformer|sink [--dir DIR]
+                                                    write a plugin project (default DIR: ./NAME)
+                                                    that builds against the installed SDK
   edgeflow tap      [options] FLOW [--stage STAGE] [--rate N]
                                                     print the events passing a stage of a running
                                                     flow (source by default; at most N a second)
   edgeflow dev kafka [--brokers N] [--partitions N] [--topic NAME]... [--port N]
                                                     an in-memory Kafka for development only
                                                     (`edgeflow dev kafka --help`)
-  edgeflow version
+  edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
   --plugin-dir DIR      also load plugins from DIR (repeatable); $EDGEFLOW_PLUGIN_PATH too
@@ -71,6 +75,8 @@ struct Args {
   std::string admin_token;
   std::string stage = "source";
   std::string rate = "10";
+  std::string kind;
+  std::string dir;
   YamlLimits yaml;
   LogConfig log;
 };
@@ -114,6 +120,8 @@ Args parse(int argc, char** argv) {
         usage_error("--max-file-size is a size like 16MiB or 64MiB, not '" + v + "'");
     } else if (arg == "--stage") a.stage = value("--stage");
     else if (arg == "--rate") a.rate = value("--rate");
+    else if (arg == "--kind") a.kind = value("--kind");
+    else if (arg == "--dir") a.dir = value("--dir");
     else if (arg == "--log-format") {
       std::string f = value("--log-format");
       if (f == "json") a.log.format = LogFormat::json;
@@ -191,8 +199,8 @@ std::string option_line(const ef_option_spec& o) {
     std::snprintf(buf, sizeof buf, "%g", d);
     return std::string(buf);
   };
-  if (o.flags & EF_OPT_HAS_MIN) s += " min " + num(o.min);
-  if (o.flags & EF_OPT_HAS_MAX) s += " max " + num(o.max);
+  if (o.flags & EF_OPT_HAS_MIN) s += (o.flags & EF_OPT_MIN_EXCLUSIVE ? " greater than " : " min ") + num(o.min);
+  if (o.flags & EF_OPT_HAS_MAX) s += (o.flags & EF_OPT_MAX_EXCLUSIVE ? " less than " : " max ") + num(o.max);
   s += "\n      " + std::string(o.doc ? o.doc : "");
   if (o.example) s += "\n      example: " + std::string(o.name) + ": " + o.example;
   return s + "\n";
@@ -229,6 +237,15 @@ int cmd_plugins(const Args& a) {
     return 0;
   }
   usage_error("plugins needs 'list' or 'inspect TYPE'");
+}
+
+int cmd_plugin(const Args& a) {
+  if (a.positional.size() != 2 || a.positional[0] != "new")
+    usage_error("plugin needs 'new NAME --kind source|transformer|sink'");
+  if (a.kind.empty()) usage_error("plugin new needs --kind source, transformer or sink");
+  ScaffoldResult r = scaffold_plugin(a.positional[1], a.kind, a.dir);
+  std::fputs((r.ok ? r.message : "edgeflow: " + r.message + "\n").c_str(), r.ok ? stdout : stderr);
+  return r.ok ? 0 : 2;
 }
 
 int cmd_validate(const Args& a) {
@@ -400,10 +417,11 @@ int main(int argc, char** argv) {
   }
   if (a.command == "validate") return cmd_validate(a);
   if (a.command == "plugins") return cmd_plugins(a);
+  if (a.command == "plugin") return cmd_plugin(a);
   if (a.command == "dev") return cmd_dev(a);
   if (a.command == "tap") return cmd_tap(a);
   if (a.command == "version") {
-    std::printf("edgeflow %s (plugin ABI %u.%u)\n", EDGEFLOW_VERSION, EF_ABI_MAJOR, EF_ABI_MINOR);
+    std::printf("edgeflow %s (release); plugin ABI %u.%u\n", EDGEFLOW_VERSION, EF_ABI_MAJOR, EF_ABI_MINOR);
     return 0;
   }
   if (a.command.empty()) usage_error("no command given");

@@ -54,8 +54,7 @@ class UppercaseField : public Transformer {
   UppercaseField(Context c, Config cfg) : Transformer(c), field_(std::move(cfg.field)) {
     if (field_.empty() || field_.front() == '.' || field_.back() == '.' ||
         field_.find("..") != std::string::npos)
-      throw Error(c.where("field") + ": field: '" + field_ +
-                  "' is not a document path; write it like customer.name or items[0].sku");
+      throw c.config_error("field", "'" + field_ + "' is not a document path; write it like customer.name or items[0].sku");
     on_missing_ = cfg.on_missing == "drop" ? Missing::drop
                 : cfg.on_missing == "reject" ? Missing::reject
                                              : Missing::keep;

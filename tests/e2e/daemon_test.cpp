@@ -151,6 +151,37 @@ TEST(Daemon, PluginsInspectSuggestsTheNearestType) {
             std::string::npos) << log;
 }
 
+// The projects it writes are built, tested and run by tests/sdk_install; here, what it refuses.
+TEST(Daemon, PluginNewRefusesABadNameAKindAndADirectoryInUse) {
+  TempDir dir;
+  auto refusal = [&](std::vector<std::string> args) {
+    Daemon d(args, dir.file("stderr.log"));
+    EXPECT_EQ(d.wait(), 2);
+    return slurp(dir.file("stderr.log"));
+  };
+  std::string log = refusal({"plugin", "new", "Modbus-Poller", "--kind", "source", "--dir", dir.file("p1")});
+  EXPECT_NE(log.find("edgeflow: plugin name 'Modbus-Poller': use lowercase letters, digits and _"), std::string::npos)
+      << log;
+  log = refusal({"plugin", "new", "poller", "--kind", "connector", "--dir", dir.file("p2")});
+  EXPECT_NE(log.find("edgeflow: --kind is source, transformer or sink, not 'connector'"), std::string::npos) << log;
+  log = refusal({"plugin", "new", "poller", "--dir", dir.file("p3")});
+  EXPECT_NE(log.find("plugin new needs --kind source, transformer or sink"), std::string::npos) << log;
+  std::filesystem::create_directory(dir.file("used"));
+  dir.write("used/keep.txt", "mine");
+  log = refusal({"plugin", "new", "poller", "--kind", "sink", "--dir", dir.file("used")});
+  EXPECT_NE(log.find(dir.file("used") + " already exists and is not an empty directory"), std::string::npos) << log;
+  EXPECT_EQ(slurp(dir.file("used/keep.txt")).substr(0, 4), "mine");  // untouched
+  EXPECT_FALSE(std::filesystem::exists(dir.file("p1")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("p2")));
+
+  Daemon ok({"plugin", "new", "poller", "--kind", "sink", "--dir", dir.file("fresh")}, dir.file("stderr.log"));
+  EXPECT_EQ(ok.wait(), 0);
+  for (const char* f : {"CMakeLists.txt", "src/poller.hpp", "src/poller.cpp", "test/poller_test.cpp",
+                        "examples/flow.yaml", "README.md"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file("fresh/") + f)) << f;
+  EXPECT_NE(slurp(dir.file("fresh/src/poller.hpp")).find("class Poller : public edgeflow::sdk::Sink"), std::string::npos);
+}
+
 TEST(Daemon, ValidateReportsConfigErrorsAndStartsNothing) {
   TempDir dir;
   std::string flow = dir.write("flow.yaml", "flow: bad\nsource: { type: generate, count: lots }\nsinks: { out: { type: stdout } }\n");

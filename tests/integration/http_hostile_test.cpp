@@ -7,6 +7,7 @@
 #include "raw_http.hpp"
 #include "test_support.hpp"
 
+#include <edgeflow/host/message.hpp>
 #include <edgeflow/testing/harness.hpp>
 #include <gtest/gtest.h>
 

@@ -6,6 +6,7 @@
 #include "postgres_server.hpp"
 #include "test_support.hpp"
 
+#include <edgeflow/host/message.hpp>
 #include <edgeflow/testing/harness.hpp>
 
 #include <gtest/gtest.h>

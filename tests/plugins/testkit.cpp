@@ -164,6 +164,36 @@ class Script : public Transformer {
   Config cfg_;
 };
 
+// The SDK's ergonomics in one step: an exclusive bound, a semantic config error, try_put().
+class Stamp : public Transformer {
+ public:
+  struct Config {
+    std::string field;
+    double factor = 1;
+  };
+  static constexpr const char* type = "stamp";
+  static constexpr const char* description = "Writes factor at a document path, never over a value in the way.";
+  static void describe(Spec<Config>& s) {
+    s.option("field", &Config::field).required().doc("Where to write factor.");
+    s.option("factor", &Config::factor).greater_than(0).less_than(10).doc("The number written.");
+  }
+  Stamp(Context c, Config cfg) : Transformer(c), cfg_(std::move(cfg)) {
+    if (cfg_.field.find("..") != std::string::npos)
+      throw c.config_error("field", "'" + cfg_.field + "' is not a document path; write it like a.b");
+  }
+  void transform(Batch b) override {
+    for (size_t i = 0; i < b.size(); ++i) {
+      Message m = b[i];
+      Value v = m.try_put(cfg_.field);
+      if (!v) b.reject(i, cfg_.field + ": a value on the way is not an object or array");
+      else m.set(v, cfg_.factor);
+    }
+  }
+
+ private:
+  Config cfg_;
+};
+
 class Flaky : public Sink {
  public:
   struct Config {
@@ -320,4 +350,4 @@ extern "C" EF_EXPORT void testkit_close_gates() {
   g_gates_open = false;
 }
 
-EDGEFLOW_PLUGIN("testkit", "1.0.0", Sequence, Script, Flaky)
+EDGEFLOW_PLUGIN("testkit", "1.0.0", Sequence, Script, Stamp, Flaky)

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define EF_ABI_MAJOR 1u
-#define EF_ABI_MINOR 3u
+#define EF_ABI_MINOR 4u
 
 #if defined(_WIN32)
 #define EF_EXPORT __declspec(dllexport)
@@ -110,7 +110,9 @@ enum {
   EF_OPT_REQUIRED = 1u << 0,
   EF_OPT_SECRET = 1u << 1,    /* redacted wherever config is printed or logged */
   EF_OPT_HAS_MIN = 1u << 2,
-  EF_OPT_HAS_MAX = 1u << 3
+  EF_OPT_HAS_MAX = 1u << 3,
+  EF_OPT_MIN_EXCLUSIVE = 1u << 4, /* with HAS_MIN: the value must be greater than min (ABI 1.4) */
+  EF_OPT_MAX_EXCLUSIVE = 1u << 5  /* with HAS_MAX: the value must be less than max (ABI 1.4) */
 };
 
 typedef struct ef_option_spec {
@@ -152,7 +154,11 @@ typedef struct ef_component {
   /* Connect / open. Called once before the first run/transform/write. */
   ef_status (*start)(void* self);
   /* Release connections; called once after the last hook, also after a failed start. A sink
-     must not call ack() once stop() has returned (join the threads that do). */
+     is stopped after the drain offered flush() until every message was acked or drain_timeout
+     passed; delivered acks it sends during stop() still count. Whatever it holds unacked when
+     stop() returns counts as not delivered: the source hears EF_ACK_RETRY, commits nothing past
+     it, and reads it again after a restart. No ack() once stop() has returned (join the
+     threads that do). */
   void (*stop)(void* self);
   void (*destroy)(void* self);
 
@@ -346,6 +352,12 @@ typedef struct ef_host_api {
   /* Sets v to the JSON number written in text (RFC 8259 grammar), kept exactly; returns 0 and
      leaves v alone if the text is not a JSON number. */
   int (*value_set_number_text)(ef_message* msg, ef_value* v, const char* text, size_t len);
+
+  /* --- config errors (ABI 1.4) --- */
+  /* The full key path in the flow file of a config key path of this instance: "field" of the
+     first step is "steps[0].field"; "" gives the instance's own ("sinks.out"). Host-owned,
+     valid until the next call on this instance's thread. */
+  const char* (*config_key)(ef_ctx* ctx, const char* key_path);
 } ef_host_api;
 
 /* The one exported entry point. Returns a static descriptor, or NULL after host->fail(NULL,..).

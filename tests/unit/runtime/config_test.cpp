@@ -319,3 +319,10 @@ TEST_F(Config, ASinksFlushIntervalIsCheckedBesideItsOptions) {
   EXPECT_NE(e.find("dead_letter.flush_interval: must be at least 1"), std::string::npos) << e;
   EXPECT_EQ(e.find("unknown key"), std::string::npos) << e;
 }
+
+TEST_F(Config, APluginsOwnErrorNamesTheFullKeyPath) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsteps:\n  - { type: script }\n"
+                         "  - { type: stamp, field: x..y }\nsinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("5:27: steps[1].field: 'x..y' is not a document path; write it like a.b")), std::string::npos)
+      << e;
+}

@@ -36,17 +36,19 @@ TEST(Loader, LoadsTestkitAndListsItsComponents) {
 TEST(Loader, RefusesAnotherAbiMajorNamingBothVersions) {
   std::string why = refusal_of(bad("bad_major"));
   EXPECT_NE(why.find(bad("bad_major")), std::string::npos) << why;
-  EXPECT_NE(why.find("built for edgeflow ABI 2.0"), std::string::npos) << why;
-  std::string ours = "this runtime speaks ABI " + std::to_string(EF_ABI_MAJOR) + "." + std::to_string(EF_ABI_MINOR);
+  EXPECT_NE(why.find("built for plugin ABI 2.0"), std::string::npos) << why;
+  std::string ours = "this edgeflow (release " EDGEFLOW_VERSION ") speaks plugin ABI " + std::to_string(EF_ABI_MAJOR) +
+                     "." + std::to_string(EF_ABI_MINOR);
   EXPECT_NE(why.find(ours), std::string::npos) << why;
-  EXPECT_NE(why.find("major versions must match"), std::string::npos) << why;
+  EXPECT_NE(why.find("ABI majors must match"), std::string::npos) << why;
 }
 
 TEST(Loader, RefusesANewerMinor) {
   std::string why = refusal_of(bad("newer_minor"));
   std::string major = std::to_string(EF_ABI_MAJOR) + ".";
-  EXPECT_NE(why.find("built for edgeflow ABI " + major + std::to_string(EF_ABI_MINOR + 1) +
-                     ", newer than this runtime's ABI " + major + std::to_string(EF_ABI_MINOR)),
+  EXPECT_NE(why.find("built for plugin ABI " + major + std::to_string(EF_ABI_MINOR + 1) +
+                     ", newer than the plugin ABI " + major + std::to_string(EF_ABI_MINOR) +
+                     " of this edgeflow (release " EDGEFLOW_VERSION ")"),
             std::string::npos) << why;
 }
 

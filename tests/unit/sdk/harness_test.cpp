@@ -4,6 +4,7 @@
 
 #include "test_support.hpp"
 
+#include <edgeflow/host/message.hpp>
 #include <edgeflow/testing/harness.hpp>
 
 #include <gtest/gtest.h>
@@ -146,6 +147,36 @@ TEST(Harness, DeliverFlushesASinkThatHoldsAcksAcrossWrites) {
   held.write({{.payload = "a"}, {.payload = "b"}});
   EXPECT_TRUE(held.acks().empty());
   EXPECT_EQ(held.drain().size(), 2u);
+}
+
+TEST(Harness, ExclusiveBoundsRefuseTheBoundItself) {
+  EXPECT_EQ(config_error([] { Harness<Stamp> h("field: a\nfactor: 0"); }),
+            "<harness>:2:9: factor: must be greater than 0, got 0");
+  EXPECT_EQ(config_error([] { Harness<Stamp> h("field: a\nfactor: 10"); }),
+            "<harness>:2:9: factor: must be less than 10, got 10");
+  Harness<Stamp> h("field: a\nfactor: 0.001");
+  EXPECT_EQ(h.transform({{.payload = "{}"}}).kept.at(0).payload, R"({"a":0.001})");
+}
+
+TEST(Harness, APluginsOwnConfigErrorIsFormattedLikeTheDaemons) {
+  EXPECT_EQ(config_error([] { Harness<Stamp> h("factor: 2\nfield: a..b", {.file = "flow.yaml"}); }),
+            "flow.yaml:2:8: field: 'a..b' is not a document path; write it like a.b");
+}
+
+TEST(Harness, TryPutReplacesNothingButNull) {
+  Harness<Stamp> h("field: a.b[1].c\nfactor: 2");
+  auto r = h.transform({{.payload = R"({"a":{"b":[0,null]}})"},
+                        {.payload = R"({"a":null})"},
+                        {.payload = R"({})"},
+                        {.payload = R"({"a":1})"},
+                        {.payload = R"({"a":{"b":{}}})"},
+                        {.payload = R"({"a":{"b":[0,"x"]}})"}});
+  ASSERT_EQ(r.kept.size(), 3u);
+  EXPECT_EQ(r.kept[0].payload, R"({"a":{"b":[0,{"c":2.0}]}})");
+  EXPECT_EQ(r.kept[1].payload, R"({"a":{"b":[null,{"c":2.0}]}})");
+  EXPECT_EQ(r.kept[2].payload, R"({"a":{"b":[null,{"c":2.0}]}})");
+  ASSERT_EQ(r.rejected.size(), 3u);
+  EXPECT_EQ(r.rejected[0].reason, "a.b[1].c: a value on the way is not an object or array");
 }
 
 TEST(HostMessage, APayloadNestedDeeperThanTheLimitIsRefusedBeforeParsing) {

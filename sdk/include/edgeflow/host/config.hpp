@@ -302,9 +302,13 @@ struct ConfigBuilder {
       s << x;
       return s.str();
     };
-    if ((o.flags & EF_OPT_HAS_MIN) && v < o.min)
+    if ((o.flags & EF_OPT_HAS_MIN) && (o.flags & EF_OPT_MIN_EXCLUSIVE) && !(v > o.min))
+      diag.add(file, n.Mark(), key, "must be greater than " + fmt(o.min) + ", got " + fmt(v));
+    else if ((o.flags & EF_OPT_HAS_MIN) && v < o.min)
       diag.add(file, n.Mark(), key, "must be at least " + fmt(o.min) + ", got " + fmt(v));
-    if ((o.flags & EF_OPT_HAS_MAX) && v > o.max)
+    if ((o.flags & EF_OPT_HAS_MAX) && (o.flags & EF_OPT_MAX_EXCLUSIVE) && !(v < o.max))
+      diag.add(file, n.Mark(), key, "must be less than " + fmt(o.max) + ", got " + fmt(v));
+    else if ((o.flags & EF_OPT_HAS_MAX) && v > o.max)
       diag.add(file, n.Mark(), key, "must be at most " + fmt(o.max) + ", got " + fmt(v));
   }
 

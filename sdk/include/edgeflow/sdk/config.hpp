@@ -139,6 +139,10 @@ class Option {
   Option& min(double m) { s().flags |= EF_OPT_HAS_MIN; s().min = m; return *this; }
   Option& max(double m) { s().flags |= EF_OPT_HAS_MAX; s().max = m; return *this; }
   Option& range(double lo, double hi) { return min(lo).max(hi); }
+  // Exclusive bounds: greater_than(0) refuses 0 itself. A host older than ABI 1.4 checks them
+  // as min()/max().
+  Option& greater_than(double m) { min(m); s().flags |= EF_OPT_MIN_EXCLUSIVE; return *this; }
+  Option& less_than(double m) { max(m); s().flags |= EF_OPT_MAX_EXCLUSIVE; return *this; }
   // Turns a string option into an enum: "a|b|c".
   Option& one_of(const char* values) { s().type = EF_OPT_ENUM; s().enum_values = values; return *this; }
   Option& doc(const char* d) { s().doc = d; return *this; }

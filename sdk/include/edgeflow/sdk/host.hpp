@@ -165,8 +165,22 @@ class Message {
   Value get(std::string_view path) const {
     return Value(host().doc_get_path(m_, path.data(), path.size()));
   }
+  // The value at path, made if absent (null), with the objects and array elements on the way.
+  // Whatever stands in the way is replaced: put("a.b") on {"a":1} makes a an object. NULL
+  // (an invalid Value) only if the payload is not JSON or the path is malformed.
   Value put(std::string_view path) const {
     return Value(host().doc_set_path(m_, path.data(), path.size()));
+  }
+  // put() that replaces nothing but null: an invalid Value if a value on the way is not the
+  // object or array the path needs ({"a":1} for "a.b", {"a":{}} for "a[0]").
+  Value try_put(std::string_view path) const {
+    for (size_t i = 0; i < path.size(); ++i) {
+      if (i == 0 || (path[i] != '.' && path[i] != '[')) continue;
+      Value on_the_way = get(path.substr(0, i));
+      if (!on_the_way || on_the_way.is_null()) break;  // from here on, put() only makes things
+      if (path[i] == '.' ? !on_the_way.is_object() : !on_the_way.is_array()) return Value();
+    }
+    return put(path);
   }
   bool remove(std::string_view path) const {
     return host().doc_remove_path(m_, path.data(), path.size()) != 0;
@@ -244,6 +258,18 @@ class Context {
   std::string where(const std::string& key_path) const {
     const char* w = host().config_where(c_, key_path.c_str());
     return w ? w : "";
+  }
+  // The key's full path in the flow file: "steps[1].cell_size" for "cell_size" of the second
+  // step. A host older than ABI 1.4 gives the key as it is.
+  std::string config_key(const std::string& key_path) const {
+    if (EDGEFLOW_HOST_HAS(config_key)) return host().config_key(c_, key_path.c_str());
+    return key_path;
+  }
+  // A semantic config error, formatted like the daemon's own: throw it from the constructor.
+  //   throw ctx.config_error("cell_size", "must be a power of two, got 24");
+  //   -> flow.yaml:7:16: steps[1].cell_size: must be a power of two, got 24
+  Error config_error(const std::string& key_path, std::string_view what) const {
+    return Error(where(key_path) + ": " + config_key(key_path) + ": " + std::string(what));
   }
   std::string name() const { return host().instance_name(c_); }
   // Empty when the runtime has no state directory.
