@@ -113,7 +113,8 @@ bool PluginRegistry::load_file(const std::filesystem::path& path) {
     components_.push_back({&info->components[i], loaded});
   plugins_.back()->info = info;
   log(EF_LOG_DEBUG, "", "loader",
-      "loaded " + file + " (" + info->name + " " + (info->version ? info->version : "?") + ")");
+      "loaded " + file + " (plugin " + info->name + " " + (info->version ? info->version : "?") + ", plugin ABI " +
+          version(info->abi_major, info->abi_minor) + ")");
   return true;
 }
 
