@@ -1,0 +1,669 @@
+// postgres: writes messages into PostgreSQL tables, set-based, in one transaction per batch.
+//
+//   sinks:
+//     db:
+//       type: postgres
+//       dsn: "host=db port=5432 dbname=erp user=edgeflow password=${env:PGPASSWORD}"
+//       mode: cdc                      # upsert (default) | insert | cdc
+//       table: "{source.schema}.{source.table}"   # the default in cdc mode
+//
+// A batch is the messages held since the last apply (up to batch_rows, or what the runtime's
+// flush() finds). Its rows go to the server as one JSON array per statement, which the server
+// turns into typed rows with json_to_recordset: one INSERT ... ON CONFLICT (or DELETE ... USING,
+// or TRUNCATE) per run of rows of the same kind, table and columns, in message order, all in one
+// transaction, acked only after COMMIT. A statement that fails on a row's value or a constraint is
+// rolled back to its savepoint and its rows are tried one by one: the failing ones go to the dead
+// letter with the server's error (and the column), the rest commits. A lost connection acks the
+// batch as retry (the runtime resends it after a backoff) and reconnects; a serialization failure
+// or a deadlock runs the transaction again. Redelivery is harmless: upserts and deletes by key
+// are idempotent.
+#include "pg_client.hpp"
+
+#include <edgeflow/sdk/expr/value.hpp>
+#include <edgeflow/sdk/plugin.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+using namespace edgeflow::sdk;
+namespace pg = edgeflow::pg;
+using edgeflow::sdk::expr::append_json_string;
+
+namespace {
+
+// JSON text of a document value; numbers a double cannot carry keep their text.
+void append_value(std::string& out, Value v) {
+  switch (v.type()) {
+    case EF_TYPE_NULL: out += "null"; return;
+    case EF_TYPE_BOOL: out += v.as_bool() ? "true" : "false"; return;
+    case EF_TYPE_INT: out += std::to_string(v.as_int()); return;
+    case EF_TYPE_DOUBLE:
+      if (auto t = v.number_text(); !t.empty()) out += t;
+      else edgeflow::sdk::expr::append_number(out, v.as_double());
+      return;
+    case EF_TYPE_STRING: append_json_string(out, v.as_string()); return;
+    case EF_TYPE_ARRAY:
+      out += '[';
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        append_value(out, v.at(i));
+      }
+      out += ']';
+      return;
+    case EF_TYPE_OBJECT:
+      out += '{';
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        auto [name, member] = v.member(i);
+        append_json_string(out, name);
+        out += ':';
+        append_value(out, member);
+      }
+      out += '}';
+      return;
+  }
+}
+
+// The column type a new column gets from the first value seen in it (schema_evolution,
+// create_tables): JSON cannot say more.
+std::string inferred_type(Value v) {
+  switch (v.type()) {
+    case EF_TYPE_BOOL: return "boolean";
+    case EF_TYPE_INT: return "bigint";
+    case EF_TYPE_DOUBLE: return v.number_text().empty() ? "double precision" : "numeric";
+    case EF_TYPE_ARRAY:
+    case EF_TYPE_OBJECT: return "jsonb";
+    default: return "text";
+  }
+}
+
+struct Column {
+  std::string name;
+  std::string type;  // format_type(): "integer", "numeric(10,2)", "bytea[]", ...
+  bool key = false;
+  // How a JSON value reaches the column: bytea travels as base64 text.
+  std::string def() const {
+    std::string t = type == "bytea" ? "text" : type == "bytea[]" ? "text[]" : type;
+    return pg::quote_ident(name) + " " + t;
+  }
+  std::string expr() const {
+    std::string r = "r." + pg::quote_ident(name);
+    if (type == "bytea") return "decode(" + r + ", 'base64')";
+    if (type == "bytea[]") return "ARRAY(SELECT decode(e, 'base64') FROM unnest(" + r + ") e)";
+    return r;
+  }
+};
+
+struct Table {
+  std::string name;    // as the operator or the event wrote it
+  std::string quoted;  // "schema"."table"
+  std::vector<Column> columns;
+  std::unordered_map<std::string, size_t> index;
+  std::vector<size_t> keys;
+  std::set<std::string> warned;  // fields with no column, reported once
+
+  const Column* find(std::string_view n) const {
+    auto it = index.find(std::string(n));
+    return it == index.end() ? nullptr : &columns[it->second];
+  }
+};
+
+enum class OpKind { upsert, insert, remove, truncate };
+
+// One statement's worth of one message: a row to write, a key to delete, a table to truncate.
+struct Op {
+  OpKind kind;
+  Table* table;
+  std::vector<size_t> cols;  // the row's columns, in the row's order
+  std::string row;           // a JSON object of exactly those columns
+  std::string key;           // the key values as JSON, to keep one key's changes in order
+  size_t held;               // its message in held_
+};
+
+// Why a message goes to the dead letter rather than the table.
+struct Reject {
+  std::string reason;
+};
+
+class PostgresSink : public Sink {
+ public:
+  struct Config {
+    std::string dsn;
+    std::string mode = "upsert";
+    std::string table;
+    std::vector<std::string> key;
+    int64_t batch_rows = 1000;
+    std::string schema_evolution = "none";
+    bool create_tables = false;
+  };
+  static constexpr const char* type = "postgres";
+  static constexpr const char* description =
+      "Writes messages into PostgreSQL tables (upsert, insert, or applying CDC events), set-based, "
+      "one transaction per batch, acknowledged after COMMIT.";
+  static void describe(Spec<Config>& s) {
+    s.option("dsn", &Config::dsn).required().secret()
+        .doc("libpq connection string or URI of the target database.")
+        .example("host=db.local port=5432 dbname=erp user=edgeflow password=${env:PGPASSWORD}");
+    s.option("mode", &Config::mode).one_of("upsert|insert|cdc")
+        .doc("upsert: INSERT ... ON CONFLICT (key) DO UPDATE of the document's fields; insert: plain "
+             "INSERT (a duplicate key is dead-lettered); cdc: apply postgres_cdc events (c/r/u upsert "
+             "\"after\", d deletes by key, t truncates; TOAST columns listed as unchanged are left as they are).")
+        .example("cdc");
+    s.option("table", &Config::table)
+        .doc("Target table, schema.table or table; {path} is replaced by that document field's text. "
+             "Default in cdc mode: {source.schema}.{source.table}; required otherwise.")
+        .example("\"mirror.{source.table}\"");
+    s.option("key", &Config::key)
+        .doc("Key columns for upserts and deletes; default: the table's primary key. ON CONFLICT needs a "
+             "unique index on exactly these columns.")
+        .example("[tenant_id, order_id]");
+    s.option("batch_rows", &Config::batch_rows).range(1, 100000)
+        .doc("Messages held before they are applied in one transaction; flush() (flush_interval, a full "
+             "flow, the drain) applies fewer.")
+        .example("5000");
+    s.option("schema_evolution", &Config::schema_evolution).one_of("none|add_columns")
+        .doc("A field with no column: none ignores it (logged once per table and field); add_columns adds "
+             "the column (type from the value: text, bigint, numeric, double precision, boolean, jsonb). "
+             "Columns are never dropped and types never changed.")
+        .example("add_columns");
+    s.option("create_tables", &Config::create_tables)
+        .doc("Create a missing table from the first message for it (columns typed like add_columns, the "
+             "primary key from a cdc event's key); otherwise a missing table fails the flow, naming it.");
+  }
+
+  PostgresSink(Context c, Config cfg) : Sink(c), cfg_(std::move(cfg)), client_(cfg_.dsn) {
+    mode_ = cfg_.mode == "cdc" ? Mode::cdc : cfg_.mode == "insert" ? Mode::insert : Mode::upsert;
+    if (cfg_.table.empty()) {
+      if (mode_ != Mode::cdc)
+        throw c.config_error("table", "required with mode " + cfg_.mode + "; name the target table, like table: public.orders");
+      cfg_.table = "{source.schema}.{source.table}";
+    }
+    for (size_t at = cfg_.table.find('{'); at != std::string::npos; at = cfg_.table.find('{', at + 1)) {
+      size_t close = cfg_.table.find('}', at);
+      if (close == std::string::npos || close == at + 1)
+        throw c.config_error("table", "'" + cfg_.table + "': a { without a field path and }; write it like {source.table}");
+    }
+    if (!client_.redact().parse_error().empty())
+      throw c.config_error("dsn", "not a libpq connection string: " + client_.redact().parse_error());
+  }
+
+  void start() override {
+    client_.connect();
+    pg::Result r = client_.exec("SELECT current_setting('transaction_read_only'), pg_is_in_recovery()::text");
+    if (r.get(0, 0) == "on" || r.get(0, 1) == "true")
+      throw Error("postgres: the target database is read-only (a standby, or default_transaction_read_only "
+                  "for this role); point dsn at the primary, or ALTER ROLE ... SET default_transaction_read_only = off");
+    if (cfg_.table.find('{') == std::string::npos) table(cfg_.table, nullptr);
+  }
+
+  void write(Batch batch) override {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Message m = batch[i];
+      size_t held = held_.size();
+      held_.push_back({m, {}});
+      size_t first = ops_.size();
+      try {
+        prepare(m, held);
+      } catch (const Reject& r) {
+        ops_.resize(first);
+        held_.pop_back();
+        ack(m, EF_ACK_REJECTED, r.reason);
+        continue;
+      } catch (...) {  // the flow fails: this message stays unacked and comes again
+        ops_.resize(first);
+        held_.pop_back();
+        throw;
+      }
+      if (ops_.size() == first) {  // nothing to apply (a transaction marker): done
+        held_.pop_back();
+        ack(m, EF_ACK_DELIVERED);
+      }
+    }
+    if (held_.size() >= size_t(cfg_.batch_rows)) apply();
+  }
+
+  void flush(int32_t) override { apply(); }
+
+  void stop() override {
+    try {
+      apply();
+    } catch (const std::exception& e) {
+      context().warn(e.what());
+    }
+    client_.close();
+  }
+
+ private:
+  enum class Mode { upsert, insert, cdc };
+  struct Held {
+    Message msg;
+    std::string reason;  // set when one of its rows failed: it goes to the dead letter
+  };
+
+  // --- turning messages into ops ---
+
+  void prepare(Message m, size_t held) {
+    Value doc;
+    try {
+      doc = m.doc();
+    } catch (const Error& e) {
+      throw Reject{e.what()};
+    }
+    if (!doc.is_object()) throw Reject{"postgres: the document is " + std::string(doc.type_name()) + ", not an object"};
+    if (mode_ != Mode::cdc) {
+      Table& t = table(table_name(m), &doc);
+      add_row(mode_ == Mode::insert ? OpKind::insert : OpKind::upsert, t, doc, held);
+      return;
+    }
+    Value op = doc["op"];
+    std::string_view kind = op.is_string() ? op.as_string() : std::string_view();
+    if (kind == "begin" || kind == "commit" || kind == "m") return;
+    if (kind != "c" && kind != "r" && kind != "u" && kind != "d" && kind != "t")
+      throw Reject{"postgres: not a CDC event: op is " + (op ? "'" + std::string(kind) + "'" : std::string("missing")) +
+                   " (mode cdc applies c, r, u, d and t)"};
+    Table& t = table(table_name(m), &doc);
+    if (kind == "t") {
+      ops_.push_back({OpKind::truncate, &t, {}, {}, {}, held});
+      return;
+    }
+    Value key = doc["key"];
+    if (kind == "d") {
+      Value before = doc["before"];
+      add_key(t, before.is_object() ? before : key, held);
+      return;
+    }
+    Value after = doc["after"];
+    if (!after.is_object()) throw Reject{"postgres: a '" + std::string(kind) + "' event without an \"after\" object"};
+    // An update that changed the key moves the row: delete it under the old key first.
+    Value before = doc["before"];
+    if (kind == "u" && before.is_object() && key_text(t, before, false) != key_text(t, after, false))
+      add_key(t, before, held);
+    add_row(OpKind::upsert, t, after, held);
+  }
+
+  // The table a message goes to: the template with each {path} replaced.
+  std::string table_name(Message m) const {
+    std::string out;
+    size_t at = 0;
+    for (size_t open = cfg_.table.find('{'); open != std::string::npos; open = cfg_.table.find('{', at)) {
+      size_t close = cfg_.table.find('}', open);
+      out.append(cfg_.table, at, open - at);
+      std::string path = cfg_.table.substr(open + 1, close - open - 1);
+      Value v = m.get(path);
+      if (!v.is_string() || v.as_string().empty())
+        throw Reject{"postgres: table " + cfg_.table + ": " + path + " is " + (v ? v.type_name() : "missing") +
+                     ", not the text of a name"};
+      out.append(v.as_string());
+      at = close + 1;
+    }
+    return out + cfg_.table.substr(at);
+  }
+
+  void add_row(OpKind kind, Table& t, Value row, size_t held) {
+    Op op{kind, &t, {}, "{", {}, held};
+    for (size_t i = 0; i < row.size(); ++i) {
+      auto [name, value] = row.member(i);
+      const Column* col = t.find(name);
+      if (!col && cfg_.schema_evolution == "add_columns") col = add_column(t, name, value);
+      if (!col) {
+        if (t.warned.insert(std::string(name)).second)
+          context().warn("postgres: table " + t.name + " has no column " + std::string(name) +
+                         "; the field is not written (schema_evolution: add_columns adds such columns)");
+        continue;
+      }
+      if (op.cols.size()) op.row += ',';
+      op.cols.push_back(size_t(col - t.columns.data()));
+      append_json_string(op.row, name);
+      op.row += ':';
+      append_value(op.row, value);
+    }
+    op.row += '}';
+    if (op.cols.empty()) throw Reject{"postgres: no field of the document is a column of " + t.name};
+    if (kind == OpKind::upsert) {
+      require_key(t);
+      op.key = key_text(t, row, true);
+    }
+    ops_.push_back(std::move(op));
+  }
+
+  void add_key(Table& t, Value from, size_t held) {
+    require_key(t);
+    Op op{OpKind::remove, &t, t.keys, "{", key_text(t, from, true), held};
+    for (size_t k = 0; k < t.keys.size(); ++k) {
+      const Column& c = t.columns[t.keys[k]];
+      if (k) op.row += ',';
+      append_json_string(op.row, c.name);
+      op.row += ':';
+      append_value(op.row, from[c.name]);
+    }
+    op.row += '}';
+    ops_.push_back(std::move(op));
+  }
+
+  void require_key(const Table& t) const {
+    if (t.keys.empty())
+      throw Reject{"postgres: table " + t.name + " has no primary key: upserts and deletes need one; add it "
+                   "(ALTER TABLE " + t.quoted + " ADD PRIMARY KEY (...)), set key: [columns], or use mode: insert"};
+  }
+
+  // The key values of a row as JSON text; `required`: a missing key column rejects the message.
+  std::string key_text(const Table& t, Value row, bool required) const {
+    std::string out;
+    for (size_t k : t.keys) {
+      Value v = row[t.columns[k].name];
+      if (!v && required) throw Reject{"postgres: key column " + t.columns[k].name + " of " + t.name + " is missing"};
+      append_value(out, v);
+      out += '\x1f';
+    }
+    return out;
+  }
+
+  // --- the catalog ---
+
+  // The table by name, introspected on first use. A table that is missing, or that this role may
+  // not write, fails the flow (nothing is lost; it resumes once fixed) unless create_tables.
+  Table& table(const std::string& name, const Value* first) {
+    auto it = tables_.find(name);
+    if (it != tables_.end()) return *it->second;
+    auto t = std::make_unique<Table>();
+    t->name = name;
+    t->quoted = pg::quote_table(name);
+    connected();
+    if (!introspect(*t)) {
+      if (!cfg_.create_tables || !first)
+        throw Error("postgres: table " + name + " does not exist in the target database; create it (with a primary key "
+                    "for upserts and deletes), or set create_tables: true");
+      create_table(*t, *first);
+      if (!introspect(*t)) throw Error("postgres: table " + name + " is still missing after CREATE TABLE");
+    }
+    return *tables_.emplace(name, std::move(t)).first->second;
+  }
+
+  bool introspect(Table& t) {
+    std::string regclass = t.quoted;
+    pg::Result r = client_.exec(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY(i.indkey), false)::text, "
+        "has_table_privilege(c.oid, 'INSERT')::text, has_table_privilege(c.oid, 'UPDATE')::text, "
+        "has_table_privilege(c.oid, 'DELETE')::text, current_user "
+        "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+        "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+        "WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        {&regclass});
+    if (r.rows() == 0) return false;
+    std::vector<std::string> missing;
+    if (r.get(0, 3) != "true") missing.push_back("INSERT");
+    if (mode_ != Mode::insert && r.get(0, 4) != "true") missing.push_back("UPDATE");
+    if (mode_ == Mode::cdc && r.get(0, 5) != "true") missing.push_back("DELETE");
+    if (!missing.empty()) {
+      std::string grant;
+      for (auto& p : missing) grant += (grant.empty() ? "" : ", ") + p;
+      throw Error("postgres: role " + std::string(r.get(0, 6)) + " may not " + grant + " on " + t.name +
+                  "; as its owner run: GRANT " + grant + " ON " + t.quoted + " TO " + pg::quote_ident(r.get(0, 6)));
+    }
+    t.columns.clear();
+    t.index.clear();
+    t.keys.clear();
+    for (int i = 0; i < r.rows(); ++i) {
+      t.index[std::string(r.get(i, 0))] = t.columns.size();
+      t.columns.push_back({std::string(r.get(i, 0)), std::string(r.get(i, 1)), r.get(i, 2) == "true"});
+    }
+    if (!cfg_.key.empty()) {
+      for (auto& k : cfg_.key) {
+        auto it = t.index.find(k);
+        if (it == t.index.end()) throw Error("postgres: key column " + k + " is not a column of " + t.name);
+        t.keys.push_back(it->second);
+      }
+    } else {
+      for (size_t i = 0; i < t.columns.size(); ++i)
+        if (t.columns[i].key) t.keys.push_back(i);
+    }
+    return true;
+  }
+
+  const Column* add_column(Table& t, std::string_view name, Value value) {
+    client_.run("ALTER TABLE " + t.quoted + " ADD COLUMN IF NOT EXISTS " + pg::quote_ident(name) + " " +
+                inferred_type(value));
+    context().info("postgres: added column " + std::string(name) + " " + inferred_type(value) + " to " + t.name);
+    introspect(t);
+    statements_.clear();
+    return t.find(name);
+  }
+
+  void create_table(Table& t, Value doc) {
+    bool cdc = mode_ == Mode::cdc;
+    Value row = cdc ? doc["after"] : doc;
+    Value key = cdc ? doc["key"] : Value();
+    if (!row.is_object()) throw Reject{"postgres: table " + t.name + " is missing and this event has no row to create it from"};
+    std::string sql = "CREATE TABLE IF NOT EXISTS " + t.quoted + " (";
+    for (size_t i = 0; i < row.size(); ++i) {
+      auto [name, value] = row.member(i);
+      sql += (i ? ", " : "") + pg::quote_ident(name) + " " + inferred_type(value);
+    }
+    std::vector<std::string> keys = cfg_.key;
+    if (keys.empty() && key.is_object())
+      for (size_t i = 0; i < key.size(); ++i) keys.emplace_back(key.member(i).first);
+    if (!keys.empty()) {
+      sql += ", PRIMARY KEY (";
+      for (size_t i = 0; i < keys.size(); ++i) sql += (i ? ", " : "") + pg::quote_ident(keys[i]);
+      sql += ")";
+    }
+    client_.run(sql + ")");
+    context().info("postgres: created table " + t.name);
+  }
+
+  void connected() {
+    try {
+      client_.connect();
+    } catch (const pg::SqlError& e) {
+      throw Error(std::string("postgres: ") + e.what());
+    }
+  }
+
+  // --- applying ---
+
+  // The statement for a run of ops that share kind, table and columns.
+  const std::string& statement(const Op& op) {
+    std::string id = std::to_string(int(op.kind)) + '\x1f' + op.table->name;
+    for (size_t c : op.cols) id += '\x1f' + std::to_string(c);
+    auto [it, fresh] = statements_.try_emplace(id);
+    if (!fresh) return it->second;
+    const Table& t = *op.table;
+    std::string& sql = it->second;
+    if (op.kind == OpKind::truncate) return sql = "TRUNCATE " + t.quoted;
+    std::string defs, names, exprs;
+    for (size_t c : op.cols) {
+      defs += (defs.empty() ? "" : ", ") + t.columns[c].def();
+      names += (names.empty() ? "" : ", ") + pg::quote_ident(t.columns[c].name);
+      exprs += (exprs.empty() ? "" : ", ") + t.columns[c].expr();
+    }
+    std::string rows = " json_to_recordset($1::json) AS r(" + defs + ")";
+    if (op.kind == OpKind::remove) {
+      sql = "DELETE FROM " + t.quoted + " AS t USING" + rows + " WHERE ";
+      for (size_t k = 0; k < t.keys.size(); ++k) {
+        const Column& c = t.columns[t.keys[k]];
+        sql += (k ? " AND t." : "t.") + pg::quote_ident(c.name) + " = " + c.expr();
+      }
+      return sql;
+    }
+    sql = "INSERT INTO " + t.quoted + " (" + names + ") SELECT " + exprs + " FROM" + rows;
+    if (op.kind == OpKind::insert) return sql;
+    std::string conflict, set;
+    for (size_t k : t.keys) conflict += (conflict.empty() ? "" : ", ") + pg::quote_ident(t.columns[k].name);
+    for (size_t c : op.cols) {
+      if (std::find(t.keys.begin(), t.keys.end(), c) != t.keys.end()) continue;
+      std::string n = pg::quote_ident(t.columns[c].name);
+      set += (set.empty() ? "" : ", ") + n + " = EXCLUDED." + n;
+    }
+    sql += " ON CONFLICT (" + conflict + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+    return sql;
+  }
+
+  // Applies every held message in one transaction and acks them after COMMIT. The first try
+  // takes no savepoints (each is a subtransaction the server pays for); a statement that fails
+  // sends the batch through again with one per statement, to find and set aside what failed.
+  void apply() {
+    if (held_.empty()) return;
+    bool careful = false;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        client_.connect();
+        client_.run("BEGIN");
+        run_all(careful);
+        client_.run("COMMIT");
+        break;
+      } catch (const pg::SqlError& e) {
+        for (auto& h : held_) h.reason.clear();
+        if (e.connection_lost()) {
+          client_.close();
+          return give_back("postgres: " + std::string(e.what()));
+        }
+        try {
+          client_.run("ROLLBACK");
+        } catch (const pg::SqlError&) {
+          client_.close();
+        }
+        if (!e.transient() && !careful) {
+          careful = true;
+          continue;
+        }
+        if (e.transient() && attempt < 3) continue;
+        return give_back("postgres: " + std::string(e.what()));
+      }
+    }
+    size_t rows = 0, rejected = 0;
+    for (auto& h : held_) {
+      if (h.reason.empty()) {
+        ack(h.msg, EF_ACK_DELIVERED);
+        ++rows;
+      } else {
+        ack(h.msg, EF_ACK_REJECTED, h.reason);
+        ++rejected;
+      }
+    }
+    written_ += rows;
+    rejected_ += rejected;
+    ++transactions_;
+    context().counter("rows_written", double(written_));
+    context().counter("rows_rejected", double(rejected_));
+    context().counter("transactions", double(transactions_));
+    held_.clear();
+    ops_.clear();
+  }
+
+  // The batch did not commit: the runtime sends it again after a backoff.
+  void give_back(const std::string& why) {
+    context().warn(why + "; " + std::to_string(held_.size()) + " message(s) will be sent again");
+    for (auto& h : held_) ack(h.msg, EF_ACK_RETRY, why);
+    held_.clear();
+    ops_.clear();
+  }
+
+  // Runs the ops in order, as runs of the same statement; one key appears once per run, so a
+  // key's changes apply in order.
+  void run_all(bool careful) {
+    std::unordered_set<std::string> keys;
+    size_t begin = 0;
+    for (size_t i = 0; i <= ops_.size(); ++i) {
+      bool cut = i == ops_.size() || i == begin;
+      if (!cut) {
+        const Op& a = ops_[begin];
+        const Op& b = ops_[i];
+        cut = a.kind != b.kind || a.table != b.table || a.cols != b.cols || b.kind == OpKind::truncate ||
+              (!b.key.empty() && keys.count(b.key));
+      }
+      if (cut && i > begin) {
+        run_segment(begin, i, careful);
+        keys.clear();
+        begin = i;
+      }
+      if (i < ops_.size() && !ops_[i].key.empty()) keys.insert(ops_[i].key);
+    }
+  }
+
+  void run_segment(size_t begin, size_t end, bool careful) {
+    const std::string& sql = statement(ops_[begin]);
+    std::string rows = "[";
+    for (size_t i = begin; i < end; ++i) rows += (i > begin ? "," : "") + ops_[i].row;
+    rows += ']';
+    if (!careful) {
+      if (ops_[begin].kind == OpKind::truncate) client_.run(sql);
+      else client_.exec(sql, {&rows});
+      return;
+    }
+    client_.run("SAVEPOINT seg");
+    try {
+      if (ops_[begin].kind == OpKind::truncate) client_.run(sql);
+      else client_.exec(sql, {&rows});
+      client_.run("RELEASE SAVEPOINT seg");
+      return;
+    } catch (const pg::SqlError& e) {
+      if (e.connection_lost() || e.transient()) throw;
+      client_.run("ROLLBACK TO SAVEPOINT seg; RELEASE SAVEPOINT seg");
+      if (!e.row_fault() || end - begin == 1) {
+        for (size_t i = begin; i < end; ++i) reject(ops_[i], e);
+        return;
+      }
+    }
+    // One of the rows is at fault: find it (them), and let the others through.
+    for (size_t i = begin; i < end; ++i) {
+      std::string one = "[" + ops_[i].row + "]";
+      client_.run("SAVEPOINT row");
+      try {
+        client_.exec(sql, {&one});
+        client_.run("RELEASE SAVEPOINT row");
+      } catch (const pg::SqlError& e) {
+        if (e.connection_lost() || e.transient()) throw;
+        client_.run("ROLLBACK TO SAVEPOINT row; RELEASE SAVEPOINT row");
+        reject(ops_[i], e);
+      }
+    }
+  }
+
+  void reject(const Op& op, const pg::SqlError& e) {
+    Held& h = held_[op.held];
+    if (!h.reason.empty()) return;
+    std::string why = e.what();
+    if (e.sqlstate.rfind("22", 0) == 0) why = column_of(op) + why;
+    if (e.sqlstate == "42P10")
+      why += " (the key columns need a unique index: CREATE UNIQUE INDEX ON " + op.table->quoted + " (...))";
+    h.reason = "postgres: table " + op.table->name + ": " + why;
+  }
+
+  // "column qty: " for the first column whose value the server refuses, by trying each alone.
+  std::string column_of(const Op& op) {
+    std::string one = "[" + op.row + "]";
+    for (size_t c : op.cols) {
+      const Column& col = op.table->columns[c];
+      client_.run("SAVEPOINT col");
+      try {
+        client_.exec("SELECT " + col.expr() + " FROM json_to_recordset($1::json) AS r(" + col.def() + ")", {&one});
+        client_.run("RELEASE SAVEPOINT col");
+      } catch (const pg::SqlError& e) {
+        if (e.connection_lost() || e.transient()) throw;
+        client_.run("ROLLBACK TO SAVEPOINT col; RELEASE SAVEPOINT col");
+        return "column " + col.name + ": ";
+      }
+    }
+    return "";
+  }
+
+  Config cfg_;
+  Mode mode_ = Mode::upsert;
+  pg::Client client_;
+  std::map<std::string, std::unique_ptr<Table>> tables_;
+  std::unordered_map<std::string, std::string> statements_;
+  std::vector<Held> held_;
+  std::vector<Op> ops_;
+  uint64_t written_ = 0, rejected_ = 0, transactions_ = 0;
+};
+
+}  // namespace
+
+EDGEFLOW_PLUGIN("postgres", "0.1.0", PostgresSink)
