@@ -1,5 +1,7 @@
 #include "pg_client.hpp"
 
+#include <algorithm>
+
 namespace edgeflow::pg {
 
 bool SqlError::connection_lost() const {
@@ -31,6 +33,8 @@ void Client::connect() {
     close();
     throw SqlError("", "cannot connect to PostgreSQL: " + msg);
   }
+  // NOTICEs (CREATE ... IF NOT EXISTS of an existing table) are not for the daemon's stderr.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
   // Values are sent as JSON text and read by the server in this session's settings: pin the
   // ones that change how text becomes a date, a time or bytes.
   run("SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
@@ -65,6 +69,42 @@ Result Client::exec(const std::string& sql, const std::vector<const std::string*
   SqlError e(state, msg);
   if (e.sqlstate.empty() && PQstatus(conn_) == CONNECTION_OK) e.sqlstate = "XX000";  // a client-side failure
   throw e;
+}
+
+void Client::copy(const std::string& sql, const std::string& data) {
+  if (!connected()) throw SqlError("", "not connected to PostgreSQL");
+  PGresult* r = PQexec(conn_, sql.c_str());
+  bool ready = r && PQresultStatus(r) == PGRES_COPY_IN;
+  if (!ready) {
+    std::string state = r && PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    std::string msg = redact_(tidy(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_)));
+    if (r) PQclear(r);
+    throw SqlError(state, msg.rfind("ERROR: ", 0) == 0 ? msg.substr(7) : msg);
+  }
+  PQclear(r);
+  // In slices: libpq buffers what it is given, and a slice bounds that buffer.
+  constexpr size_t kSlice = 1 << 20;
+  bool sent = true;
+  for (size_t at = 0; at < data.size() && sent; at += kSlice)
+    sent = PQputCopyData(conn_, data.data() + at, int(std::min(kSlice, data.size() - at))) == 1;
+  if (PQputCopyEnd(conn_, sent ? nullptr : "edgeflow: sending the rows failed") != 1 || !sent)
+    throw SqlError("", "COPY: " + redact_(tidy(PQerrorMessage(conn_))));
+  // The COPY's own result, then the end of the command.
+  bool failed = false;
+  std::string state, msg;
+  while (PGresult* res = PQgetResult(conn_)) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && !failed) {
+      failed = true;
+      const char* f = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      state = f ? f : "";
+      msg = redact_(tidy(PQresultErrorMessage(res)));
+    }
+    PQclear(res);
+  }
+  if (failed) {
+    if (state.empty() && PQstatus(conn_) == CONNECTION_OK) state = "XX000";
+    throw SqlError(state, msg.rfind("ERROR: ", 0) == 0 ? msg.substr(7) : msg);
+  }
 }
 
 std::string quote_ident(std::string_view name) {

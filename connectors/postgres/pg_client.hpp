@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -41,6 +42,8 @@ class Result {
   std::string_view get(int row, int col) const {
     return {PQgetvalue(r_.get(), row, col), size_t(PQgetlength(r_.get(), row, col))};
   }
+  // Rows an INSERT, UPDATE or DELETE touched.
+  long affected() const { return std::atol(PQcmdTuples(r_.get())); }
 
  private:
   std::unique_ptr<PGresult, decltype(&PQclear)> r_;
@@ -61,6 +64,8 @@ class Client {
   Result exec(const std::string& sql, const std::vector<const std::string*>& params = {});
   // exec() for statements whose result is not needed.
   void run(const std::string& sql) { exec(sql); }
+  // COPY ... FROM STDIN with `data` (text format lines); throws SqlError.
+  void copy(const std::string& sql, const std::string& data);
   const Redactor& redact() const { return redact_; }
 
  private:

@@ -17,6 +17,8 @@
 // batch as retry (the runtime resends it after a backoff) and reconnects; a serialization failure
 // or a deadlock runs the transaction again. Redelivery is harmless: upserts and deletes by key
 // are idempotent.
+#include "applier.hpp"
+#include "copy_text.hpp"
 #include "pg_client.hpp"
 
 #include <edgeflow/sdk/expr/value.hpp>
@@ -38,39 +40,6 @@ using edgeflow::sdk::expr::append_json_string;
 
 namespace {
 
-// JSON text of a document value; numbers a double cannot carry keep their text.
-void append_value(std::string& out, Value v) {
-  switch (v.type()) {
-    case EF_TYPE_NULL: out += "null"; return;
-    case EF_TYPE_BOOL: out += v.as_bool() ? "true" : "false"; return;
-    case EF_TYPE_INT: out += std::to_string(v.as_int()); return;
-    case EF_TYPE_DOUBLE:
-      if (auto t = v.number_text(); !t.empty()) out += t;
-      else edgeflow::sdk::expr::append_number(out, v.as_double());
-      return;
-    case EF_TYPE_STRING: append_json_string(out, v.as_string()); return;
-    case EF_TYPE_ARRAY:
-      out += '[';
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += ',';
-        append_value(out, v.at(i));
-      }
-      out += ']';
-      return;
-    case EF_TYPE_OBJECT:
-      out += '{';
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += ',';
-        auto [name, member] = v.member(i);
-        append_json_string(out, name);
-        out += ':';
-        append_value(out, member);
-      }
-      out += '}';
-      return;
-  }
-}
-
 // The column type a new column gets from the first value seen in it (schema_evolution,
 // create_tables): JSON cannot say more.
 std::string inferred_type(Value v) {
@@ -88,6 +57,7 @@ struct Column {
   std::string name;
   std::string type;  // format_type(): "integer", "numeric(10,2)", "bytea[]", ...
   bool key = false;
+  pg::ColumnKind kind = pg::ColumnKind::plain;
   // How a JSON value reaches the column: bytea travels as base64 text.
   std::string def() const {
     std::string t = type == "bytea" ? "text" : type == "bytea[]" ? "text[]" : type;
@@ -115,7 +85,7 @@ struct Table {
   }
 };
 
-enum class OpKind { upsert, insert, remove, truncate };
+using pg::OpKind;
 
 // One statement's worth of one message: a row to write, a key to delete, a table to truncate.
 struct Op {
@@ -124,7 +94,8 @@ struct Op {
   std::vector<size_t> cols;  // the row's columns, in the row's order
   std::string row;           // a JSON object of exactly those columns
   std::string key;           // the key values as JSON, to keep one key's changes in order
-  size_t held;               // its message in held_
+  size_t held;               // its message in held_.held
+  std::string copy = {};     // create and insert: the row as a COPY text line; empty: not copyable
 };
 
 // Why a message goes to the dead letter rather than the table.
@@ -178,7 +149,12 @@ class PostgresSink : public Sink {
              "primary key from a cdc event's key); otherwise a missing table fails the flow, naming it.");
   }
 
-  PostgresSink(Context c, Config cfg) : Sink(c), cfg_(std::move(cfg)), client_(cfg_.dsn) {
+  PostgresSink(Context c, Config cfg)
+      : Sink(c),
+        cfg_(std::move(cfg)),
+        client_(cfg_.dsn),
+        applier_(cfg_.dsn, [this](Message m, ef_ack_status s, std::string_view why) { ack(m, s, why); },
+                 [this](std::string_view name, double v) { context().counter(name, v); }) {
     mode_ = cfg_.mode == "cdc" ? Mode::cdc : cfg_.mode == "insert" ? Mode::insert : Mode::upsert;
     if (cfg_.table.empty()) {
       if (mode_ != Mode::cdc)
@@ -201,51 +177,52 @@ class PostgresSink : public Sink {
       throw Error("postgres: the target database is read-only (a standby, or default_transaction_read_only "
                   "for this role); point dsn at the primary, or ALTER ROLE ... SET default_transaction_read_only = off");
     if (cfg_.table.find('{') == std::string::npos) table(cfg_.table, nullptr);
+    applier_.start();
   }
 
   void write(Batch batch) override {
+    log_notes();
     for (size_t i = 0; i < batch.size(); ++i) {
       Message m = batch[i];
-      size_t held = held_.size();
-      held_.push_back({m, {}});
+      size_t held = held_.held.size();
+      held_.held.push_back({m, {}});
       size_t first = ops_.size();
       try {
         prepare(m, held);
       } catch (const Reject& r) {
         ops_.resize(first);
-        held_.pop_back();
+        held_.held.pop_back();
         ack(m, EF_ACK_REJECTED, r.reason);
         continue;
       } catch (...) {  // the flow fails: this message stays unacked and comes again
         ops_.resize(first);
-        held_.pop_back();
+        held_.held.pop_back();
         throw;
       }
       if (ops_.size() == first) {  // nothing to apply (a transaction marker): done
-        held_.pop_back();
+        held_.held.pop_back();
         ack(m, EF_ACK_DELIVERED);
       }
     }
-    if (held_.size() >= size_t(cfg_.batch_rows)) apply();
+    if (held_.held.size() >= size_t(cfg_.batch_rows)) seal();
   }
 
-  void flush(int32_t) override { apply(); }
+  // Hands what is held to the worker without waiting for it.
+  void flush(int32_t) override {
+    log_notes();
+    seal();
+  }
 
+  // What is held is applied and acked before stop() returns.
   void stop() override {
-    try {
-      apply();
-    } catch (const std::exception& e) {
-      context().warn(e.what());
-    }
+    seal();
+    applier_.stop();
+    log_notes();
     client_.close();
   }
 
  private:
   enum class Mode { upsert, insert, cdc };
-  struct Held {
-    Message msg;
-    std::string reason;  // set when one of its rows failed: it goes to the dead letter
-  };
 
   // --- turning messages into ops ---
 
@@ -285,7 +262,7 @@ class PostgresSink : public Sink {
     Value before = doc["before"];
     if (kind == "u" && before.is_object() && key_text(t, before, false) != key_text(t, after, false))
       add_key(t, before, held);
-    add_row(OpKind::upsert, t, after, held);
+    add_row(kind == "u" ? OpKind::update : OpKind::create, t, after, held);
   }
 
   // The table a message goes to: the template with each {path} replaced.
@@ -308,6 +285,7 @@ class PostgresSink : public Sink {
 
   void add_row(OpKind kind, Table& t, Value row, size_t held) {
     Op op{kind, &t, {}, "{", {}, held};
+    bool copyable = kind == OpKind::create || kind == OpKind::update || kind == OpKind::insert;
     for (size_t i = 0; i < row.size(); ++i) {
       auto [name, value] = row.member(i);
       const Column* col = t.find(name);
@@ -322,11 +300,17 @@ class PostgresSink : public Sink {
       op.cols.push_back(size_t(col - t.columns.data()));
       append_json_string(op.row, name);
       op.row += ':';
-      append_value(op.row, value);
+      pg::append_json_text(op.row, value);
+      if (copyable) {
+        if (op.cols.size() > 1) op.copy += '\t';
+        copyable = pg::append_copy_field(op.copy, value, col->kind);
+      }
     }
     op.row += '}';
+    if (copyable) op.copy += '\n';
+    else op.copy.clear();
     if (op.cols.empty()) throw Reject{"postgres: no field of the document is a column of " + t.name};
-    if (kind == OpKind::upsert) {
+    if (kind != OpKind::insert) {
       require_key(t);
       op.key = key_text(t, row, true);
     }
@@ -341,7 +325,7 @@ class PostgresSink : public Sink {
       if (k) op.row += ',';
       append_json_string(op.row, c.name);
       op.row += ':';
-      append_value(op.row, from[c.name]);
+      pg::append_json_text(op.row, from[c.name]);
     }
     op.row += '}';
     ops_.push_back(std::move(op));
@@ -359,7 +343,7 @@ class PostgresSink : public Sink {
     for (size_t k : t.keys) {
       Value v = row[t.columns[k].name];
       if (!v && required) throw Reject{"postgres: key column " + t.columns[k].name + " of " + t.name + " is missing"};
-      append_value(out, v);
+      pg::append_json_text(out, v);
       out += '\x1f';
     }
     return out;
@@ -412,7 +396,8 @@ class PostgresSink : public Sink {
     t.keys.clear();
     for (int i = 0; i < r.rows(); ++i) {
       t.index[std::string(r.get(i, 0))] = t.columns.size();
-      t.columns.push_back({std::string(r.get(i, 0)), std::string(r.get(i, 1)), r.get(i, 2) == "true"});
+      t.columns.push_back({std::string(r.get(i, 0)), std::string(r.get(i, 1)), r.get(i, 2) == "true",
+                           pg::column_kind(r.get(i, 1))});
     }
     if (!cfg_.key.empty()) {
       for (auto& k : cfg_.key) {
@@ -493,7 +478,7 @@ class PostgresSink : public Sink {
       return sql;
     }
     sql = "INSERT INTO " + t.quoted + " (" + names + ") SELECT " + exprs + " FROM" + rows;
-    if (op.kind == OpKind::insert) return sql;
+    if (op.kind == OpKind::insert) return sql;  // create: an upsert, for rows COPY could not take
     std::string conflict, set;
     for (size_t k : t.keys) conflict += (conflict.empty() ? "" : ", ") + pg::quote_ident(t.columns[k].name);
     for (size_t c : op.cols) {
@@ -505,69 +490,13 @@ class PostgresSink : public Sink {
     return sql;
   }
 
-  // Applies every held message in one transaction and acks them after COMMIT. The first try
-  // takes no savepoints (each is a subtransaction the server pays for); a statement that fails
-  // sends the batch through again with one per statement, to find and set aside what failed.
-  void apply() {
-    if (held_.empty()) return;
-    bool careful = false;
-    for (int attempt = 1;; ++attempt) {
-      try {
-        client_.connect();
-        client_.run("BEGIN");
-        run_all(careful);
-        client_.run("COMMIT");
-        break;
-      } catch (const pg::SqlError& e) {
-        for (auto& h : held_) h.reason.clear();
-        if (e.connection_lost()) {
-          client_.close();
-          return give_back("postgres: " + std::string(e.what()));
-        }
-        try {
-          client_.run("ROLLBACK");
-        } catch (const pg::SqlError&) {
-          client_.close();
-        }
-        if (!e.transient() && !careful) {
-          careful = true;
-          continue;
-        }
-        if (e.transient() && attempt < 3) continue;
-        return give_back("postgres: " + std::string(e.what()));
-      }
-    }
-    size_t rows = 0, rejected = 0;
-    for (auto& h : held_) {
-      if (h.reason.empty()) {
-        ack(h.msg, EF_ACK_DELIVERED);
-        ++rows;
-      } else {
-        ack(h.msg, EF_ACK_REJECTED, h.reason);
-        ++rejected;
-      }
-    }
-    written_ += rows;
-    rejected_ += rejected;
-    ++transactions_;
-    context().counter("rows_written", double(written_));
-    context().counter("rows_rejected", double(rejected_));
-    context().counter("transactions", double(transactions_));
-    held_.clear();
-    ops_.clear();
-  }
-
-  // The batch did not commit: the runtime sends it again after a backoff.
-  void give_back(const std::string& why) {
-    context().warn(why + "; " + std::to_string(held_.size()) + " message(s) will be sent again");
-    for (auto& h : held_) ack(h.msg, EF_ACK_RETRY, why);
-    held_.clear();
-    ops_.clear();
-  }
-
-  // Runs the ops in order, as runs of the same statement; one key appears once per run, so a
-  // key's changes apply in order.
-  void run_all(bool careful) {
+  // The held messages as the worker's next batch: runs of ops that share kind, table and
+  // columns become one statement each; a key appears once per run, so its changes keep their order.
+  void seal() {
+    if (held_.held.empty()) return;
+    pg::Work w = std::move(held_);
+    held_ = {};
+    w.rows.reserve(ops_.size());
     std::unordered_set<std::string> keys;
     size_t begin = 0;
     for (size_t i = 0; i <= ops_.size(); ++i) {
@@ -579,89 +508,64 @@ class PostgresSink : public Sink {
               (!b.key.empty() && keys.count(b.key));
       }
       if (cut && i > begin) {
-        run_segment(begin, i, careful);
+        w.segments.push_back(segment(ops_[begin], begin, i));
         keys.clear();
         begin = i;
       }
-      if (i < ops_.size() && !ops_[i].key.empty()) keys.insert(ops_[i].key);
+      if (i == ops_.size()) break;
+      if (!ops_[i].key.empty()) keys.insert(ops_[i].key);
+      w.rows.push_back({std::move(ops_[i].row), std::move(ops_[i].copy), ops_[i].held});
     }
+    ops_.clear();
+    applier_.submit(std::move(w));
   }
 
-  void run_segment(size_t begin, size_t end, bool careful) {
-    const std::string& sql = statement(ops_[begin]);
-    std::string rows = "[";
-    for (size_t i = begin; i < end; ++i) rows += (i > begin ? "," : "") + ops_[i].row;
-    rows += ']';
-    if (!careful) {
-      if (ops_[begin].kind == OpKind::truncate) client_.run(sql);
-      else client_.exec(sql, {&rows});
-      return;
-    }
-    client_.run("SAVEPOINT seg");
-    try {
-      if (ops_[begin].kind == OpKind::truncate) client_.run(sql);
-      else client_.exec(sql, {&rows});
-      client_.run("RELEASE SAVEPOINT seg");
-      return;
-    } catch (const pg::SqlError& e) {
-      if (e.connection_lost() || e.transient()) throw;
-      client_.run("ROLLBACK TO SAVEPOINT seg; RELEASE SAVEPOINT seg");
-      if (!e.row_fault() || end - begin == 1) {
-        for (size_t i = begin; i < end; ++i) reject(ops_[i], e);
-        return;
-      }
-    }
-    // One of the rows is at fault: find it (them), and let the others through.
-    for (size_t i = begin; i < end; ++i) {
-      std::string one = "[" + ops_[i].row + "]";
-      client_.run("SAVEPOINT row");
-      try {
-        client_.exec(sql, {&one});
-        client_.run("RELEASE SAVEPOINT row");
-      } catch (const pg::SqlError& e) {
-        if (e.connection_lost() || e.transient()) throw;
-        client_.run("ROLLBACK TO SAVEPOINT row; RELEASE SAVEPOINT row");
-        reject(ops_[i], e);
-      }
-    }
+  pg::Segment segment(const Op& op, size_t begin, size_t end) {
+    const Table& t = *op.table;
+    pg::Segment s{op.kind, t.name, statement(op), {}, {}, {}, {}, {}, begin, end};
+    std::string names;
+    for (size_t c : op.cols) names += (names.empty() ? "" : ", ") + pg::quote_ident(t.columns[c].name);
+    if (op.kind == OpKind::create || op.kind == OpKind::insert) s.copy_sql = "COPY " + t.quoted + " (" + names + ") FROM STDIN";
+    if (op.kind == OpKind::update) staged_update(op, s, names);
+    for (size_t c : op.cols)
+      s.probes.emplace_back(t.columns[c].name, "SELECT " + t.columns[c].expr() + " FROM json_to_recordset($1::json) AS r(" +
+                                                   t.columns[c].def() + ")");
+    return s;
   }
 
-  void reject(const Op& op, const pg::SqlError& e) {
-    Held& h = held_[op.held];
-    if (!h.reason.empty()) return;
-    std::string why = e.what();
-    if (e.sqlstate.rfind("22", 0) == 0) why = column_of(op) + why;
-    if (e.sqlstate == "42P10")
-      why += " (the key columns need a unique index: CREATE UNIQUE INDEX ON " + op.table->quoted + " (...))";
-    h.reason = "postgres: table " + op.table->name + ": " + why;
-  }
-
-  // "column qty: " for the first column whose value the server refuses, by trying each alone.
-  std::string column_of(const Op& op) {
-    std::string one = "[" + op.row + "]";
+  // A cdc update's fast path: its rows by COPY into a temporary table of the run's columns, then
+  // one UPDATE ... FROM it. Updating only key columns changes nothing: the upsert does it.
+  void staged_update(const Op& op, pg::Segment& s, const std::string& names) {
+    const Table& t = *op.table;
+    std::string set, match, defs;
     for (size_t c : op.cols) {
-      const Column& col = op.table->columns[c];
-      client_.run("SAVEPOINT col");
-      try {
-        client_.exec("SELECT " + col.expr() + " FROM json_to_recordset($1::json) AS r(" + col.def() + ")", {&one});
-        client_.run("RELEASE SAVEPOINT col");
-      } catch (const pg::SqlError& e) {
-        if (e.connection_lost() || e.transient()) throw;
-        client_.run("ROLLBACK TO SAVEPOINT col; RELEASE SAVEPOINT col");
-        return "column " + col.name + ": ";
-      }
+      std::string n = pg::quote_ident(t.columns[c].name);
+      defs += (defs.empty() ? "" : ", ") + n + " " + t.columns[c].type;
+      if (std::find(t.keys.begin(), t.keys.end(), c) != t.keys.end()) match += (match.empty() ? "" : " AND ") + ("t." + n) + " = s." + n;
+      else set += (set.empty() ? "" : ", ") + n + " = s." + n;
     }
-    return "";
+    if (set.empty() || match.empty()) return;
+    auto [it, fresh] = stages_.try_emplace(s.sql, stages_.size());
+    std::string stage = "edgeflow_stage_" + std::to_string(it->second);
+    s.stage_sql = "CREATE TEMP TABLE IF NOT EXISTS " + stage + " (" + defs + ") ON COMMIT DELETE ROWS";
+    s.copy_sql = "COPY " + stage + " (" + names + ") FROM STDIN";
+    s.update_sql = "UPDATE " + t.quoted + " AS t SET " + set + " FROM " + stage + " AS s WHERE " + match;
+    s.clear_sql = "TRUNCATE " + stage;
+  }
+
+  void log_notes() {
+    for (auto& n : applier_.notes()) context().warn(n);
   }
 
   Config cfg_;
   Mode mode_ = Mode::upsert;
-  pg::Client client_;
+  pg::Client client_;  // the catalog's: introspection and schema changes, on the flow thread
   std::map<std::string, std::unique_ptr<Table>> tables_;
   std::unordered_map<std::string, std::string> statements_;
-  std::vector<Held> held_;
+  std::unordered_map<std::string, size_t> stages_;  // staging table number per update statement
+  pg::Work held_;  // the messages of the batch being gathered (held, not yet rows)
   std::vector<Op> ops_;
-  uint64_t written_ = 0, rejected_ = 0, transactions_ = 0;
+  pg::Applier applier_;
 };
 
 }  // namespace

@@ -53,6 +53,29 @@ TEST(PostgresSink, UpsertsConvertEveryTypeTheServerKnows) {
   EXPECT_NE(pg.psql("SELECT note FROM t WHERE id = 2"), "");
 }
 
+// Rows new to the table go by COPY: every type arrives exactly, with no batch redone.
+TEST(PostgresSink, NewRowsGoByCopyWithEveryType) {
+  PostgresServer pg;
+  pg.psql("CREATE TYPE mood AS ENUM ('ok', 'sad');"
+          "CREATE TABLE t (id int PRIMARY KEY, amount numeric(20,6), at timestamptz, doc jsonb, tags int[], "
+          "raw bytea, raws bytea[], m mood, note text, big bigint, f float8, texts text[], docs jsonb[], ok boolean)");
+  Harness<PostgresSink> h(yaml(pg, "mode: insert\ntable: t\nbatch_rows: 100"));
+  auto acks = h.deliver(
+      {{.payload = R"({"id":1,"amount":"12345678901234.123456","at":"2026-12-07T08:00:00.5Z","doc":{"a":"tab\there \\ \"q\""},)"
+                   R"("tags":[[1,2],[3,null]],"raw":"AAEC/w==","raws":["AA==",null],"m":"sad","note":"line\nbreak\\N",)"
+                   R"("big":9007199254740993,"f":1e-300,"texts":["a,b","\"q\"","back\\slash",null,"NULL"],)"
+                   R"("docs":[{"k":[1]}],"ok":false})"},
+       {.payload = R"({"id":2,"note":null})"}},
+      /*batch_size=*/2);
+  ASSERT_EQ(count(acks, EF_ACK_DELIVERED), 2u) << acks[0].reason;
+  EXPECT_EQ(h.metric("batches_isolated"), std::nullopt);
+  EXPECT_EQ(pg.psql("SELECT amount, at, doc, tags, encode(raw, 'hex'), raws, m, note, big, f, texts, docs, ok FROM t WHERE id = 1"),
+            "12345678901234.123456|2026-12-07 08:00:00.5+00|{\"a\": \"tab\\there \\\\ \\\"q\\\"\"}|{{1,2},{3,NULL}}|"
+            "000102ff|{\"\\\\x00\",NULL}|sad|line\nbreak\\N|9007199254740993|1e-300|"
+            "{\"a,b\",\"\\\"q\\\"\",\"back\\\\slash\",NULL,\"NULL\"}|{\"{\\\"k\\\": [1]}\"}|f");
+  EXPECT_EQ(pg.psql("SELECT note IS NULL FROM t WHERE id = 2"), "t");
+}
+
 TEST(PostgresSink, ABadRowIsDeadLetteredWithItsColumnAndTheRestCommits) {
   PostgresServer pg;
   pg.psql("CREATE TABLE t (id int PRIMARY KEY, qty int CHECK (qty >= 0))");
@@ -86,6 +109,7 @@ TEST(PostgresSink, InsertModeDeadLettersADuplicateKey) {
   EXPECT_NE(acks[0].reason.find("duplicate key value violates unique constraint \"t_pkey\""), std::string::npos)
       << acks[0].reason;
   EXPECT_EQ(pg.psql("SELECT string_agg(id || v, ',' ORDER BY id) FROM t"), "1old,2b");
+  EXPECT_EQ(h.metric("batches_isolated"), 1.0);  // the COPY failed whole; row by row found the duplicate
 }
 
 TEST(PostgresSink, AcksComeOnlyAfterCommit) {
@@ -97,8 +121,8 @@ TEST(PostgresSink, AcksComeOnlyAfterCommit) {
   h.write(in);
   EXPECT_TRUE(h.acks().empty());
   EXPECT_EQ(pg.psql("SELECT count(*) FROM t"), "0");
-  h.flush();
-  EXPECT_EQ(count(h.acks(), EF_ACK_DELIVERED), 10u);
+  h.flush();  // hands the batch to the sink's worker; the acks follow its COMMIT
+  EXPECT_EQ(count(h.wait_acks(10), EF_ACK_DELIVERED), 10u);
   EXPECT_EQ(pg.psql("SELECT count(*) FROM t"), "10");
   EXPECT_EQ(h.metric("rows_written"), 10.0);
   EXPECT_EQ(h.metric("transactions"), 1.0);
@@ -123,6 +147,7 @@ TEST(PostgresSink, CdcEventsMoveUpdateDeleteTruncateAndLeaveUnchangedToastAlone)
   ASSERT_EQ(count(acks, EF_ACK_DELIVERED), 7u) << (acks.empty() ? "" : acks[0].reason);
   EXPECT_EQ(pg.psql("SELECT string_agg(id || ':' || name || ':' || length(body), ',' ORDER BY id) FROM items"),
             "1:a2:5000,20:b2:5");
+  EXPECT_EQ(h.metric("batches_isolated"), std::nullopt);  // COPY, the staged UPDATE and its upsert did it
   // Delivered twice (a redelivery after a crash): the same end state.
   h.deliver({{.payload = cdc("u", R"({"id":2})", R"({"id":20,"name":"b2","body":"short"})", R"({"id":2})")},
              {.payload = cdc("d", R"({"id":3})", "null", R"({"id":3})")}});
@@ -176,12 +201,13 @@ TEST(PostgresSink, ALostConnectionGivesTheBatchBackAndTheNextOneReconnects) {
   pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgeflow'");
   h.write({{.payload = R"({"id":2})"}});
   h.flush();
-  auto acks = h.acks();
+  auto acks = h.wait_acks(2);
   ASSERT_EQ(acks.size(), 2u);
   EXPECT_EQ(acks[1].status, EF_ACK_RETRY);
   EXPECT_NE(acks[1].reason.find("postgres: "), std::string::npos);
   h.write({{.payload = R"({"id":2})"}});  // what the runtime does after its backoff
   h.flush();
+  ASSERT_EQ(h.wait_acks(3).size(), 3u);
   EXPECT_EQ(h.acks().back().status, EF_ACK_DELIVERED);
   EXPECT_EQ(pg.psql("SELECT count(*) FROM t"), "2");
 }
