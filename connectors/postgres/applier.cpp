@@ -1,6 +1,9 @@
 #include "applier.hpp"
 
+#include <edgeflow/sdk/backoff.hpp>
+
 #include <algorithm>
+#include <chrono>
 
 namespace edgeflow::pg {
 
@@ -50,13 +53,23 @@ void Applier::main() {
       queue_.pop_front();
     }
     cv_.notify_all();  // room for the next submit
-    apply(w);
+    if (!apply(w)) {
+      // Stopped before it committed: what is queued behind it must not commit first.
+      std::lock_guard lock(mutex_);
+      queue_.clear();
+      return;
+    }
   }
 }
 
-void Applier::apply(Work& w) {
+// Until it commits or the sink stops: the batches behind wait, so the order holds, and so does
+// the flow (its max_in_flight fills and the source stops reading). Giving the batch back as
+// retry instead would let the batches queued behind it commit first.
+bool Applier::apply(Work& w) {
   bool careful = false;
-  for (int attempt = 1;; ++attempt) {
+  int conflicts = 0;
+  sdk::Backoff backoff(std::chrono::milliseconds(100), std::chrono::seconds(30));
+  for (;;) {
     try {
       client_.connect();
       client_.run("BEGIN");
@@ -67,22 +80,30 @@ void Applier::apply(Work& w) {
       for (auto& h : w.held) h.reason.clear();
       if (e.connection_lost()) {
         client_.close();
-        return give_back(w, "postgres: " + std::string(e.what()));
+      } else {
+        try {
+          client_.run("ROLLBACK");
+        } catch (const SqlError&) {
+          client_.close();
+        }
+        if (!e.transient() && !careful) {
+          careful = true;
+          counter_("batches_isolated", ++isolated_);
+          continue;
+        }
+        if (e.transient() && ++conflicts < 3) continue;
       }
-      try {
-        client_.run("ROLLBACK");
-      } catch (const SqlError&) {
-        client_.close();
-      }
-      if (!e.transient() && !careful) {
-        careful = true;
-        counter_("batches_isolated", ++isolated_);
-        continue;
-      }
-      if (e.transient() && attempt < 3) continue;
-      return give_back(w, "postgres: " + std::string(e.what()));
+      auto wait = backoff.next();
+      if (backoff.attempts() <= 3 || backoff.attempts() % 10 == 0)
+        note("postgres: " + std::string(e.what()) + "; " + std::to_string(w.held.size()) +
+             " message(s) wait, trying again in " + std::to_string(wait.count()) + "ms (failure " +
+             std::to_string(backoff.attempts()) + ")");
+      counter_("apply_failures", ++failures_);
+      std::unique_lock lock(mutex_);
+      if (cv_.wait_for(lock, wait, [&] { return stopping_; })) return false;  // unacked: read again after a restart
     }
   }
+  if (backoff.attempts() > 0) note("postgres: applied again after " + std::to_string(backoff.attempts()) + " failure(s)");
   // Counted before the acks go out, so whoever hears an ack sees it counted.
   for (auto& h : w.held) (h.reason.empty() ? written_ : rejected_) += 1;
   counter_("rows_written", written_);
@@ -92,12 +113,7 @@ void Applier::apply(Work& w) {
     if (h.reason.empty()) ack_(h.msg, EF_ACK_DELIVERED, {});
     else ack_(h.msg, EF_ACK_REJECTED, h.reason);
   }
-}
-
-// The batch did not commit: the runtime sends it again after a backoff.
-void Applier::give_back(Work& w, const std::string& why) {
-  note(why + "; " + std::to_string(w.held.size()) + " message(s) will be sent again");
-  for (auto& h : w.held) ack_(h.msg, EF_ACK_RETRY, why);
+  return true;
 }
 
 void Applier::run_all(Work& w, bool careful) {

@@ -6,8 +6,8 @@
 // for), new rows by COPY; if a statement fails, the batch runs again with a savepoint per
 // statement and, in a statement that failed on a row, per row: the rows at fault are set aside
 // for the dead letter with the server's error, and the rest commits. Acks go out after COMMIT.
-// A lost connection gives the batch back as retry; serialization failures and deadlocks run it
-// again.
+// A lost connection, or conflicts (serialization failures, deadlocks) that keep coming, make the
+// worker try the batch again after a capped backoff, keeping the batches behind it waiting.
 #pragma once
 
 #include "pg_client.hpp"
@@ -83,12 +83,12 @@ class Applier {
 
  private:
   void main();
-  void apply(Work& w);
+  // false: the sink stopped before the batch committed.
+  bool apply(Work& w);
   void run_all(Work& w, bool careful);
   void run_segment(Work& w, const Segment& s, bool careful);
   void reject(Work& w, const Segment& s, const Row& r, const SqlError& e);
   std::string column_of(const Segment& s, const Row& r);
-  void give_back(Work& w, const std::string& why);
   void note(std::string text);
 
   Client client_;
@@ -101,7 +101,7 @@ class Applier {
   bool stopping_ = false;
   std::vector<std::string> notes_;
   std::thread thread_;
-  double written_ = 0, rejected_ = 0, transactions_ = 0, isolated_ = 0;
+  double written_ = 0, rejected_ = 0, transactions_ = 0, isolated_ = 0, failures_ = 0;
 };
 
 }  // namespace edgeflow::pg

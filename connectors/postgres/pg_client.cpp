@@ -24,8 +24,11 @@ void Client::connect() {
   if (connected()) return;
   close();
   if (!redact_.parse_error().empty()) throw SqlError("", "cannot connect to PostgreSQL: " + redact_.parse_error());
-  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
-  const char* values[] = {dsn_.c_str(), "edgeflow", nullptr};
+  // Defaults the connection string may override (it is expanded after them): a server that does
+  // not answer must not hold the sink's worker, or its stop, for minutes.
+  const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "dbname",
+                        "fallback_application_name", nullptr};
+  const char* values[] = {"10", "30", "10", "3", dsn_.c_str(), "edgeflow", nullptr};
   conn_ = PQconnectdbParams(keys, values, 1);
   if (!conn_) throw SqlError("", "cannot connect to PostgreSQL: out of memory");
   if (PQstatus(conn_) != CONNECTION_OK) {
