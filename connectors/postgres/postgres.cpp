@@ -5,7 +5,7 @@
 //       type: postgres
 //       dsn: "host=db port=5432 dbname=erp user=edgeflow password=${env:PGPASSWORD}"
 //       mode: cdc                      # upsert (default) | insert | cdc
-//       table: "{source.schema}.{source.table}"   # the default in cdc mode
+//       table: "${source.schema}.${source.table}"   # the default in cdc mode
 //
 // A batch is the messages held since the last apply (up to batch_rows, or what the runtime's
 // flush() finds). Its rows go to the server as one JSON array per statement, which the server
@@ -21,7 +21,7 @@
 #include "copy_text.hpp"
 #include "pg_client.hpp"
 
-#include <edgeflow/sdk/expr/value.hpp>
+#include <edgeflow/sdk/expr.hpp>
 #include <edgeflow/sdk/plugin.hpp>
 
 #include <algorithm>
@@ -128,9 +128,9 @@ class PostgresSink : public Sink {
              "\"after\", d deletes by key, t truncates; TOAST columns listed as unchanged are left as they are).")
         .example("cdc");
     s.option("table", &Config::table)
-        .doc("Target table, schema.table or table; {path} is replaced by that document field's text. "
-             "Default in cdc mode: {source.schema}.{source.table}; required otherwise.")
-        .example("\"mirror.{source.table}\"");
+        .doc("Target table, schema.table or table, a template: ${expression} parts are evaluated per message. "
+             "Default in cdc mode: ${source.schema}.${source.table}; required otherwise.")
+        .example("\"mirror.${source.table}\"");
     s.option("key", &Config::key)
         .doc("Key columns for upserts and deletes; default: the table's primary key. ON CONFLICT needs a "
              "unique index on exactly these columns.")
@@ -159,13 +159,9 @@ class PostgresSink : public Sink {
     if (cfg_.table.empty()) {
       if (mode_ != Mode::cdc)
         throw c.config_error("table", "required with mode " + cfg_.mode + "; name the target table, like table: public.orders");
-      cfg_.table = "{source.schema}.{source.table}";
+      cfg_.table = "${source.schema}.${source.table}";
     }
-    for (size_t at = cfg_.table.find('{'); at != std::string::npos; at = cfg_.table.find('{', at + 1)) {
-      size_t close = cfg_.table.find('}', at);
-      if (close == std::string::npos || close == at + 1)
-        throw c.config_error("table", "'" + cfg_.table + "': a { without a field path and }; write it like {source.table}");
-    }
+    table_ = expr::compile_template(c, "table", cfg_.table);
     if (!client_.redact().parse_error().empty())
       throw c.config_error("dsn", "not a libpq connection string: " + client_.redact().parse_error());
   }
@@ -176,7 +172,7 @@ class PostgresSink : public Sink {
     if (r.get(0, 0) == "on" || r.get(0, 1) == "true")
       throw Error("postgres: the target database is read-only (a standby, or default_transaction_read_only "
                   "for this role); point dsn at the primary, or ALTER ROLE ... SET default_transaction_read_only = off");
-    if (cfg_.table.find('{') == std::string::npos) table(cfg_.table, nullptr);
+    if (table_.is_literal()) table(table_.literal(), nullptr);
     applier_.start();
   }
 
@@ -265,22 +261,14 @@ class PostgresSink : public Sink {
     add_row(kind == "u" ? OpKind::update : OpKind::create, t, after, held);
   }
 
-  // The table a message goes to: the template with each {path} replaced.
+  // The table a message goes to.
   std::string table_name(Message m) const {
-    std::string out;
-    size_t at = 0;
-    for (size_t open = cfg_.table.find('{'); open != std::string::npos; open = cfg_.table.find('{', at)) {
-      size_t close = cfg_.table.find('}', open);
-      out.append(cfg_.table, at, open - at);
-      std::string path = cfg_.table.substr(open + 1, close - open - 1);
-      Value v = m.get(path);
-      if (!v.is_string() || v.as_string().empty())
-        throw Reject{"postgres: table " + cfg_.table + ": " + path + " is " + (v ? v.type_name() : "missing") +
-                     ", not the text of a name"};
-      out.append(v.as_string());
-      at = close + 1;
+    if (table_.is_literal()) return table_.literal();
+    try {
+      return table_.render(m);
+    } catch (const expr::EvalError& e) {
+      throw Reject{"postgres: table: `" + cfg_.table + "`: " + e.what()};
     }
-    return out + cfg_.table.substr(at);
   }
 
   void add_row(OpKind kind, Table& t, Value row, size_t held) {
@@ -559,6 +547,7 @@ class PostgresSink : public Sink {
 
   Config cfg_;
   Mode mode_ = Mode::upsert;
+  expr::Template table_;
   pg::Client client_;  // the catalog's: introspection and schema changes, on the flow thread
   std::map<std::string, std::unique_ptr<Table>> tables_;
   std::unordered_map<std::string, std::string> statements_;

@@ -62,7 +62,7 @@ std::string flow(const PostgresServer& pg, const std::string& extra = "") {
          "\"\n  slot: s1\n  publication: p1\n  snapshot: never\n  batch_size: 500\n" +
          "restart: { initial_backoff: 50ms, max_backoff: 500ms }\n"
          "sinks:\n  db:\n    type: postgres\n    dsn: \"" + pg.dsn() +
-         "\"\n    mode: cdc\n    table: \"dst.{source.table}\"\n    batch_rows: 2000\n" + extra;
+         "\"\n    mode: cdc\n    table: \"dst.${source.table}\"\n    batch_rows: 2000\n" + extra;
 }
 
 struct Mirror {

@@ -218,6 +218,34 @@ TEST(PostgresSink, ALostConnectionIsMadeAgainAndTheBatchCommitsInItsTurn) {
   EXPECT_NE(log.find("applied again after 1 failure(s)"), std::string::npos) << log;
 }
 
+TEST(PostgresSink, CreateTablesMakesAMissingTableFromTheFirstEvent) {
+  PostgresServer pg;
+  pg.psql("CREATE SCHEMA mirror");
+  Harness<PostgresSink> h(yaml(pg, "mode: cdc\ntable: \"mirror.${source.table}\"\ncreate_tables: true"));
+  auto acks = h.deliver({{.payload = cdc("c", "null", R"({"id":1,"name":"a","qty":2,"doc":{"k":1}})", R"({"id":1})")},
+                         {.payload = cdc("u", "null", R"({"id":1,"name":"b","qty":3,"doc":{"k":2}})", R"({"id":1})")}});
+  ASSERT_EQ(count(acks, EF_ACK_DELIVERED), 2u) << acks[0].reason;
+  EXPECT_EQ(pg.psql("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
+                    "FROM information_schema.columns WHERE table_schema = 'mirror' AND table_name = 'items'"),
+            "id bigint, name text, qty bigint, doc jsonb");
+  EXPECT_EQ(pg.psql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'mirror.items'::regclass"),
+            "PRIMARY KEY (id)");
+  EXPECT_EQ(pg.psql("SELECT name, qty, doc FROM mirror.items"), "b|3|{\"k\": 2}");
+}
+
+TEST(PostgresSink, ATableTemplateThatCannotBeFilledDeadLettersTheMessage) {
+  PostgresServer pg;
+  pg.psql("CREATE TABLE t_eu (id int PRIMARY KEY)");
+  Harness<PostgresSink> h(yaml(pg, "table: \"t_${region}\""));
+  auto acks = h.deliver({{.payload = R"({"id":1,"region":"eu"})"}, {.payload = R"({"id":2})"}});
+  ASSERT_EQ(acks.size(), 2u);
+  // A rejection is acked at once, the rest after COMMIT.
+  EXPECT_EQ(acks[0].payload, R"({"id":2})");
+  EXPECT_EQ(acks[0].reason, "postgres: table: `t_${region}`: template part ${region} is null");
+  EXPECT_EQ(acks[1].status, EF_ACK_DELIVERED) << acks[1].reason;
+  EXPECT_THROW(Harness<PostgresSink>(yaml(pg, "table: \"t_${region\"")), edgeflow::testing::ConfigError);
+}
+
 TEST(PostgresSink, MisconfigurationFailsAtStartWithTheSqlToRun) {
   PostgresServer pg;
   pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE ROLE reader LOGIN; GRANT SELECT ON t TO reader;"
