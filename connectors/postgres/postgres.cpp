@@ -110,6 +110,7 @@ class PostgresSink : public Sink {
     std::string mode = "upsert";
     std::string table;
     std::vector<std::string> key;
+    Json columns;
     int64_t batch_rows = 1000;
     std::string schema_evolution = "none";
     bool create_tables = false;
@@ -135,6 +136,10 @@ class PostgresSink : public Sink {
         .doc("Key columns for upserts and deletes; default: the table's primary key. ON CONFLICT needs a "
              "unique index on exactly these columns.")
         .example("[tenant_id, order_id]");
+    s.option("columns", &Config::columns)
+        .doc("Column: expression, evaluated per message, in place of the document's top-level fields "
+             "(modes upsert and insert); a column left out is not written.")
+        .example("{ order_id: id, customer: upper(customer.name), total: \"round(amount * 1.2, 2)\" }");
     s.option("batch_rows", &Config::batch_rows).range(1, 100000)
         .doc("Messages held before they are applied in one transaction; flush() (flush_interval, a full "
              "flow, the drain) applies fewer.")
@@ -162,6 +167,18 @@ class PostgresSink : public Sink {
       cfg_.table = "${source.schema}.${source.table}";
     }
     table_ = expr::compile_template(c, "table", cfg_.table);
+    if (!cfg_.columns.is_null()) {
+      const Json::Object* cols = cfg_.columns.object();
+      if (!cols || cols->empty())
+        throw c.config_error("columns", "is a map of column: expression, like { order_id: id, total: amount }");
+      if (mode_ == Mode::cdc)
+        throw c.config_error("columns", "applies to modes upsert and insert; shape CDC events with a map step and "
+                                        "upsert them, or let mode cdc write their columns as they are");
+      for (auto& [name, text] : *cols) {
+        if (!text.string()) throw c.config_error("columns." + name, "is an expression written as text, like " + name + ": after." + name);
+        columns_.emplace_back(name, expr::compile_option(c, "columns." + name, *text.string()));
+      }
+    }
     if (!client_.redact().parse_error().empty())
       throw c.config_error("dsn", "not a libpq connection string: " + client_.redact().parse_error());
   }
@@ -232,7 +249,9 @@ class PostgresSink : public Sink {
     if (!doc.is_object()) throw Reject{"postgres: the document is " + std::string(doc.type_name()) + ", not an object"};
     if (mode_ != Mode::cdc) {
       Table& t = table(table_name(m), &doc);
-      add_row(mode_ == Mode::insert ? OpKind::insert : OpKind::upsert, t, doc, held);
+      OpKind kind = mode_ == Mode::insert ? OpKind::insert : OpKind::upsert;
+      if (columns_.empty()) add_row(kind, t, doc, held);
+      else add_mapped_row(kind, t, m, held);
       return;
     }
     Value op = doc["op"];
@@ -301,6 +320,40 @@ class PostgresSink : public Sink {
     if (kind != OpKind::insert) {
       require_key(t);
       op.key = key_text(t, row, true);
+    }
+    ops_.push_back(std::move(op));
+  }
+
+  // A row of the columns: map (by the JSON statement: its values are expression values).
+  void add_mapped_row(OpKind kind, Table& t, Message m, size_t held) {
+    Op op{kind, &t, {}, "{", {}, held};
+    std::vector<std::string> keys(t.keys.size());
+    for (auto& [name, e] : columns_) {
+      const Column* col = t.find(name);
+      if (!col) throw Error("postgres: table " + t.name + " has no column " + name + " (named in columns:); add it or drop it from columns:");
+      expr::Val v;
+      try {
+        v = expr::eval_option(e, "columns." + name, m);
+      } catch (const expr::EvalError& err) {
+        throw Reject{"postgres: " + std::string(err.what())};
+      }
+      size_t index = size_t(col - t.columns.data());
+      if (op.cols.size()) op.row += ',';
+      op.cols.push_back(index);
+      append_json_string(op.row, name);
+      op.row += ':';
+      expr::append_json(op.row, v);
+      for (size_t k = 0; k < t.keys.size(); ++k)
+        if (t.keys[k] == index) expr::append_json(keys[k], v);
+    }
+    op.row += '}';
+    if (kind != OpKind::insert) {
+      require_key(t);
+      for (size_t k = 0; k < t.keys.size(); ++k) {
+        if (keys[k].empty())
+          throw Error("postgres: key column " + t.columns[t.keys[k]].name + " of " + t.name + " is not among columns:; add it");
+        op.key += keys[k] + '\x1f';
+      }
     }
     ops_.push_back(std::move(op));
   }
@@ -548,6 +601,7 @@ class PostgresSink : public Sink {
   Config cfg_;
   Mode mode_ = Mode::upsert;
   expr::Template table_;
+  std::vector<std::pair<std::string, expr::Expr>> columns_;
   pg::Client client_;  // the catalog's: introspection and schema changes, on the flow thread
   std::map<std::string, std::unique_ptr<Table>> tables_;
   std::unordered_map<std::string, std::string> statements_;

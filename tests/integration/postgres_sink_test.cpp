@@ -246,6 +246,27 @@ TEST(PostgresSink, ATableTemplateThatCannotBeFilledDeadLettersTheMessage) {
   EXPECT_THROW(Harness<PostgresSink>(yaml(pg, "table: \"t_${region\"")), edgeflow::testing::ConfigError);
 }
 
+TEST(PostgresSink, ColumnsMapsExpressionsToColumns) {
+  PostgresServer pg;
+  pg.psql("CREATE TABLE orders (order_id int PRIMARY KEY, customer text, total numeric, untouched text DEFAULT 'kept')");
+  Harness<PostgresSink> h(yaml(pg, "table: orders\ncolumns: { order_id: id, customer: upper(customer.name), "
+                                   "total: \"round(amount * 1.2, 2)\" }"));
+  auto acks = h.deliver({{.payload = R"({"id":7,"customer":{"name":"ada"},"amount":10,"other":"ignored"})"},
+                         {.payload = R"({"id":8,"customer":{"name":"bob"},"amount":"x"})"}});
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[0].payload, R"({"id":8,"customer":{"name":"bob"},"amount":"x"})");
+  EXPECT_EQ(acks[0].reason.rfind("postgres: columns.total: `round(amount * 1.2, 2)`: ", 0), 0u) << acks[0].reason;
+  EXPECT_EQ(acks[1].status, EF_ACK_DELIVERED) << acks[1].reason;
+  EXPECT_EQ(pg.psql("SELECT order_id, customer, total, untouched FROM orders"), "7|ADA|12|kept");
+  try {
+    Harness<PostgresSink> bad(yaml(pg, "mode: cdc\ncolumns: { a: b }"), {.file = "flow.yaml"});
+    FAIL() << "columns with mode cdc was accepted";
+  } catch (const edgeflow::testing::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("flow.yaml:3:10: columns: applies to modes upsert and insert"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(PostgresSink, MisconfigurationFailsAtStartWithTheSqlToRun) {
   PostgresServer pg;
   pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE ROLE reader LOGIN; GRANT SELECT ON t TO reader;"
