@@ -12,11 +12,18 @@
 // Both targets must equal the source (EXCEPT both ways), or the benchmark fails. The ratio is of
 // the median apply rates. edgeflow's client CPU and peak RSS come from wait4 rusage; the
 // subscriber's apply worker is inside the target server and is not separated out here.
+//   4. the lag: a writer commits 50 rows every 10 ms (5 000 changes/s) for 20 s, each row stamped
+//      with the source's clock_timestamp(); the target's copy of the table stamps each row again
+//      as it is written (a column default). Lag = target stamp - source stamp, p50 and p99, for
+//      a subscription and for edgeflow (flush_interval 5ms), one after the other.
 #include "bench.hpp"
 #include "postgres_server.hpp"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 namespace {
@@ -57,6 +64,31 @@ void same_as_source(const std::string& db) {
                    "'; DO $$ BEGIN IF (SELECT count(*) FROM ((TABLE bench EXCEPT TABLE x) UNION ALL "
                    "(TABLE x EXCEPT TABLE bench)) d) > 0 THEN RAISE EXCEPTION 'target differs'; END IF; END $$");
   std::filesystem::remove(path);
+}
+
+// Commits `rows_per_txn` rows into lag every `every` for `seconds`, from id `first` on.
+void steady_writer(const std::string& dsn, long first, long rows_per_txn, std::chrono::milliseconds every, int seconds) {
+  PGconn* c = PQconnectdb(dsn.c_str());
+  if (PQstatus(c) != CONNECTION_OK) die(std::string("writer: ") + PQerrorMessage(c));
+  auto next = std::chrono::steady_clock::now();
+  auto end = next + std::chrono::seconds(seconds);
+  for (long id = first; next < end; id += rows_per_txn) {
+    std::this_thread::sleep_until(next);
+    next += every;
+    std::string q = "INSERT INTO lag SELECT g, clock_timestamp() FROM generate_series(" + std::to_string(id) + ", " +
+                    std::to_string(id + rows_per_txn - 1) + ") g";
+    PGresult* r = PQexec(c, q.c_str());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) die(std::string("writer: ") + PQerrorMessage(c));
+    PQclear(r);
+  }
+  PQfinish(c);
+}
+
+// p50 and p99 of the lag of the rows in `db`, in ms.
+std::string lag_percentiles(const std::string& db) {
+  return sql(*target, "SELECT round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY dst_ts - src_ts)))"
+                      " || ' ' || round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY dst_ts - src_ts)))"
+                      " || ' ' || count(*) FROM lag", db);
 }
 
 }  // namespace
@@ -163,10 +195,69 @@ int main(int argc, char** argv) {
     }
   }
   double ratio = median(edge) / median(nat);
+
   std::printf("\nedgeflow / native logical replication, changes applied per second%s: %.2fx (goal >= 1.0x): %s\n",
               rounds > 1 ? " (medians)" : "", ratio, ratio >= 1.0 ? "met" : "missed");
   std::printf("wall s: edgeflow from daemon start to exit (after its last COMMIT); native from ENABLE until the\n"
               "slot confirms the end LSN. cpu s and RSS: the edgeflow process (the native apply worker runs in\n"
               "the target server). Both targets are checked equal to the source.\n");
+
+  // 4. The lag at a steady 5 000 changes/s.
+  const int seconds = 20;
+  const long per_txn = 50, expected = seconds * 100 * per_txn;
+  sql(*source, "CREATE TABLE lag (id bigint PRIMARY KEY, src_ts timestamptz); CREATE PUBLICATION lag_pub FOR TABLE lag;"
+               "SELECT pg_create_logical_replication_slot('s_lag_native', 'pgoutput');");
+  for (std::string db : {"lagnative", "lagedge"}) {
+    sql(*target, "CREATE DATABASE " + db);
+    sql(*target, "CREATE TABLE lag (id bigint PRIMARY KEY, src_ts timestamptz, dst_ts timestamptz DEFAULT clock_timestamp())", db);
+  }
+  auto caught_up = [&](const std::string& db, long rows) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (sql(*target, "SELECT count(*) FROM lag", db) != std::to_string(rows)) {
+      if (std::chrono::steady_clock::now() > deadline) die(db + " did not catch up within 2 minutes");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  sql(*target, "CREATE SUBSCRIPTION lag_sub CONNECTION '" + src_dsn + "' PUBLICATION lag_pub WITH "
+               "(create_slot = false, slot_name = 's_lag_native', copy_data = false)", "lagnative");
+  // Each client streams from its slot's start: rows written before it runs would count as lag.
+  auto active = [&](const std::string& slot, const std::string& log_file) {
+    auto up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (sql(*source, "SELECT active FROM pg_replication_slots WHERE slot_name = '" + slot + "'") != "t") {
+      if (std::chrono::steady_clock::now() > up)
+        die(slot + " was not taken up within 30 s" + (log_file.empty() ? "" : ":\n" + slurp(log_file)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  active("s_lag_native", "");
+  steady_writer(src_dsn, 1, per_txn, std::chrono::milliseconds(10), seconds);
+  caught_up("lagnative", expected);
+  sql(*target, "ALTER SUBSCRIPTION lag_sub DISABLE; ALTER SUBSCRIPTION lag_sub SET (slot_name = NONE); DROP SUBSCRIPTION lag_sub",
+      "lagnative");
+  sql(*source, "SELECT pg_drop_replication_slot('s_lag_native'); SELECT pg_create_logical_replication_slot('s_lag_edge', 'pgoutput')");
+  std::ofstream(dir + "/lag.yaml")
+      << "flow: lag\nsource:\n  type: postgres_cdc\n  dsn: \"" << src_dsn
+      << "\"\n  slot: s_lag_edge\n  publication: lag_pub\n  snapshot: never\nsinks:\n  db:\n    type: postgres\n"
+      << "    dsn: \"host=127.0.0.1 port=" << target->port() << " user=postgres dbname=lagedge\"\n"
+      << "    mode: cdc\n    flush_interval: 5ms\n";
+  pid_t daemon = spawn({EDGEFLOW_BIN, "run", "--admin", "off", "--state-dir", dir + "/lag-state", dir + "/lag.yaml"}, "", "",
+                       dir + "/lag.log");
+  active("s_lag_edge", dir + "/lag.log");
+  steady_writer(src_dsn, expected + 1, per_txn, std::chrono::milliseconds(10), seconds);
+  caught_up("lagedge", expected);
+  kill(daemon, SIGTERM);
+  int status = 0;
+  waitpid(daemon, &status, 0);
+  std::string native_lag = lag_percentiles("lagnative"), edge_lag = lag_percentiles("lagedge");
+  std::printf("\nlag, source commit to target row, at 5000 changes/s for %d s (ms):\n%-10s %8s %8s %8s\n", seconds, "tool",
+              "p50", "p99", "rows");
+  for (auto [tool, text] : {std::pair{"native", native_lag}, std::pair{"edgeflow", edge_lag}}) {
+    std::istringstream in(text);
+    std::string p50, p99, rows;
+    in >> p50 >> p99 >> rows;
+    std::printf("%-10s %8s %8s %8s\n", tool, p50.c_str(), p99.c_str(), rows.c_str());
+    if (std::string(tool) == "edgeflow")
+      std::printf("edgeflow p99 %s ms (goal < 50 ms): %s\n", p99.c_str(), std::stod(p99) < 50 ? "met" : "missed");
+  }
   std::filesystem::remove_all(dir);
 }
