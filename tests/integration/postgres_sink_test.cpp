@@ -289,6 +289,10 @@ TEST(PostgresSink, MisconfigurationFailsAtStartWithTheSqlToRun) {
             "postgres: role reader may not INSERT, UPDATE on t; as its owner run: GRANT INSERT, UPDATE ON \"t\" TO \"reader\"");
   pg.psql("ALTER ROLE reader SET default_transaction_read_only = on; GRANT INSERT, UPDATE ON t TO reader");
   EXPECT_EQ(start_error("dsn: \"" + reader + "\"\ntable: t").rfind("postgres: the target database is read-only", 0), 0u);
+  // A server that is not there: the reason, never the password.
+  std::string refused = start_error("dsn: \"host=127.0.0.1 port=1 user=edgeflow password=s3cret-pw\"\ntable: t");
+  EXPECT_EQ(refused.rfind("cannot connect to PostgreSQL: ", 0), 0u) << refused;
+  EXPECT_EQ(refused.find("s3cret-pw"), std::string::npos) << refused;
   // A table without a key takes inserts, and refuses upserts per message with the fix.
   Harness<PostgresSink> h(yaml(pg, "table: nokey"));
   auto acks = h.deliver({{.payload = R"({"v":"a"})"}});
