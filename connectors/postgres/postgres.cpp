@@ -401,7 +401,17 @@ class PostgresSink : public Sink {
     t->name = name;
     t->quoted = pg::quote_table(name);
     connected();
-    if (!introspect(*t)) {
+    bool found;
+    try {
+      found = introspect(*t);
+    } catch (const pg::SqlError& e) {
+      if (!e.connection_lost()) throw;
+      // The catalog's connection idles between tables: the server may have closed it since.
+      client_.close();
+      connected();
+      found = introspect(*t);
+    }
+    if (!found) {
       if (!cfg_.create_tables || !first)
         throw Error("postgres: table " + name + " does not exist in the target database; create it (with a primary key "
                     "for upserts and deletes), or set create_tables: true");

@@ -267,6 +267,18 @@ TEST(PostgresSink, ColumnsMapsExpressionsToColumns) {
   }
 }
 
+TEST(PostgresSink, TheCatalogsConnectionIsMadeAgainForTheNextNewTable) {
+  PostgresServer pg;
+  pg.psql("CREATE TABLE t_a (id int PRIMARY KEY); CREATE TABLE t_b (id int PRIMARY KEY)");
+  Harness<PostgresSink> h(yaml(pg, "table: \"t_${part}\""));
+  ASSERT_EQ(count(h.deliver({{.payload = R"({"id":1,"part":"a"})"}}), EF_ACK_DELIVERED), 1u);
+  pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgeflow'");
+  auto acks = h.deliver({{.payload = R"({"id":2,"part":"b"})"}});
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[1].status, EF_ACK_DELIVERED) << acks[1].reason;
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM t_b"), "1");
+}
+
 TEST(PostgresSink, MisconfigurationFailsAtStartWithTheSqlToRun) {
   PostgresServer pg;
   pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE ROLE reader LOGIN; GRANT SELECT ON t TO reader;"
