@@ -1,0 +1,193 @@
+// The daemon's set of flows (Runtime) and the host callback table every plugin is given.
+#include "engine_internal.hpp"
+
+#include "log.hpp"
+
+#include <edgeflow/sdk/backoff.hpp>
+#include <edgeflow/sdk/expr/value.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <ctime>
+#include <filesystem>
+
+namespace edgeflow {
+
+using namespace detail;
+using host::JValue;
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+Runtime::Runtime(RuntimeOptions options)
+    : options_(std::move(options)), plugins_(runtime_host_api()) {
+  for (auto& d : options_.plugin_dirs) plugins_.load_dir(d);
+}
+
+Runtime::~Runtime() {
+  request_stop();
+  for (auto& f : flows_) f->join();
+}
+
+bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
+  auto specs = load_flows(paths, plugins_, options_.yaml, diag);
+  if (!diag.ok()) return false;
+  std::string state = options_.state_dir.empty() ? "edgeflow-state" : options_.state_dir;
+  for (auto& spec : specs) {
+    if (!spec.dead_letter.component) {
+      // No dead letter named: keep rejected messages in the runtime's local store.
+      const ComponentRef* file = plugins_.find(EF_KIND_SINK, "file");
+      if (!file) {
+        diag.errors.push_back(spec.where + ": dead_letter: no dead_letter configured and the "
+                                           "built-in file sink is not loaded; add `dead_letter: "
+                                           "{ type: ..., ... }` or load edgeflow-file.so");
+        continue;
+      }
+      YAML::Node n(YAML::NodeType::Map);
+      n["path"] = state + "/dlq/" + spec.name + ".jsonl";
+      spec.dead_letter.key = "dead_letter";
+      spec.dead_letter.type = "file";
+      spec.dead_letter.where = spec.where;
+      spec.dead_letter.component = file;
+      spec.dead_letter.config = std::make_shared<host::Doc>();
+      host::ConfigBuilder b{spec.file, diag, spec.dead_letter.locations, nullptr};
+      b.build(n, *file->component, "dead_letter", {}, *spec.dead_letter.config);
+    }
+    flows_.push_back(std::make_unique<Flow>(std::move(spec), options_.state_dir));
+  }
+  for (auto& f : flows_) f->check(diag.errors);
+  if (!diag.ok()) flows_.clear();
+  return diag.ok();
+}
+
+void Runtime::unload_unused_plugins() {
+  std::vector<const ComponentRef*> used;
+  for (auto& f : flows_)
+    for (const InstanceSpec* i : f->spec().instances()) used.push_back(i->component);
+  plugins_.unload_unused(used);
+}
+
+void Runtime::start() {
+  for (auto& f : flows_) f->start();
+}
+
+void Runtime::request_stop() {
+  ++stop_requests_;
+  for (auto& f : flows_) {
+    if (stop_requests_ > 1) f->force_stop();
+    else f->request_stop();
+  }
+}
+
+void Runtime::wait() {
+  for (auto& f : flows_) f->join();
+}
+
+int Runtime::exit_code() const {
+  for (auto& f : flows_) {
+    if (f->state() == FlowState::failed || f->stats().unresolved_at_stop > 0) return 1;
+  }
+  return 0;
+}
+
+Flow* Runtime::flow(std::string_view name) {
+  for (auto& f : flows_)
+    if (f->name() == name) return f.get();
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host callback table
+
+const ef_host_api* runtime_host_api() {
+  static const ef_host_api api = [] {
+    ef_host_api h{};
+    h.struct_size = sizeof(ef_host_api);
+    h.abi_major = EF_ABI_MAJOR;
+    h.abi_minor = EF_ABI_MINOR;
+    host::fill_message_api(h);
+
+    h.log = [](ef_ctx* c, uint32_t level, const char* text, size_t len) {
+      ef_log_level l = level > EF_LOG_ERROR ? EF_LOG_ERROR : ef_log_level(level);
+      if (!c) return edgeflow::log(l, "", "plugin", std::string_view(text, len));
+      I(c)->flow->log(l, *I(c), std::string_view(text, len));
+    };
+    h.fail = [](ef_ctx* c, const char* reason, size_t len) {
+      if (!c) return set_init_failure(std::string(reason, len));
+      I(c)->last_error.assign(reason, len);
+    };
+    h.config_where = [](ef_ctx* c, const char* key) -> const char* {
+      Instance* inst = I(c);
+      if (!key || !*key) return inst->spec->where.c_str();
+      auto it = inst->spec->locations.find(host::join_key(inst->spec->key, key));
+      return it == inst->spec->locations.end() ? inst->spec->where.c_str() : it->second.c_str();
+    };
+    h.config_key = [](ef_ctx* c, const char* key) -> const char* {
+      thread_local std::string full;
+      full = host::join_key(I(c)->spec->key, key ? key : "");
+      return full.c_str();
+    };
+    h.instance_name = [](ef_ctx* c) { return I(c)->name.c_str(); };
+    h.state_dir = [](ef_ctx* c) -> const char* {
+      Instance* inst = I(c);
+      if (inst->state_dir.empty()) return nullptr;
+      std::error_code ec;
+      std::filesystem::create_directories(inst->state_dir, ec);
+      if (ec) {
+        inst->flow->log(EF_LOG_ERROR, *inst, "cannot create state directory " + inst->state_dir + ": " + ec.message());
+        return nullptr;
+      }
+      return inst->state_dir.c_str();
+    };
+
+    h.message_new = [](ef_ctx* c) { return reinterpret_cast<ef_message*>(static_cast<host::Message*>(I(c)->flow->new_message())); };
+    h.message_free = [](ef_ctx* c, ef_message* m) { I(c)->flow->free_message(FM(m)); };
+
+    h.emit = [](ef_ctx* c, ef_message* const* msgs, size_t n, int32_t timeout) {
+      return I(c)->flow->emit(msgs, n, timeout);
+    };
+    h.poll = [](ef_ctx* c, int32_t timeout) { return I(c)->flow->poll(timeout); };
+    h.in_flight = [](ef_ctx* c) { return size_t(I(c)->flow->stats().in_flight.load()); };
+    h.metric_set = [](ef_ctx* c, const char* name, size_t len, uint32_t kind, double value) {
+      I(c)->flow->set_metric(*I(c), std::string_view(name, len), kind, value);
+    };
+
+    h.batch_size = [](const ef_batch* b) { return B(b)->msgs->size(); };
+    h.batch_at = [](const ef_batch* b, size_t i) -> ef_message* {
+      if (i >= B(b)->msgs->size()) return nullptr;
+      return reinterpret_cast<ef_message*>(static_cast<host::Message*>((*B(b)->msgs)[i]));
+    };
+    // drop, reject and split only mean something to a transformer step.
+    h.batch_drop = [](ef_batch* b, size_t i) {
+      if (B(b)->step && i < B(b)->msgs->size()) (*B(b)->msgs)[i]->fate = FlowMessage::drop;
+    };
+    h.batch_reject = [](ef_batch* b, size_t i, const char* reason, size_t len) {
+      if (!B(b)->step || i >= B(b)->msgs->size()) return;
+      FlowMessage* m = (*B(b)->msgs)[i];
+      m->fate = FlowMessage::reject;
+      m->reason.assign(reason ? reason : "", reason ? len : 0);
+    };
+    h.batch_split = [](ef_batch* b, size_t i) -> ef_message* {
+      if (!B(b)->step || i >= B(b)->msgs->size()) return nullptr;
+      return reinterpret_cast<ef_message*>(static_cast<host::Message*>(B(b)->flow->split(*B(b), i)));
+    };
+    h.sink_count = [](ef_ctx* c) { return I(c)->flow->sink_count(); };
+    h.sink_name = [](ef_ctx* c, size_t i) -> const char* {
+      return i < I(c)->flow->sink_count() ? I(c)->flow->sink_name(i).data() : nullptr;
+    };
+    h.sink_index = [](ef_ctx* c, const char* name, size_t len) {
+      return I(c)->flow->sink_index(std::string_view(name, len));
+    };
+    h.ack = [](ef_ctx* c, ef_message* m, uint32_t status, const char* reason, size_t len) {
+      I(c)->flow->sink_ack(I(c)->sink, FM(m), status, std::string_view(reason ? reason : "", reason ? len : 0));
+    };
+    h.ack_batch = [](ef_ctx* c, ef_batch* b, uint32_t status, const char* reason, size_t len) {
+      std::string_view r(reason ? reason : "", reason ? len : 0);
+      for (FlowMessage* m : *B(b)->msgs) I(c)->flow->sink_ack(I(c)->sink, m, status, r);
+    };
+    return h;
+  }();
+  return &api;
+}
+
+}  // namespace edgeflow
