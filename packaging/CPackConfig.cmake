@@ -78,7 +78,7 @@ else()
   # Debian 12's runtime libraries, written out when dpkg-shlibdeps is not there to compute them
   # (the same list as EDGEFLOW_RUNTIME_DEPS in scripts/lib/deps.sh, plus the C/C++ runtime).
   set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS
-      "libyaml-cpp0.7, libpqxx-6.4, libpq5, librdkafka1, libpoconet80, libpocofoundation80, libpoconetssl80, libpococrypto80, libssl3, libstdc++6 (>= 12), libgcc-s1 (>= 3.0), libc6 (>= 2.34)")
+      "libyaml-cpp0.7, libpqxx-6.4, libpq5, librdkafka1, libpoconet80, libpocofoundation80, libpoconetssl80, libpococrypto80, libssl3, libsqlite3-0, zlib1g, libstdc++6 (>= 12), libgcc-s1 (>= 3.0), libc6 (>= 2.34)")
 endif()
 
 # .deb: edgeflow-sdk_<version>_<arch>.deb. Its harness is a static archive (so no shlibdeps);

@@ -18,6 +18,8 @@ EDGEFLOW_BUILD_DEPS=(
   librdkafka-dev  # Kafka source and sink, and `edgeflow dev kafka` (the mock cluster)
   libpoco-dev   # the admin API's HTTP server (runtime/admin.cpp); the HTTP connectors
   libssl-dev    # MQTT source and sink: TLS (OpenSSL) under edgeflow's own MQTT client
+  libsqlite3-dev  # the durable sink buffer's store (runtime/disk_buffer)
+  zlib1g-dev    # its records' CRC-32
   libboost-dev
   libgtest-dev
   libgmock-dev
@@ -58,6 +60,7 @@ EDGEFLOW_RUNTIME_DEPS=(
   libpoconetssl80 libpococrypto80  # the http plugin (TLS; with libpoconet80 and libpocofoundation80)
   libpoconet80 libpocofoundation80  # the daemon's admin API
   libssl3       # the mqtt plugin (TLS)
+  libsqlite3-0 zlib1g  # the daemon's durable sink buffer
 )
 
 # edgeflow_install_deps PACKAGE...
