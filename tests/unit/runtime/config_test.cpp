@@ -326,3 +326,9 @@ TEST_F(Config, APluginsOwnErrorNamesTheFullKeyPath) {
   EXPECT_NE(e.find(at("5:27: steps[1].field: 'x..y' is not a document path; write it like a.b")), std::string::npos)
       << e;
 }
+
+TEST_F(Config, AnExpressionErrorNamesTheOptionsFullKeyPath) {
+  std::string e = errors("flow: f\nsource: { type: sequence }\nsteps:\n  - { type: filter, keep: \"a == \" }\n"
+                         "sinks: { out: { type: flaky } }\n");
+  EXPECT_NE(e.find(at("4:27: steps[0].keep: expected a value but the expression ends")), std::string::npos) << e;
+}

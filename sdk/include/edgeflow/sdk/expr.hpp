@@ -1209,12 +1209,13 @@ inline std::string explain(const CompileError& e, std::string_view text) {
   return std::string(e.what()) + "\n    " + std::string(text) + "\n    " + std::string(std::min(e.pos, text.size()), ' ') + "^";
 }
 
-// Compiles an expression from a plugin option; errors name the YAML location and the key.
+// Compiles an expression from a plugin option; errors name the YAML location and the key's full
+// path, like the daemon's own config errors.
 inline Expr compile_option(const Context& ctx, const std::string& key, std::string_view text, const Env& env = {}) {
   try {
     return Expr::compile(text, env);
   } catch (const CompileError& e) {
-    throw Error(ctx.where(key) + ": " + key + ": " + explain(e, text));
+    throw ctx.config_error(key, explain(e, text));
   }
 }
 
@@ -1222,7 +1223,7 @@ inline Template compile_template(const Context& ctx, const std::string& key, std
   try {
     return Template::compile(text, env);
   } catch (const CompileError& e) {
-    throw Error(ctx.where(key) + ": " + key + ": " + explain(e, text));
+    throw ctx.config_error(key, explain(e, text));
   }
 }
 
