@@ -14,10 +14,16 @@ void Applier::start() {
   thread_ = std::thread([this] { main(); });
 }
 
+bool Applier::room() {
+  std::lock_guard lock(mutex_);
+  return queue_.size() < 2;
+}
+
 void Applier::submit(Work w) {
-  std::unique_lock lock(mutex_);
-  cv_.wait(lock, [&] { return queue_.size() < 2; });
-  queue_.push_back(std::move(w));
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(w));
+  }
   cv_.notify_all();
 }
 
@@ -52,7 +58,6 @@ void Applier::main() {
       w = std::move(queue_.front());
       queue_.pop_front();
     }
-    cv_.notify_all();  // room for the next submit
     if (!apply(w)) {
       // Stopped before it committed: what is queued behind it must not commit first.
       std::lock_guard lock(mutex_);

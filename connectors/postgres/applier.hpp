@@ -73,7 +73,10 @@ class Applier {
   Applier& operator=(const Applier&) = delete;
 
   void start();
-  // Queues a batch; waits while two are queued already (backpressure on the flow).
+  // Whether submit() may queue another batch now: at most two wait. Never waits itself: with the
+  // server gone the worker may hold its batch for an hour, and the flow thread must stay free
+  // for the runtime's drain and stop (the flow waits on max_in_flight instead).
+  bool room();
   void submit(Work w);
   // Applies what is queued, acks it, and ends the worker.
   void stop();

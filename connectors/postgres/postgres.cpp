@@ -220,13 +220,14 @@ class PostgresSink : public Sink {
     if (held_.held.size() >= size_t(cfg_.batch_rows)) seal();
   }
 
-  // Hands what is held to the worker without waiting for it.
+  // Hands what is held to the worker, if it has room, without waiting for it.
   void flush(int32_t) override {
     log_notes();
     seal();
   }
 
-  // What is held is applied and acked before stop() returns.
+  // What the worker has is applied and acked before stop() returns if the server takes it; a
+  // batch it cannot commit, and what was not handed to it, stay unacked: read again after a restart.
   void stop() override {
     seal();
     applier_.stop();
@@ -544,7 +545,7 @@ class PostgresSink : public Sink {
   // The held messages as the worker's next batch: runs of ops that share kind, table and
   // columns become one statement each; a key appears once per run, so its changes keep their order.
   void seal() {
-    if (held_.held.empty()) return;
+    if (held_.held.empty() || !applier_.room()) return;  // else the batch grows until there is room
     pg::Work w = std::move(held_);
     held_ = {};
     w.rows.reserve(ops_.size());
