@@ -14,9 +14,9 @@ void Applier::start() {
   thread_ = std::thread([this] { main(); });
 }
 
-bool Applier::room() {
-  std::lock_guard lock(mutex_);
-  return queue_.size() < 2;
+void Applier::wait_room(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  cv_.wait_for(lock, limit, [&] { return queue_.size() < 2; });
 }
 
 void Applier::submit(Work w) {
@@ -58,6 +58,7 @@ void Applier::main() {
       w = std::move(queue_.front());
       queue_.pop_front();
     }
+    cv_.notify_all();  // room for wait_room()
     if (!apply(w)) {
       // Stopped before it committed: what is queued behind it must not commit first.
       std::lock_guard lock(mutex_);

@@ -14,6 +14,7 @@
 
 #include <edgeflow/sdk/host.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -73,10 +74,12 @@ class Applier {
   Applier& operator=(const Applier&) = delete;
 
   void start();
-  // Whether submit() may queue another batch now: at most two wait. Never waits itself: with the
-  // server gone the worker may hold its batch for an hour, and the flow thread must stay free
-  // for the runtime's drain and stop (the flow waits on max_in_flight instead).
-  bool room();
+  // Waits, at most `limit`, until fewer than two batches wait: the flow keeps the worker's pace
+  // while it keeps up, and is never held longer than that when it does not.
+  void wait_room(std::chrono::milliseconds limit);
+  // Queues a batch; never waits. With the server gone the worker may hold its batch for an hour,
+  // and the flow thread must stay free for the runtime's drain and stop. What queues up is
+  // bounded by the flow's max_in_flight, which stops the source.
   void submit(Work w);
   // Applies what is queued, acks it, and ends the worker.
   void stop();

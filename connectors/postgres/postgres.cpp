@@ -217,10 +217,13 @@ class PostgresSink : public Sink {
         ack(m, EF_ACK_DELIVERED);
       }
     }
-    if (held_.held.size() >= size_t(cfg_.batch_rows)) seal();
+    if (held_.held.size() >= size_t(cfg_.batch_rows)) {
+      applier_.wait_room(std::chrono::milliseconds(100));
+      seal();
+    }
   }
 
-  // Hands what is held to the worker, if it has room, without waiting for it.
+  // Hands what is held to the worker without waiting for it.
   void flush(int32_t) override {
     log_notes();
     seal();
@@ -545,7 +548,7 @@ class PostgresSink : public Sink {
   // The held messages as the worker's next batch: runs of ops that share kind, table and
   // columns become one statement each; a key appears once per run, so its changes keep their order.
   void seal() {
-    if (held_.held.empty() || !applier_.room()) return;  // else the batch grows until there is room
+    if (held_.held.empty()) return;
     pg::Work w = std::move(held_);
     held_ = {};
     w.rows.reserve(ops_.size());
