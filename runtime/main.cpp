@@ -243,6 +243,14 @@ int cmd_plugin(const Args& a) {
   if (a.positional.size() != 2 || a.positional[0] != "new")
     usage_error("plugin needs 'new NAME --kind source|transformer|sink'");
   if (a.kind.empty()) usage_error("plugin new needs --kind source, transformer or sink");
+  // A type the daemon already has would be refused when the new plugin loads: say so now.
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
+  for (auto& c : rt.plugins().components()) {
+    if (a.positional[1] != c.component->type) continue;
+    std::fprintf(stderr, "edgeflow: type '%s' is taken: the %s of plugin %s (%s); choose another name\n",
+                 c.component->type, kind_name(c.component->kind), c.plugin->info->name, c.plugin->file.c_str());
+    return 2;
+  }
   ScaffoldResult r = scaffold_plugin(a.positional[1], a.kind, a.dir);
   std::fputs((r.ok ? r.message : "edgeflow: " + r.message + "\n").c_str(), r.ok ? stdout : stderr);
   return r.ok ? 0 : 2;

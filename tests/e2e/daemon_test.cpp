@@ -166,6 +166,9 @@ TEST(Daemon, PluginNewRefusesABadNameAKindAndADirectoryInUse) {
   EXPECT_NE(log.find("edgeflow: --kind is source, transformer or sink, not 'connector'"), std::string::npos) << log;
   log = refusal({"plugin", "new", "poller", "--dir", dir.file("p3")});
   EXPECT_NE(log.find("plugin new needs --kind source, transformer or sink"), std::string::npos) << log;
+  log = refusal({"plugin", "new", "stdout", "--kind", "sink", "--dir", dir.file("p4")});
+  EXPECT_NE(log.find("edgeflow: type 'stdout' is taken: the sink of plugin stdout ("), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("p4")));
   std::filesystem::create_directory(dir.file("used"));
   dir.write("used/keep.txt", "mine");
   log = refusal({"plugin", "new", "poller", "--kind", "sink", "--dir", dir.file("used")});
