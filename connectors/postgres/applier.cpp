@@ -126,11 +126,14 @@ void Applier::run_all(Work& w, bool careful) {
   for (const Segment& s : w.segments) run_segment(w, s, careful);
 }
 
-void Applier::run_segment(Work& w, const Segment& s, bool careful) {
-  auto first = w.rows.begin() + long(s.begin), last = w.rows.begin() + long(s.end);
-  std::string rows = "[";
-  for (auto it = first; it != last; ++it) rows += (it == first ? "" : ",") + it->json;
-  rows += ']';
+void Applier::run_segment(Work& w, const Segment& seg, bool careful) {
+  const Statements& s = *seg.st;
+  auto first = w.rows.begin() + long(seg.begin), last = w.rows.begin() + long(seg.end);
+  auto json_rows = [&] {  // only off the COPY path: it is the size of the rows
+    std::string rows = "[";
+    for (auto it = first; it != last; ++it) rows += (it == first ? "" : ",") + it->json;
+    return rows + ']';
+  };
   auto exec = [&](const std::string& json) {
     if (s.kind == OpKind::truncate) client_.run(s.sql);
     else client_.exec(s.sql, {&json});
@@ -144,9 +147,10 @@ void Applier::run_segment(Work& w, const Segment& s, bool careful) {
     long updated = client_.exec(s.update_sql).affected();
     client_.run(s.clear_sql);
     // A key this target never had (it was not mirrored from the start): the upsert makes it.
-    if (updated < long(s.end - s.begin)) exec(rows);
+    if (updated < long(seg.end - seg.begin)) exec(json_rows());
     return;
   }
+  std::string rows = json_rows();
   if (!careful) return exec(rows);
   client_.run("SAVEPOINT seg");
   try {
@@ -156,7 +160,7 @@ void Applier::run_segment(Work& w, const Segment& s, bool careful) {
   } catch (const SqlError& e) {
     if (e.connection_lost() || e.transient()) throw;
     client_.run("ROLLBACK TO SAVEPOINT seg; RELEASE SAVEPOINT seg");
-    if (!e.row_fault() || s.end - s.begin == 1) {
+    if (!e.row_fault() || seg.end - seg.begin == 1) {
       for (auto it = first; it != last; ++it) reject(w, s, *it, e);
       return;
     }
@@ -176,7 +180,7 @@ void Applier::run_segment(Work& w, const Segment& s, bool careful) {
   }
 }
 
-void Applier::reject(Work& w, const Segment& s, const Row& r, const SqlError& e) {
+void Applier::reject(Work& w, const Statements& s, const Row& r, const SqlError& e) {
   Held& h = w.held[r.held];
   if (!h.reason.empty()) return;
   std::string why = e.what();
@@ -186,7 +190,7 @@ void Applier::reject(Work& w, const Segment& s, const Row& r, const SqlError& e)
 }
 
 // "column qty: " for the first column whose value the server refuses, by reading each alone.
-std::string Applier::column_of(const Segment& s, const Row& r) {
+std::string Applier::column_of(const Statements& s, const Row& r) {
   std::string one = "[" + r.json + "]";
   for (auto& [name, probe] : s.probes) {
     client_.run("SAVEPOINT col");

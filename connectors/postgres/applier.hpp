@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -39,17 +40,22 @@ struct Row {
   size_t held;       // its message in Work::held
 };
 
-// A run of rows that share kind, table and columns: one statement.
-struct Segment {
+// The statements of one kind, table and set of columns: built once, shared by every run of it.
+struct Statements {
   OpKind kind;
-  std::string table;     // for reasons: as the flow names it
-  std::string sql;       // the statement over json_to_recordset($1) (create, update: the upsert)
-  std::string copy_sql;  // create, insert: COPY into the table; update: into the staging table
+  std::string table;       // for reasons: as the flow names it
+  std::string sql;         // the statement over json_to_recordset($1) (create, update: the upsert)
+  std::string copy_sql;    // create, insert: COPY into the table; update: into the staging table
   std::string stage_sql;   // update: CREATE TEMP TABLE IF NOT EXISTS for the staging table
   std::string update_sql;  // update: UPDATE ... FROM the staging table
   std::string clear_sql;   // update: empties the staging table for the next run
   std::vector<std::pair<std::string, std::string>> probes;  // column, a SELECT reading it alone
-  size_t begin, end;     // into Work::rows
+};
+
+// A run of rows that share kind, table and columns: one statement.
+struct Segment {
+  std::shared_ptr<const Statements> st;
+  size_t begin, end;  // into Work::rows
 };
 
 struct Held {
@@ -93,8 +99,8 @@ class Applier {
   bool apply(Work& w);
   void run_all(Work& w, bool careful);
   void run_segment(Work& w, const Segment& s, bool careful);
-  void reject(Work& w, const Segment& s, const Row& r, const SqlError& e);
-  std::string column_of(const Segment& s, const Row& r);
+  void reject(Work& w, const Statements& s, const Row& r, const SqlError& e);
+  std::string column_of(const Statements& s, const Row& r);
   void note(std::string text);
 
   Client client_;

@@ -75,12 +75,17 @@ struct Table {
   std::string name;    // as the operator or the event wrote it
   std::string quoted;  // "schema"."table"
   std::vector<Column> columns;
-  std::unordered_map<std::string, size_t> index;
+  // Transparent: looking a document's field name up allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_map<std::string, size_t, Hash, std::equal_to<>> index;
   std::vector<size_t> keys;
   std::set<std::string> warned;  // fields with no column, reported once
 
   const Column* find(std::string_view n) const {
-    auto it = index.find(std::string(n));
+    auto it = index.find(n);
     return it == index.end() ? nullptr : &columns[it->second];
   }
 };
@@ -508,41 +513,50 @@ class PostgresSink : public Sink {
 
   // --- applying ---
 
-  // The statement for a run of ops that share kind, table and columns.
-  const std::string& statement(const Op& op) {
+  // The statements of a run of ops that share kind, table and columns, built on first use.
+  const std::shared_ptr<const pg::Statements>& statements(const Op& op) {
     std::string id = std::to_string(int(op.kind)) + '\x1f' + op.table->name;
     for (size_t c : op.cols) id += '\x1f' + std::to_string(c);
     auto [it, fresh] = statements_.try_emplace(id);
     if (!fresh) return it->second;
     const Table& t = *op.table;
-    std::string& sql = it->second;
-    if (op.kind == OpKind::truncate) return sql = "TRUNCATE " + t.quoted;
+    auto s = std::make_shared<pg::Statements>();
+    s->kind = op.kind;
+    s->table = t.name;
     std::string defs, names, exprs;
     for (size_t c : op.cols) {
       defs += (defs.empty() ? "" : ", ") + t.columns[c].def();
       names += (names.empty() ? "" : ", ") + pg::quote_ident(t.columns[c].name);
       exprs += (exprs.empty() ? "" : ", ") + t.columns[c].expr();
+      s->probes.emplace_back(t.columns[c].name, "SELECT " + t.columns[c].expr() + " FROM json_to_recordset($1::json) AS r(" +
+                                                    t.columns[c].def() + ")");
     }
     std::string rows = " json_to_recordset($1::json) AS r(" + defs + ")";
-    if (op.kind == OpKind::remove) {
-      sql = "DELETE FROM " + t.quoted + " AS t USING" + rows + " WHERE ";
+    if (op.kind == OpKind::truncate) {
+      s->sql = "TRUNCATE " + t.quoted;
+    } else if (op.kind == OpKind::remove) {
+      s->sql = "DELETE FROM " + t.quoted + " AS t USING" + rows + " WHERE ";
       for (size_t k = 0; k < t.keys.size(); ++k) {
         const Column& c = t.columns[t.keys[k]];
-        sql += (k ? " AND t." : "t.") + pg::quote_ident(c.name) + " = " + c.expr();
+        s->sql += (k ? " AND t." : "t.") + pg::quote_ident(c.name) + " = " + c.expr();
       }
-      return sql;
+    } else {
+      s->sql = "INSERT INTO " + t.quoted + " (" + names + ") SELECT " + exprs + " FROM" + rows;
+      if (op.kind != OpKind::insert) {  // create and update: an upsert, for rows COPY could not take
+        std::string conflict, set;
+        for (size_t k : t.keys) conflict += (conflict.empty() ? "" : ", ") + pg::quote_ident(t.columns[k].name);
+        for (size_t c : op.cols) {
+          if (std::find(t.keys.begin(), t.keys.end(), c) != t.keys.end()) continue;
+          std::string n = pg::quote_ident(t.columns[c].name);
+          set += (set.empty() ? "" : ", ") + n + " = EXCLUDED." + n;
+        }
+        s->sql += " ON CONFLICT (" + conflict + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+      }
+      if (op.kind == OpKind::create || op.kind == OpKind::insert)
+        s->copy_sql = "COPY " + t.quoted + " (" + names + ") FROM STDIN";
+      if (op.kind == OpKind::update) staged_update(op, *s, names);
     }
-    sql = "INSERT INTO " + t.quoted + " (" + names + ") SELECT " + exprs + " FROM" + rows;
-    if (op.kind == OpKind::insert) return sql;  // create: an upsert, for rows COPY could not take
-    std::string conflict, set;
-    for (size_t k : t.keys) conflict += (conflict.empty() ? "" : ", ") + pg::quote_ident(t.columns[k].name);
-    for (size_t c : op.cols) {
-      if (std::find(t.keys.begin(), t.keys.end(), c) != t.keys.end()) continue;
-      std::string n = pg::quote_ident(t.columns[c].name);
-      set += (set.empty() ? "" : ", ") + n + " = EXCLUDED." + n;
-    }
-    sql += " ON CONFLICT (" + conflict + ") DO " + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
-    return sql;
+    return it->second = std::move(s);
   }
 
   // The held messages as the worker's next batch: runs of ops that share kind, table and
@@ -563,7 +577,7 @@ class PostgresSink : public Sink {
               (!b.key.empty() && keys.count(b.key));
       }
       if (cut && i > begin) {
-        w.segments.push_back(segment(ops_[begin], begin, i));
+        w.segments.push_back({statements(ops_[begin]), begin, i});
         keys.clear();
         begin = i;
       }
@@ -575,22 +589,9 @@ class PostgresSink : public Sink {
     applier_.submit(std::move(w));
   }
 
-  pg::Segment segment(const Op& op, size_t begin, size_t end) {
-    const Table& t = *op.table;
-    pg::Segment s{op.kind, t.name, statement(op), {}, {}, {}, {}, {}, begin, end};
-    std::string names;
-    for (size_t c : op.cols) names += (names.empty() ? "" : ", ") + pg::quote_ident(t.columns[c].name);
-    if (op.kind == OpKind::create || op.kind == OpKind::insert) s.copy_sql = "COPY " + t.quoted + " (" + names + ") FROM STDIN";
-    if (op.kind == OpKind::update) staged_update(op, s, names);
-    for (size_t c : op.cols)
-      s.probes.emplace_back(t.columns[c].name, "SELECT " + t.columns[c].expr() + " FROM json_to_recordset($1::json) AS r(" +
-                                                   t.columns[c].def() + ")");
-    return s;
-  }
-
   // A cdc update's fast path: its rows by COPY into a temporary table of the run's columns, then
   // one UPDATE ... FROM it. Updating only key columns changes nothing: the upsert does it.
-  void staged_update(const Op& op, pg::Segment& s, const std::string& names) {
+  void staged_update(const Op& op, pg::Statements& s, const std::string& names) {
     const Table& t = *op.table;
     std::string set, match, defs;
     for (size_t c : op.cols) {
@@ -600,8 +601,8 @@ class PostgresSink : public Sink {
       else set += (set.empty() ? "" : ", ") + n + " = s." + n;
     }
     if (set.empty() || match.empty()) return;
-    auto [it, fresh] = stages_.try_emplace(s.sql, stages_.size());
-    std::string stage = "edgeflow_stage_" + std::to_string(it->second);
+    // Numbered for the life of the sink: after a column is added, a new set never meets an old table.
+    std::string stage = "edgeflow_stage_" + std::to_string(stages_++);
     s.stage_sql = "CREATE TEMP TABLE IF NOT EXISTS " + stage + " (" + defs + ") ON COMMIT DELETE ROWS";
     s.copy_sql = "COPY " + stage + " (" + names + ") FROM STDIN";
     s.update_sql = "UPDATE " + t.quoted + " AS t SET " + set + " FROM " + stage + " AS s WHERE " + match;
@@ -618,8 +619,8 @@ class PostgresSink : public Sink {
   std::vector<std::pair<std::string, expr::Expr>> columns_;
   pg::Client client_;  // the catalog's: introspection and schema changes, on the flow thread
   std::map<std::string, std::unique_ptr<Table>> tables_;
-  std::unordered_map<std::string, std::string> statements_;
-  std::unordered_map<std::string, size_t> stages_;  // staging table number per update statement
+  std::unordered_map<std::string, std::shared_ptr<const pg::Statements>> statements_;
+  size_t stages_ = 0;  // staging tables made
   pg::Work held_;  // the messages of the batch being gathered (held, not yet rows)
   std::vector<Op> ops_;
   pg::Applier applier_;
