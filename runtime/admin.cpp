@@ -156,6 +156,13 @@ std::string flows_json(const Runtime& rt) {
   return std::string(out.GetString(), out.GetSize());
 }
 
+static double buffer_age(const BufferStats& b) {
+  int64_t oldest = b.oldest_ms.load();
+  if (oldest == 0) return 0;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return double(std::max<int64_t>(now - oldest, 0)) / 1000;
+}
+
 std::string flow_json(const Flow& f) {
   rapidjson::StringBuffer out;
   Writer w(out);
@@ -186,6 +193,26 @@ std::string flow_json(const Flow& f) {
                            {"bytes_out", &st->bytes_out}}) {
       w.Key(name);
       w.Uint64(c->get());
+    }
+    if (const BufferStats* b = st->buffer.get()) {
+      w.Key("buffer");
+      w.StartObject();
+      w.Key("records");
+      w.Uint64(b->records.load());
+      w.Key("bytes");
+      w.Uint64(b->bytes.load());
+      w.Key("max_bytes");
+      w.Uint64(b->max_bytes);
+      w.Key("oldest_age_seconds");
+      w.Double(buffer_age(*b));
+      w.Key("blocked");
+      w.Uint64(b->blocked.load());
+      for (auto [name, c] : {std::pair{"appended", &b->appended}, {"drained", &b->drained}, {"refused", &b->refused},
+                             {"damaged", &b->damaged}}) {
+        w.Key(name);
+        w.Uint64(c->get());
+      }
+      w.EndObject();
     }
     w.EndObject();
   }
@@ -275,6 +302,22 @@ std::string prometheus_text(const Runtime& rt) {
       c("messages_retried", "Retry answers of a sink.", st->retried);
       c("bytes_in", "In-memory bytes of the messages into the stage.", st->bytes_in);
       c("bytes_out", "In-memory bytes of the messages out of the stage.", st->bytes_out);
+      if (const BufferStats* b = st->buffer.get()) {
+        e.sample("edgeflow_buffer_records", "gauge", "Messages in the sink's durable buffer.", sl, double(b->records.load()));
+        e.sample("edgeflow_buffer_bytes", "gauge", "Message bytes in the sink's durable buffer.", sl, double(b->bytes.load()));
+        e.sample("edgeflow_buffer_max_bytes", "gauge", "The buffer's max_size.", sl, double(b->max_bytes));
+        e.sample("edgeflow_buffer_oldest_age_seconds", "gauge", "Age of the oldest message in the buffer; 0 when empty.",
+                 sl, buffer_age(*b));
+        e.sample("edgeflow_buffer_blocked_messages", "gauge", "Messages waiting for room in a full buffer (when_full: block).",
+                 sl, double(b->blocked.load()));
+        auto bc = [&](const char* name, const char* help, const Counter& v) {
+          e.sample(std::string("edgeflow_buffer_") + name + "_total", "counter", help, sl, double(v.get()));
+        };
+        bc("appended", "Messages written to the buffer (and acknowledged to the source).", b->appended);
+        bc("drained", "Messages the sink delivered (or the dead letter took) from the buffer.", b->drained);
+        bc("refused", "Messages sent to the dead letter because the buffer was full or they were larger than it.", b->refused);
+        bc("damaged", "Records that failed their checksum or could not be read, sent to the dead letter.", b->damaged);
+      }
     }
     for (auto& m : f.plugin_metrics()) {
       auto [stage, type] = stage_of(m.instance);

@@ -40,15 +40,20 @@ DiskBuffer::DiskBuffer(std::string path, uint64_t max_bytes) : path_(std::move(p
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = FULL");
     exec("PRAGMA busy_timeout = 5000");
+    // The file gives back what a drained backlog took (see remove()); the WAL is cut back after
+    // a checkpoint.
+    exec("PRAGMA auto_vacuum = INCREMENTAL");
+    exec("PRAGMA journal_size_limit = 67108864");
     exec("CREATE TABLE IF NOT EXISTS record (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
          "crc INTEGER NOT NULL, body BLOB NOT NULL)");
-    sqlite3_stmt* s = prepare("SELECT count(*), coalesce(sum(length(body)), 0) FROM record");
+    sqlite3_stmt* s = prepare("SELECT count(*), coalesce(sum(length(body)), 0), coalesce(max(seq), 0) FROM record");
     if (sqlite3_step(s) != SQLITE_ROW) {
       sqlite3_finalize(s);
       fail("cannot count its records");
     }
     stats_.records = uint64_t(sqlite3_column_int64(s, 0));
     stats_.bytes = uint64_t(sqlite3_column_int64(s, 1));
+    last_seq_ = sqlite3_column_int64(s, 2);
     sqlite3_finalize(s);
     refresh_oldest();
     insert_ = prepare("INSERT INTO record (at_ms, crc, body) VALUES (?, ?, ?)");
@@ -94,33 +99,36 @@ void DiskBuffer::refresh_oldest() {
   sqlite3_finalize(s);
 }
 
-bool DiskBuffer::append(const std::vector<std::string_view>& bodies, int64_t now_ms) {
+size_t DiskBuffer::append(const std::vector<std::string_view>& bodies, int64_t now_ms) {
   uint64_t bytes = 0;
-  for (auto b : bodies) bytes += b.size();
-  if (stats_.bytes + bytes > max_bytes_) return false;
+  size_t n = 0;
+  for (; n < bodies.size() && stats_.bytes + bytes + bodies[n].size() <= max_bytes_; ++n) bytes += bodies[n].size();
+  if (n == 0) return 0;
   exec("BEGIN IMMEDIATE");
+  int64_t last = last_seq_;
   try {
-    for (auto b : bodies) {
+    for (size_t i = 0; i < n; ++i) {
       Reset r{insert_};
       sqlite3_bind_int64(insert_, 1, now_ms);
-      sqlite3_bind_int64(insert_, 2, crc_of(b));
-      sqlite3_bind_blob64(insert_, 3, b.data(), b.size(), SQLITE_STATIC);
+      sqlite3_bind_int64(insert_, 2, crc_of(bodies[i]));
+      sqlite3_bind_blob64(insert_, 3, bodies[i].data(), bodies[i].size(), SQLITE_STATIC);
       if (sqlite3_step(insert_) != SQLITE_DONE) fail("cannot append");
+      last = sqlite3_last_insert_rowid(db_);
     }
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+  last_seq_ = last;
   if (stats_.records == 0) stats_.oldest_ms = now_ms;
-  stats_.records += bodies.size();
+  stats_.records += n;
   stats_.bytes += bytes;
-  return true;
+  return n;
 }
 
 std::vector<DiskBuffer::Record> DiskBuffer::read(int64_t after, size_t n, std::vector<Damaged>& damaged) {
   std::vector<Record> out;
-  std::vector<int64_t> bad;
   {
     Reset r{select_};
     sqlite3_bind_int64(select_, 1, after);
@@ -137,18 +145,19 @@ std::vector<DiskBuffer::Record> DiskBuffer::read(int64_t after, size_t n, std::v
         std::snprintf(why, sizeof why, "buffer record %lld is damaged: checksum %08x, stored %08x", (long long)seq,
                       computed, stored);
         damaged.push_back({seq, why, std::move(body)});
-        bad.push_back(seq);
         continue;
       }
       out.push_back({seq, sqlite3_column_int64(select_, 1), std::move(body)});
     }
   }
-  if (!bad.empty()) remove(bad);
   return out;
 }
 
 void DiskBuffer::remove(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return;
+  // The records stay delivered whether or not this reaches the disk before a crash: the next
+  // append's FULL commit syncs it with itself.
+  exec("PRAGMA synchronous = NORMAL");
   exec("BEGIN IMMEDIATE");
   uint64_t records = 0, bytes = 0;
   try {
@@ -167,10 +176,13 @@ void DiskBuffer::remove(const std::vector<int64_t>& seqs) {
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db_, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
     throw;
   }
+  exec("PRAGMA synchronous = FULL");
   stats_.records -= records;
   stats_.bytes -= bytes;
+  if (stats_.records == 0) exec("PRAGMA incremental_vacuum");
   refresh_oldest();
 }
 

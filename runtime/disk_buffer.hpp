@@ -3,7 +3,7 @@
 // mode with synchronous=FULL: each append is one transaction, on disk when it commits, and a
 // crash at any moment leaves the last committed state, with no file for an operator to delete.
 // Every record carries a CRC-32 of its body, so a damaged byte is found when the record is
-// read: the record is set aside (for the dead letter) and the rest is read on.
+// read: it is reported apart (for the dead letter) and the rest is read on.
 #pragma once
 
 #include <cstdint>
@@ -46,15 +46,19 @@ class DiskBuffer {
   DiskBuffer(const DiskBuffer&) = delete;
   DiskBuffer& operator=(const DiskBuffer&) = delete;
 
-  // All or nothing: true once every body is on disk; false, writing nothing, when they would
-  // take the buffer past max_bytes. Throws BufferError when the disk refuses.
-  bool append(const std::vector<std::string_view>& bodies, int64_t now_ms);
+  // Appends the longest run of bodies, from the first, that keeps the buffer within max_bytes,
+  // in one transaction, and returns how many: they are on disk when it returns, numbered
+  // last_seq() - count + 1 ... last_seq(). Throws BufferError when the disk refuses.
+  size_t append(const std::vector<std::string_view>& bodies, int64_t now_ms);
   // Up to n records with seq > after, in order. A record whose body fails its checksum is
-  // removed and reported in `damaged` instead.
+  // reported in `damaged` instead; it stays until removed.
   std::vector<Record> read(int64_t after, size_t n, std::vector<Damaged>& damaged);
-  // Forgets delivered records.
+  // Forgets records that were delivered (or dead-lettered). Not synced to disk by itself (the
+  // next append is): a crash may bring back the last ones removed, never lose one.
   void remove(const std::vector<int64_t>& seqs);
   Stats stats() const { return stats_; }
+  int64_t last_seq() const { return last_seq_; }
+  uint64_t max_bytes() const { return max_bytes_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -70,6 +74,7 @@ class DiskBuffer {
   sqlite3_stmt* select_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
   Stats stats_;
+  int64_t last_seq_ = 0;
 };
 
 }  // namespace edgeflow

@@ -8,6 +8,7 @@
 // resolved.
 #pragma once
 
+#include "disk_buffer.hpp"
 #include "flow_config.hpp"
 #include "loader.hpp"
 #include "metrics.hpp"
@@ -32,6 +33,7 @@
 namespace edgeflow {
 
 class Flow;
+struct SinkBuffer;
 
 struct Origin {
   uint64_t token = 0;
@@ -53,6 +55,22 @@ struct FlowMessage : host::Message {
   Fate fate = keep;    // what the current transformer step decided
   std::string reason;  // why it was rejected
   bool in_use = false;
+  // A record of a sink's buffer (it has no origin): removed from there once resolved.
+  SinkBuffer* buffer = nullptr;
+  int64_t buffer_seq = 0;
+  uint64_t buffer_bytes = 0;
+};
+
+// A sink's durable buffer while its flow runs (see flow_buffer.cpp).
+struct SinkBuffer {
+  std::unique_ptr<DiskBuffer> disk;
+  BufferStats* stats = nullptr;
+  int64_t read_seq = 0;   // the last record handed to the sink
+  size_t out = 0;         // records at the sink (or the dead letter), not resolved yet
+  uint64_t out_bytes = 0;
+  std::vector<int64_t> done;          // resolved: to remove
+  std::vector<FlowMessage*> blocked;  // when_full: block — waiting for room, in order
+  std::vector<std::string> bodies;    // scratch for appends
 };
 
 // One plugin instance in one flow: what ef_ctx points to.
@@ -166,6 +184,7 @@ class Flow {
     std::chrono::milliseconds flush_interval{1000};
     // Written since its last flush(): when the next one is due.
     std::chrono::steady_clock::time_point flush_due = std::chrono::steady_clock::time_point::max();
+    std::unique_ptr<SinkBuffer> buffer;  // while the flow runs, when the sink has `buffer:`
   };
 
   void thread_main();
@@ -199,6 +218,24 @@ class Flow {
   void handle_ack(int sink, FlowMessage* m, uint32_t status, std::string_view reason);
   void sink_done(FlowMessage* m, uint8_t status);
   void release(FlowMessage* m);
+  // An origin one of its messages has answered for with `status`; acked when all have.
+  void resolve(Origin* o, uint8_t status);
+  // Buffered sinks (flow_buffer.cpp).
+  bool open_buffers();
+  void close_buffers();
+  void buffer_in(int sink, std::vector<FlowMessage*>& msgs);
+  void append_to_buffer(int sink, std::vector<FlowMessage*>& msgs);
+  FlowMessage* own_for_buffer(FlowMessage* m);
+  // Removes what the sinks resolved, retries blocked appends, and hands each sink what it has
+  // room for from disk.
+  void drain_buffers();
+  void buffer_released(FlowMessage* m, uint8_t status);
+  void update_buffer_stats(SinkBuffer& b);
+  // A buffer has records to hand to its sink now, or resolved ones to remove.
+  bool buffer_work() const;
+  // Records at a sink not resolved yet, or (with `backlog`) any record still on disk.
+  bool buffers_busy(bool backlog) const;
+  size_t buffer_window() const;
   void dead_letter(FlowMessage* m, const std::string& stage, std::string_view reason);
   void run_due_retries();
   // The earliest retry or flush the pipeline thread must wake for.
@@ -206,6 +243,7 @@ class Flow {
   // Flushes the sinks whose flush is due, or, with `all`, every sink written since its last one.
   void flush_sinks(bool all);
   std::chrono::steady_clock::time_point next_retry() const;
+  std::chrono::steady_clock::time_point next_flush() const;
   void deliver_acks();
   void drain();
   std::chrono::milliseconds backoff(uint32_t attempt, std::chrono::milliseconds initial,
@@ -268,6 +306,8 @@ class Flow {
   std::vector<FlowMessage*> isolated_;
   std::vector<std::vector<FlowMessage*>> per_sink_;
   std::vector<uint64_t> masks_;
+  std::vector<FlowMessage*> buffer_out_;  // records on their way from a buffer to its sink
+  bool buffered_ = false;                  // some sink has a buffer
   uint64_t seq_ = 0;
   std::mt19937_64 rng_;
   // When the current round of acks resolved (for the latency histogram): read once per batch or

@@ -37,6 +37,20 @@ const ef_option_spec kSinkOptions[] = {
      "How long a sink may hold what it was written before the runtime calls its flush(): a sink "
      "that batches across writes never holds its flow still. The runtime also flushes at once "
      "when the flow waits for room.", "200ms"},
+    {kSpecSize, "buffer", EF_OPT_ANY, 0, nullptr, 0, 0, nullptr,
+     "A durable buffer in front of the sink (not the dead letter): see `buffer`.",
+     "{ type: disk, max_size: 1GiB }"},
+};
+const ef_option_spec kBufferOptions[] = {
+    {kSpecSize, "type", EF_OPT_ENUM, EF_OPT_REQUIRED, nullptr, 0, 0, "disk",
+     "Where the buffer lives: `disk`, a SQLite file under the state directory "
+     "(buffer/FLOW/SINK.sqlite). A message is acknowledged to the source once it is on disk, and "
+     "the sink is written from the buffer, in order, when it can take it.", "disk"},
+    {kSpecSize, "max_size", EF_OPT_SIZE, EF_OPT_HAS_MIN, "1GiB", 1024, 0, nullptr,
+     "The most message bytes the buffer holds.", "256MiB"},
+    {kSpecSize, "when_full", EF_OPT_ENUM, 0, "block", 0, 0, "block|reject",
+     "At max_size: `block` holds the source back until the sink drains some; `reject` sends what "
+     "does not fit to the dead letter, with the reason.", "reject"},
 };
 const ef_option_spec kRestartOptions[] = {
     {kSpecSize, "initial_backoff", EF_OPT_DURATION, EF_OPT_HAS_MIN, "1s", 1, 0, nullptr,
@@ -111,8 +125,11 @@ struct Parser {
       return diag.errors.size() == before;
     }
     // A sink's own runtime settings sit beside its plugin's options.
-    b.build(node, *out.component->component, key, {"type", "flush_interval"}, *out.config);
-    out.flush_interval = sink_settings(node, file, key, diag, flow.secrets);
+    b.build(node, *out.component->component, key, {"type", "flush_interval", "buffer"}, *out.config);
+    sink_settings(node, file, key, diag, flow.secrets, out);
+    if (out.buffer && key == "dead_letter")
+      diag.add(file, node["buffer"].Mark(), key + ".buffer",
+               "the dead letter takes no buffer: it is where a buffer's rejects go; remove `buffer:` here");
     return diag.errors.size() == before;
   }
 
@@ -271,22 +288,40 @@ const ef_component& retry_settings_component() {
   return c;
 }
 const ef_component& sink_settings_component() {
-  static const ef_component c = section("sink", "The runtime's settings of each sink.", kSinkOptions, 1);
+  static const ef_component c = section("sink", "The runtime's settings of each sink.", kSinkOptions, 2);
   return c;
 }
-std::chrono::milliseconds sink_settings(const YAML::Node& node, const std::string& file, const std::string& key,
-                                        host::Diagnostics& diag, std::set<std::string>& secrets) {
+const ef_component& buffer_settings_component() {
+  static const ef_component c = section("buffer", "A sink's durable buffer.", kBufferOptions, 3);
+  return c;
+}
+void sink_settings(const YAML::Node& node, const std::string& file, const std::string& key, host::Diagnostics& diag,
+                   std::set<std::string>& secrets, InstanceSpec& out) {
   std::set<std::string> plugin_keys;
   for (auto it = node.begin(); it != node.end(); ++it)
     if (it->first.IsScalar()) plugin_keys.insert(it->first.Scalar());
   plugin_keys.erase("flush_interval");
+  plugin_keys.erase("buffer");  // read as any YAML here, then checked by its own table
   host::Doc sink;
   host::Locations locs;
   host::ConfigBuilder b{file, diag, locs, &secrets};
   b.build(node, sink_settings_component(), key, plugin_keys, sink);
   if (sink.IsObject() && sink.HasMember("flush_interval") && sink["flush_interval"].IsInt64())
-    return std::chrono::milliseconds(sink["flush_interval"].GetInt64());
-  return std::chrono::milliseconds(1000);
+    out.flush_interval = std::chrono::milliseconds(sink["flush_interval"].GetInt64());
+  YAML::Node buf = node["buffer"];
+  if (!buf) return;
+  if (!buf.IsMap()) {
+    diag.add(file, buf.Mark(), key + ".buffer", "expected a map, for example: buffer: { type: disk, max_size: 1GiB }");
+    return;
+  }
+  size_t before = diag.errors.size();
+  host::Doc spec;
+  b.build(buf, buffer_settings_component(), key + ".buffer", {}, spec);
+  if (diag.errors.size() != before || !spec.IsObject()) return;
+  BufferSpec bs;
+  if (spec["max_size"].IsInt64()) bs.max_bytes = uint64_t(spec["max_size"].GetInt64());
+  bs.reject_when_full = spec["when_full"].IsString() && std::string_view(spec["when_full"].GetString()) == "reject";
+  out.buffer = bs;
 }
 
 const ef_component& restart_settings_component() {

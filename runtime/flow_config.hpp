@@ -9,11 +9,19 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace edgeflow {
+
+// A sink's durable buffer (`buffer:`): what it accepts is acknowledged to the source once on
+// disk, and delivered from there.
+struct BufferSpec {
+  uint64_t max_bytes = 1ull << 30;
+  bool reject_when_full = false;  // else block: the source waits for room
+};
 
 struct InstanceSpec {
   std::string key;    // "source", "steps[0]", "sinks.out", "dead_letter"
@@ -23,6 +31,7 @@ struct InstanceSpec {
   std::shared_ptr<host::Doc> config;  // every declared option, defaults filled in
   host::Locations locations;          // key paths relative to the instance
   std::chrono::milliseconds flush_interval{1000};  // sinks: the longest they hold what they were written
+  std::optional<BufferSpec> buffer;                // sinks.*: a durable buffer in front of it
 };
 
 struct RetryPolicy {
@@ -69,10 +78,11 @@ std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string&
 const ef_component& flow_settings_component();
 const ef_component& retry_settings_component();
 const ef_component& sink_settings_component();
-// The runtime's own keys of a sink's map (flush_interval), checked beside its plugin's options,
-// which it skips; problems go to diag.
-std::chrono::milliseconds sink_settings(const YAML::Node& node, const std::string& file, const std::string& key,
-                                        host::Diagnostics& diag, std::set<std::string>& secrets);
+const ef_component& buffer_settings_component();
+// The runtime's own keys of a sink's map (flush_interval, buffer), checked beside its plugin's
+// options, which it skips; problems go to diag.
+void sink_settings(const YAML::Node& node, const std::string& file, const std::string& key, host::Diagnostics& diag,
+                   std::set<std::string>& secrets, InstanceSpec& out);
 const ef_component& restart_settings_component();
 
 // The effective config of a flow as YAML-ish text, the values of secret options replaced by

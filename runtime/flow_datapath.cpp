@@ -96,6 +96,8 @@ FlowMessage* Flow::new_message() {
   m->status = EF_ACK_DELIVERED;
   m->fate = FlowMessage::keep;
   m->reason.clear();
+  m->buffer = nullptr;
+  m->buffer_seq = 0;
   m->in_use = true;
   return m;
 }
@@ -444,6 +446,10 @@ void Flow::dispatch(std::vector<FlowMessage*>& batch) {
   for (size_t s = 0; s < sinks_.size() && !failed_; ++s) {
     auto& sub = per_sink_[s];
     if (sub.empty()) continue;
+    if (sinks_[s].buffer) {
+      buffer_in(int(s), sub);
+      continue;
+    }
     if (!sinks_[s].held.empty()) {
       // Behind a retry: keep this sink's order.
       sinks_[s].held.insert(sinks_[s].held.end(), sub.begin(), sub.end());
@@ -479,7 +485,12 @@ void Flow::write(int sink, std::vector<FlowMessage*>& batch) {
 }
 
 Clock::time_point Flow::next_timer() const {
-  auto t = std::min(next_retry(), dlq_.flush_due);
+  if (buffered_ && buffer_work()) return Clock::time_point::min();
+  return std::min(next_retry(), next_flush());
+}
+
+Clock::time_point Flow::next_flush() const {
+  auto t = dlq_.flush_due;
   for (auto& s : sinks_) t = std::min(t, s.flush_due);
   return t;
 }
@@ -573,8 +584,12 @@ void Flow::sink_done(FlowMessage* m, uint8_t status) {
 void Flow::release(FlowMessage* m) {
   Origin* o = m->origin;
   uint8_t status = m->status;
+  if (m->buffer) buffer_released(m, status);
   free_message(m);
-  if (!o) return;
+  if (o) resolve(o, status);
+}
+
+void Flow::resolve(Origin* o, uint8_t status) {
   o->status = std::max(o->status, status);
   if (--o->pending > 0) return;
   ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
@@ -686,12 +701,16 @@ void Flow::pump() {
       run_due_retries();
       progress = true;
     }
-    if (next_timer() <= Clock::now()) {
+    if (next_flush() <= Clock::now()) {
       flush_sinks(false);
       progress = true;
     }
     if (!progress || failed_) break;
   }
+  // Once a round: a sink that acks as it is written would otherwise keep this loop (and the
+  // source waiting for the pipeline) until its whole backlog is through. next_timer() brings the
+  // pipeline thread back for the rest.
+  if (buffered_ && !failed_) drain_buffers();
   publish_acks();
 }
 
@@ -769,11 +788,14 @@ void Flow::drain() {
   };
   flush_all();
   pump();
-  while (stats_.in_flight.load() > 0 && !failed_ && !force_) {
+  // A source that finished on its own waits for its buffers to empty too; a stop only for what
+  // the sinks were given: the rest stays on disk for the next run.
+  auto open = [&] { return stats_.in_flight.load() > 0 || (buffered_ && buffers_busy(!stop_)); };
+  while (open() && !failed_ && !force_) {
     // A stop asked for while the source finished on its own bounds the remaining wait.
     if (stop_ && deadline == Clock::time_point::max()) deadline = Clock::now() + spec_.drain_timeout;
     if (Clock::now() >= deadline) break;
-    wait_inbox(std::min({deadline, next_retry(), Clock::now() + kDrainSlice}));
+    wait_inbox(std::min({deadline, next_timer(), Clock::now() + kDrainSlice}));
     pump();
     if (!failed_ && !force_) flush_all();
   }

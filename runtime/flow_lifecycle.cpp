@@ -44,6 +44,11 @@ Flow::Flow(FlowSpec spec, std::string state_dir)
     stages_.push_back(std::make_unique<StageStats>());
     stages_.back()->key = i->key;
     stages_.back()->type = i->type;
+    if (i->buffer) {
+      stages_.back()->buffer = std::make_unique<BufferStats>();
+      stages_.back()->buffer->max_bytes = i->buffer->max_bytes;
+      buffered_ = true;
+    }
   }
 }
 
@@ -258,6 +263,7 @@ void Flow::teardown() {
   for (auto& e : inbox_work_)
     if (e.status == EF_ACK_DELIVERED && e.msg->in_use) handle_ack(e.sink, e.msg, e.status, e.reason);
   inbox_work_.clear();
+  close_buffers();  // what the sinks delivered is removed; the rest is read again next run
 
   // Whatever is still open is neither delivered nor lost: the source hears "retry" and does not
   // commit it, so it is read again after the restart.
@@ -305,7 +311,7 @@ void Flow::teardown() {
 bool Flow::run_once() {
   failed_ = false;
   set_state(FlowState::starting);
-  if (!create_instances(nullptr) || !start_instances()) {
+  if (!create_instances(nullptr) || !open_buffers() || !start_instances()) {
     teardown();
     return false;
   }
@@ -314,6 +320,11 @@ bool Flow::run_once() {
     std::lock_guard lock(inbox_mutex_);
     source_done_ = false;
     source_status_ = EF_OK;
+  }
+  if (buffered_) {
+    // A backlog left by the last run drains from the start, whether or not the source has news.
+    std::lock_guard pipeline(pipeline_mutex_);
+    pump();
   }
   source_running_ = true;
   source_thread_ = std::thread([this] {

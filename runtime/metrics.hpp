@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace edgeflow {
@@ -26,10 +27,20 @@ class Counter {
 // and what it passed on (splits count); for a sink, messages written (retries again) and
 // delivered. Bytes are the messages' in-memory size: the payload, or the parsed document's
 // allocation when a step changed it (no serialisation just to count).
+// A sink's durable buffer: what is on disk now, and what went through it.
+struct BufferStats {
+  std::atomic<uint64_t> records{0}, bytes{0};
+  std::atomic<int64_t> oldest_ms{0};  // wall clock, when the oldest record was appended; 0: empty
+  std::atomic<uint64_t> blocked{0};   // messages waiting for room (when_full: block)
+  uint64_t max_bytes = 0;
+  Counter appended, drained, refused, damaged;
+};
+
 struct StageStats {
   std::string key;   // "source", "steps[0]", "sinks.out", "dead_letter"
   std::string type;  // the component type
   Counter in, out, dropped, rejected, retried, bytes_in, bytes_out;
+  std::unique_ptr<BufferStats> buffer;  // a sink with `buffer:`
 };
 
 // Source emit → end-to-end ack (delivered, or resolved by the dead letter), in seconds.

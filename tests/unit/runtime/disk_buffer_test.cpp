@@ -30,8 +30,8 @@ TEST(DiskBuffer, RecordsOutliveTheProcessInOrderUntilRemoved) {
   int64_t first_seq = 0;
   {
     DiskBuffer b(path, 1 << 20);
-    ASSERT_TRUE(b.append({"a", "bb"}, 1000));
-    ASSERT_TRUE(b.append({"ccc"}, 2000));
+    ASSERT_EQ(b.append({"a", "bb"}, 1000), 2u);
+    ASSERT_EQ(b.append({"ccc"}, 2000), 1u);
     std::vector<DiskBuffer::Damaged> damaged;
     auto rs = b.read(0, 10, damaged);
     ASSERT_EQ(rs.size(), 3u);
@@ -53,24 +53,27 @@ TEST(DiskBuffer, RecordsOutliveTheProcessInOrderUntilRemoved) {
   EXPECT_EQ(b.stats().records, 0u);
   EXPECT_EQ(b.stats().oldest_ms, 0);
   // Sequence numbers never go back, even after the buffer was empty.
-  ASSERT_TRUE(b.append({"d"}, 3000));
+  ASSERT_EQ(b.append({"d"}, 3000), 1u);
+  EXPECT_GT(b.last_seq(), rs[1].seq);
   EXPECT_GT(b.read(0, 1, damaged).at(0).seq, rs[1].seq);
   EXPECT_TRUE(damaged.empty());
 }
 
-TEST(DiskBuffer, AnAppendThatWouldPassMaxBytesWritesNothing) {
+TEST(DiskBuffer, AnAppendTakesWhatFitsWithinMaxBytesInOrder) {
   TempDir dir;
   DiskBuffer b(dir.file("b.sqlite"), 10);
-  EXPECT_TRUE(b.append({"12345", "1234"}, 1));
-  EXPECT_FALSE(b.append({"1", "2"}, 2));  // 11 bytes: all or nothing
+  EXPECT_EQ(b.append({"12345", "1234"}, 1), 2u);
+  EXPECT_EQ(b.last_seq(), 2);
+  EXPECT_EQ(b.append({"12", "3"}, 2), 0u);  // the first does not fit: nothing after it either
   EXPECT_EQ(b.stats().bytes, 9u);
-  EXPECT_TRUE(b.append({"x"}, 3));  // exactly 10
-  EXPECT_FALSE(b.append({"y"}, 4));
+  EXPECT_EQ(b.append({"x", "y"}, 3), 1u);  // exactly 10
+  EXPECT_EQ(b.last_seq(), 3);
   std::vector<DiskBuffer::Damaged> damaged;
   auto rs = b.read(0, 100, damaged);
   EXPECT_EQ(bodies(rs), (std::vector<std::string>{"12345", "1234", "x"}));
   b.remove({rs[0].seq});
-  EXPECT_TRUE(b.append({"y"}, 5));
+  EXPECT_EQ(b.append({"y"}, 5), 1u);
+  EXPECT_EQ(b.last_seq(), 4);
 }
 
 // A child appends and says so after each append returned; it is killed at a random point. Every
@@ -89,7 +92,7 @@ TEST(DiskBuffer, AProcessKilledWhileAppendingLosesNothingItWasToldWasStored) {
       for (int i = 0;; ++i) {
         std::string tag = std::to_string(round) + ":" + std::to_string(i);
         std::string a = tag + ":a", c = tag + ":c";
-        if (!b.append({a, std::string(4000, 'x'), c}, i)) _exit(3);
+        if (b.append({a, std::string(4000, 'x'), c}, i) != 3) _exit(3);
         if (write(fds[1], "+", 1) != 1) _exit(4);
       }
     }
@@ -128,7 +131,7 @@ TEST(DiskBuffer, ADamagedByteSetsItsRecordAsideAndTheRestIsRead) {
   std::string path = dir.file("d.sqlite");
   {
     DiskBuffer b(path, 1 << 20);
-    ASSERT_TRUE(b.append({"first record", "SECOND-RECORD-MARKER payload", "third record"}, 7));
+    ASSERT_EQ(b.append({"first record", "SECOND-RECORD-MARKER payload", "third record"}, 7), 3u);
   }
   // The closed database has no WAL left: the bodies are in the main file.
   std::string bytes;
@@ -148,8 +151,15 @@ TEST(DiskBuffer, ADamagedByteSetsItsRecordAsideAndTheRestIsRead) {
   ASSERT_EQ(damaged.size(), 1u);
   EXPECT_NE(damaged[0].reason.find("is damaged: checksum"), std::string::npos) << damaged[0].reason;
   EXPECT_EQ(damaged[0].body, "SECoND-RECORD-MARKER payload");
-  EXPECT_EQ(b.stats().records, 2u);  // set aside: it is not read again
-  EXPECT_TRUE(b.read(0, 10, damaged).size() == 2u && damaged.size() == 1u);
+  EXPECT_EQ(b.stats().records, 3u);  // kept until dealt with (dead-lettered), then removed
+  damaged.clear();
+  EXPECT_EQ(b.read(0, 10, damaged).size(), 2u);
+  ASSERT_EQ(damaged.size(), 1u);
+  b.remove({damaged[0].seq});
+  damaged.clear();
+  EXPECT_EQ(b.read(0, 10, damaged).size(), 2u);
+  EXPECT_TRUE(damaged.empty());
+  EXPECT_EQ(b.stats().records, 2u);
 }
 
 TEST(DiskBuffer, AFileThatIsNotABufferIsRefusedWithItsPath) {

@@ -1,73 +1,15 @@
 // The engine end to end through real plugins (testkit): ack merging, retries, dead letters,
 // backpressure, drains, restarts and isolation between flows.
-#include "engine.hpp"
-#include "test_support.hpp"
+#include "engine_fixture.hpp"
 
-#include <gtest/gtest.h>
-
-#include <dlfcn.h>
-
-#include <map>
 #include <set>
-#include <sstream>
 
 using namespace edgeflow;
 using namespace std::chrono_literals;
+using edgeflow::test::Engine;
+using edgeflow::test::open_gates;
 using edgeflow::test::read_lines;
-using edgeflow::test::TempDir;
 
-namespace {
-
-// Calls testkit's `testkit_open_gates` or `testkit_close_gates`.
-void gates(const char* call);
-
-class Engine : public ::testing::Test {
- protected:
-  TempDir dir;
-  Runtime rt{RuntimeOptions{{EDGEFLOW_PLUGIN_DIR, EDGEFLOW_TEST_PLUGIN_DIR}, dir.file("state"), {}}};
-
-  // Substitutes $DIR in the YAML, loads and starts it.
-  void start(std::string yaml) {
-    for (size_t at; (at = yaml.find("$DIR")) != std::string::npos;) yaml.replace(at, 4, dir.path().string());
-    host::Diagnostics diag;
-    ASSERT_TRUE(rt.load({dir.write("flow.yaml", yaml)}, diag)) << edgeflow::test::join(diag.errors);
-    rt.start();
-  }
-  void run(const std::string& yaml) {
-    start(yaml);
-    rt.wait();
-  }
-  Flow& flow(const std::string& name = "f") { return *rt.flow(name); }
-  // Gated sinks start closed, whatever an earlier test in this process did.
-  void SetUp() override { gates("testkit_close_gates"); }
-
-  // token -> statuses the source saw, in order (a token acked twice shows up twice).
-  std::map<uint64_t, std::vector<int>> acks(const std::string& file = "acks.txt") {
-    std::map<uint64_t, std::vector<int>> out;
-    for (auto& line : read_lines(dir.file(file))) {
-      std::istringstream in(line);
-      uint64_t token;
-      int status;
-      in >> token >> status;
-      out[token].push_back(status);
-    }
-    return out;
-  }
-  static int n_of(const std::string& json) { return std::stoi(json.substr(json.find("\"n\":") + 4)); }
-};
-
-void gates(const char* call) {
-  std::string path = std::string(EDGEFLOW_TEST_PLUGIN_DIR) + "/edgeflow-testkit.so";
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  ASSERT_NE(h, nullptr) << "testkit is not loaded";
-  auto fn = reinterpret_cast<void (*)()>(dlsym(h, call));
-  ASSERT_NE(fn, nullptr) << call;
-  fn();
-  dlclose(h);
-}
-void open_gates() { gates("testkit_open_gates"); }
-
-}  // namespace
 
 TEST_F(Engine, RetryThenSuccessDeliversEverythingInOrder) {
   run(R"(flow: f
