@@ -229,6 +229,8 @@ class Flow {
   // Removes what the sinks resolved, retries blocked appends, and hands each sink what it has
   // room for from disk.
   void drain_buffers();
+  // Forgets the records the sinks resolved: what a crash now would deliver twice.
+  void remove_delivered();
   void buffer_released(FlowMessage* m, uint8_t status);
   void update_buffer_stats(SinkBuffer& b);
   // A buffer has records to hand to its sink now, or resolved ones to remove.

@@ -18,7 +18,10 @@ using namespace detail;
 namespace {
 
 // Records read from disk in one go.
-constexpr size_t kReadBatch = 1024;
+constexpr size_t kReadBatch = 256;
+// Records at a sink at once, at most (and at most max_in_flight): what a crash may deliver twice,
+// as the sink may have sent them before their removal reached the disk.
+constexpr size_t kWindow = 1024;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -70,7 +73,7 @@ void Flow::close_buffers() {
   }
 }
 
-size_t Flow::buffer_window() const { return size_t(std::max<int64_t>(spec_.max_in_flight, 1)); }
+size_t Flow::buffer_window() const { return std::min(kWindow, size_t(std::max<int64_t>(spec_.max_in_flight, 1))); }
 
 void Flow::update_buffer_stats(SinkBuffer& b) {
   auto st = b.disk->stats();
@@ -196,22 +199,29 @@ void Flow::buffer_released(FlowMessage* m, uint8_t status) {
   b.stats->drained.add(1);
 }
 
-void Flow::drain_buffers() {
-  const size_t window = buffer_window();
-  std::vector<DiskBuffer::Damaged> damaged;
-  for (size_t s = 0; s < sinks_.size() && !failed_; ++s) {
-    SinkState& ss = sinks_[s];
-    if (!ss.buffer) continue;
+void Flow::remove_delivered() {
+  for (auto& ss : sinks_) {
+    if (!ss.buffer || ss.buffer->done.empty() || failed_) continue;
     SinkBuffer& b = *ss.buffer;
     try {
-      if (!b.done.empty()) {
-        b.disk->remove(b.done);
-        b.done.clear();
-      }
+      b.disk->remove(b.done);
     } catch (const BufferError& e) {
       fail(ss.inst, e.what());
       return;
     }
+    b.done.clear();
+    update_buffer_stats(b);
+  }
+}
+
+void Flow::drain_buffers() {
+  const size_t window = buffer_window();
+  std::vector<DiskBuffer::Damaged> damaged;
+  remove_delivered();
+  for (size_t s = 0; s < sinks_.size() && !failed_; ++s) {
+    SinkState& ss = sinks_[s];
+    if (!ss.buffer) continue;
+    SinkBuffer& b = *ss.buffer;
     if (!b.blocked.empty() && b.disk->stats().bytes < b.disk->max_bytes()) {
       std::vector<FlowMessage*> waiting;
       waiting.swap(b.blocked);

@@ -690,6 +690,9 @@ void Flow::pump() {
     resolved_at_.reset();
     for (auto& e : inbox_work_) handle_ack(e.sink, e.msg, e.status, e.reason);
     inbox_work_.clear();
+    // A sink answering a steady stream keeps this loop going: what it delivered leaves the
+    // buffer now, not when the stream pauses.
+    if (buffered_ && progress) remove_delivered();
     if (!dlq_queue_.empty() && !failed_) {
       std::vector<FlowMessage*> q;
       q.swap(dlq_queue_);

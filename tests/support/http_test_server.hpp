@@ -75,11 +75,13 @@ class HttpTestServer {
   // script(request, index of the request from 0) -> reply; default: 200 {}.
   using Script = std::function<Reply(const Seen&, size_t)>;
 
-  explicit HttpTestServer(Script script = {}, const std::string& tls_cert = "", const std::string& tls_key = "")
+  // port 0: any free one; else that port (a destination that comes back where it was).
+  explicit HttpTestServer(Script script = {}, const std::string& tls_cert = "", const std::string& tls_key = "",
+                          int port = 0)
       : script_(std::move(script)) {
     auto params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(32);
-    Poco::Net::SocketAddress addr("127.0.0.1", 0);
+    Poco::Net::SocketAddress addr("127.0.0.1", Poco::UInt16(port));
     if (!tls_cert.empty()) {
       Poco::Net::Context::Ptr ctx =
           new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls_key, tls_cert, "", Poco::Net::Context::VERIFY_NONE);
