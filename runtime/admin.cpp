@@ -1,4 +1,5 @@
 #include "admin.hpp"
+#include "repair.hpp"
 
 #include "log.hpp"
 
@@ -343,11 +344,19 @@ struct AdminServer::Impl : net::Handler {
   Impl(Runtime& r, AdminOptions o) : rt(r), options(std::move(o)) {}
 
   std::optional<net::Response> head(const net::Request& req, uint64_t& max_body) override {
-    max_body = 0;  // nothing here takes a body
-    if (req.method != "GET" && req.method != "HEAD") {
-      net::Response r = net::error_response(405, "only GET is served here");
-      r.headers.push_back({"Allow", "GET, HEAD"});
+    max_body = 0;  // nothing here takes a body: filters are in the query
+    bool action = req.path == "/dlq/replay" || req.path == "/dlq/purge";
+    if (action ? req.method != "POST" : req.method != "GET" && req.method != "HEAD") {
+      net::Response r = net::error_response(405, action ? "only POST is served here" : "only GET is served here");
+      r.headers.push_back({"Allow", action ? "POST" : "GET, HEAD"});
       return r;
+    }
+    // A web page may POST a plain form to 127.0.0.1 from any origin; it cannot send JSON there
+    // without a CORS preflight, which this API never answers.
+    if (action) {
+      const std::string* type = req.header("Content-Type");
+      if (!type || type->rfind("application/json", 0) != 0)
+        return net::error_response(415, "send actions with 'Content-Type: application/json' (filters go in the query)");
     }
     if (req.path != "/health" && !options.token.empty()) {
       const std::string* auth = req.header("Authorization");
@@ -371,6 +380,7 @@ struct AdminServer::Impl : net::Handler {
       return reply->send(std::move(r));
     }
     if (path == "/flows") return reply->send(json(200, flows_json(rt)));
+    if (path == "/dlq" || path.rfind("/dlq/", 0) == 0) return reply->send(dlq(path, req.query));
     if (path.rfind("/flows/", 0) == 0) {
       std::string rest = path.substr(7);
       bool is_tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
@@ -381,7 +391,8 @@ struct AdminServer::Impl : net::Handler {
       return tap(*f, req.query, *reply);
     }
     reply->send(net::error_response(
-        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name> and /flows/<name>/tap"));
+        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name>, /flows/<name>/tap, /dlq, "
+             "/dlq/<id>, /dlq/replay and /dlq/purge"));
   }
 
  private:
@@ -393,6 +404,64 @@ struct AdminServer::Impl : net::Handler {
     r.body = std::move(body);
     return r;
   }
+
+  // The repair station: list, show, replay and purge dead letters (repair.hpp).
+  net::Response dlq(const std::string& path, const std::string& query) {
+    dlq::Filter f;
+    std::string error;
+    if (path == "/dlq" || path == "/dlq/replay" || path == "/dlq/purge") {
+      Params params, rest;
+      ReplayOptions o;
+      bool all = false;
+      for (auto& [k, v] : query_parameters(query)) {
+        if (k == "from" && path == "/dlq/replay") {
+          if (v != "source" && v != "stage") return net::error_response(400, "from: source or stage, not '" + v + "'");
+          o.from_source = v == "source";
+        } else if (k == "timeout" && path == "/dlq/replay") {
+          int64_t ms = 0;
+          if (!host::parse_duration(v, ms) || ms <= 0 || ms > 600000)
+            return net::error_response(400, "timeout: a duration up to 10m, like 30s, not '" + v + "'");
+          o.timeout = std::chrono::milliseconds(ms);
+        } else if (k == "all" && path == "/dlq/purge") {
+          all = v == "true";
+        } else {
+          params.emplace_back(k, v);
+        }
+      }
+      if (!filter_from_params(params, f, error)) return net::error_response(400, error);
+      try {
+        dlq::LetterStore store(dead_letter_store_path(rt.options().state_dir));
+        if (path == "/dlq") {
+          if (f.limit == 0) f.limit = 1000;
+          return json(200, letters_json(store.list(f)));
+        }
+        if (path == "/dlq/purge") {
+          if (f.empty() && !all)
+            return net::error_response(400, "purge needs a filter (flow, stage, reason, since, until, state, id), or all=true");
+          return json(200, "{\"purged\":" + std::to_string(store.purge(f)) + "}");
+        }
+        std::unique_lock one(replay_mutex, std::try_to_lock);
+        if (!one.owns_lock()) return net::error_response(409, "a replay is running; try again when it is done");
+        return json(200, replay_letters(rt, store, f, o));
+      } catch (const dlq::StoreError& e) {
+        return net::error_response(500, e.what());
+      }
+    }
+    int64_t id = 0;
+    std::string_view tail = std::string_view(path).substr(5);
+    auto r = std::from_chars(tail.data(), tail.data() + tail.size(), id);
+    if (r.ec != std::errc() || r.ptr != tail.data() + tail.size() || id <= 0)
+      return net::error_response(404, "no such endpoint: /dlq/<id> takes a letter id");
+    try {
+      dlq::LetterStore store(dead_letter_store_path(rt.options().state_dir));
+      auto l = store.get(id);
+      if (!l) return net::error_response(404, "no letter " + std::to_string(id));
+      return json(200, dlq::to_json(*l));
+    } catch (const dlq::StoreError& e) {
+      return net::error_response(500, e.what());
+    }
+  }
+  std::mutex replay_mutex;
 
   net::Response ready() {
     rapidjson::StringBuffer out;

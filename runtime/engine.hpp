@@ -35,8 +35,11 @@ namespace edgeflow {
 class Flow;
 struct SinkBuffer;
 
+struct InjectCall;
+
 struct Origin {
   uint64_t token = 0;
+  InjectCall* injected = nullptr;  // not the source's: a message Flow::inject() brought in
   uint64_t bytes = 0;
   uint32_t pending = 0;  // messages derived from it (splits) not yet resolved
   std::chrono::steady_clock::time_point emitted_at{};
@@ -71,6 +74,21 @@ struct SinkBuffer {
   std::vector<int64_t> done;          // resolved: to remove
   std::vector<FlowMessage*> blocked;  // when_full: block — waiting for room, in order
   std::vector<std::string> bodies;    // scratch for appends
+};
+
+// A message brought into a running flow from outside its source (a dead letter replayed).
+struct Injection {
+  uint64_t id = 0;      // reported back with its outcome
+  size_t first_step = 0;
+  int sink = -1;        // >= 0: straight to this sink alone, past the steps
+  std::string payload, key, content_type;
+  std::vector<std::pair<std::string, std::string>> headers, meta;
+};
+// Where the outcomes of one inject() call go: done(id, ack status) on the flow's pipeline thread,
+// once per injection (retry: the flow stopped before it was resolved).
+struct InjectCall {
+  std::function<void(uint64_t, uint8_t)> done;
+  size_t open = 0;
 };
 
 // One plugin instance in one flow: what ef_ctx points to.
@@ -148,6 +166,11 @@ class Flow {
   // Waits until pred() holds, re-checked on every state change, backpressure and ack progress.
   bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
+  // Runs messages through the running flow as if its source had emitted them, from a step or
+  // straight to one sink; their outcomes go to done(id, status), not to the source. False, with
+  // nothing taken, when the flow is not running.
+  bool inject(std::vector<Injection> items, std::function<void(uint64_t, uint8_t)> done);
+
   // Creates and destroys every instance once, without starting: plugin-level config errors.
   bool check(std::vector<std::string>& errors);
 
@@ -209,7 +232,11 @@ class Flow {
   void accept(Handoff& h);
   void publish_acks();
   // `bytes`: the batch's message_bytes, as emit() counted them; each step passes on what it kept.
-  void run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes);
+  void run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes, size_t first_step = 0);
+  void run_injections();
+  void injected_resolved(Origin* o);
+  // At teardown: what was injected and not resolved is answered retry.
+  void abandon_injections();
   uint64_t run_step(size_t step, std::vector<FlowMessage*>& batch, uint64_t bytes_in);
   void dispatch(std::vector<FlowMessage*>& batch);
   void write(int sink, std::vector<FlowMessage*>& batch);
@@ -325,6 +352,12 @@ class Flow {
   std::vector<AckEvent> inbox_work_;
   std::vector<Handoff> handoff_;
   std::vector<Handoff> handoff_work_;
+  struct PendingInjection {
+    std::shared_ptr<InjectCall> call;
+    std::vector<Injection> items;
+  };
+  std::vector<PendingInjection> injections_;           // taken by the pipeline thread
+  std::vector<std::shared_ptr<InjectCall>> inject_calls_;  // pipeline thread: calls with open injections
   std::vector<std::vector<FlowMessage*>> spare_batches_;  // handed-off vectors, for their capacity
   bool source_done_ = false;
   bool retries_changed_ = false;    // the source thread left a retry or flush the pipeline thread must time
@@ -375,6 +408,9 @@ class Runtime {
   std::vector<std::unique_ptr<Flow>> flows_;
   int stop_requests_ = 0;
 };
+
+// Where the default dead letter (the dlq_store sink) keeps its letters.
+std::string dead_letter_store_path(const std::string& state_dir);
 
 // The runtime's host callback table (one per process).
 const ef_host_api* runtime_host_api();

@@ -389,7 +389,7 @@ std::string describe_flow(const FlowSpec& f) {
   for (auto& st : f.steps) s += instance_line(st);
   for (auto& sk : f.sinks) s += instance_line(sk);
   s += f.dead_letter.component ? instance_line(f.dead_letter)
-                               : "dead_letter: <state dir>/dlq/" + f.name + ".jsonl\n";
+                               : "dead_letter: dlq_store <state dir>/dead_letters.sqlite\n";
   s += "max_in_flight: " + std::to_string(f.max_in_flight) +
        ", max_in_flight_bytes: " + std::to_string(f.max_in_flight_bytes) +
        ", drain_timeout: " + std::to_string(f.drain_timeout.count()) + "ms\n";

@@ -370,8 +370,8 @@ void Flow::accept(Handoff& h) {
   if (n >= kHandoffMinBatch) smooth(pipeline_ns_, uint64_t(std::chrono::nanoseconds(Clock::now() - began).count()) / n, 3);
 }
 
-void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes) {
-  for (size_t i = 0; i < steps_.size() && !batch.empty() && !failed_; ++i) bytes = run_step(i, batch, bytes);
+void Flow::run_pipeline(std::vector<FlowMessage*>& batch, uint64_t bytes, size_t first_step) {
+  for (size_t i = first_step; i < steps_.size() && !batch.empty() && !failed_; ++i) bytes = run_step(i, batch, bytes);
   if (!failed_) dispatch(batch);
 }
 
@@ -592,9 +592,10 @@ void Flow::release(FlowMessage* m) {
 void Flow::resolve(Origin* o, uint8_t status) {
   o->status = std::max(o->status, status);
   if (--o->pending > 0) return;
-  ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
-  if (o->status == EF_ACK_DELIVERED) stats_.delivered.fetch_add(1, std::memory_order_relaxed);
-  if (o->status != EF_ACK_RETRY) {
+  if (o->injected) injected_resolved(o);
+  else ready_.push_back(ef_ack{sizeof(ef_ack), o->status, o->token});
+  if (o->status == EF_ACK_DELIVERED && !o->injected) stats_.delivered.fetch_add(1, std::memory_order_relaxed);
+  if (o->status != EF_ACK_RETRY && !o->injected) {
     if (!resolved_at_) resolved_at_ = Clock::now();
     stats_.latency.observe(*resolved_at_ - o->emitted_at);
   }
@@ -619,6 +620,7 @@ void Flow::dead_letter(FlowMessage* m, const std::string& stage, std::string_vie
   root->AddMember("attempts", JValue(m->attempts), a);
   root->AddMember("failed_at", str(iso_timestamp()), a);
   root->AddMember("key", text(m->key), a);
+  if (!m->content_type.empty()) root->AddMember("content_type", text(m->content_type), a);
   JValue headers(rapidjson::kObjectType);
   for (auto& [k, v] : m->headers) headers.AddMember(text(k), text(v), a);
   root->AddMember("headers", headers, a);
@@ -682,11 +684,14 @@ void Flow::run_due_retries() {
 
 void Flow::pump() {
   for (;;) {
+    bool injected;
     {
       std::lock_guard lock(inbox_mutex_);
       inbox_work_.swap(inbox_);
+      injected = !injections_.empty();
     }
-    bool progress = !inbox_work_.empty();
+    if (injected && !failed_) run_injections();
+    bool progress = !inbox_work_.empty() || injected;
     resolved_at_.reset();
     for (auto& e : inbox_work_) handle_ack(e.sink, e.msg, e.status, e.reason);
     inbox_work_.clear();
@@ -746,7 +751,7 @@ void Flow::publish_acks() {
 bool Flow::wait_inbox(Clock::time_point deadline) {
   std::unique_lock lock(inbox_mutex_);
   // A second signal (force_) must also wake a drain that has already seen the first.
-  auto ready = [&] { return !inbox_.empty() || stop_.load() != stop_seen_ || force_.load(); };
+  auto ready = [&] { return !inbox_.empty() || !injections_.empty() || stop_.load() != stop_seen_ || force_.load(); };
   bool woke = deadline == Clock::time_point::max() ? (inbox_cv_.wait(lock, ready), true)
                                                     : inbox_cv_.wait_until(lock, deadline, ready);
   stop_seen_ = stop_.load();

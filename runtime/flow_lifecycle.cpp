@@ -270,6 +270,12 @@ void Flow::teardown() {
   uint64_t open = 0;
   for (auto& o : origins_) {
     if (!o->in_use) continue;
+    if (o->injected) {
+      o->injected->done(o->token, EF_ACK_RETRY);
+      o->in_use = false;
+      free_origins_.push_back(o.get());
+      continue;
+    }
     ready_.push_back(ef_ack{sizeof(ef_ack), EF_ACK_RETRY, o->token});
     o->in_use = false;
     free_origins_.push_back(o.get());
@@ -281,6 +287,7 @@ void Flow::teardown() {
                                  " message(s) left unacknowledged at the source; they will be "
                                  "delivered again after a restart");
   }
+  abandon_injections();
   deliver_acks();
   for (auto& m : messages_) {
     if (m->in_use) {

@@ -1,6 +1,7 @@
-// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dev kafka.
+// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dlq, dev kafka.
 #include "admin.hpp"
 #include "dev_kafka.hpp"
+#include "dlq_cli.hpp"
 #include "engine.hpp"
 #include "log.hpp"
 #include "scaffold.hpp"
@@ -47,6 +48,13 @@ Usage:
   edgeflow dev kafka [--brokers N] [--partitions N] [--topic NAME]... [--port N]
                                                     an in-memory Kafka for development only
                                                     (`edgeflow dev kafka --help`)
+  edgeflow dlq list|show ID|replay|purge [filters]  the dead letters of the default store: list
+                                                    them, show one, replay them into the running
+                                                    daemon's flows (its admin API), or purge them
+                                                    (filters: --flow F --stage S --reason TEXT
+                                                    --since T --until T --state new|replayed --id N
+                                                    --limit N; replay: --from stage|source
+                                                    --timeout 30s; --json; purge --all)
   edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
@@ -73,7 +81,12 @@ struct Args {
   std::string state_dir;
   std::string admin = "127.0.0.1:9464";
   std::string admin_token;
-  std::string stage = "source";
+  std::string stage;  // tap: "source" when not given
+  Params dlq_filters;
+  std::string from = "stage";
+  std::string timeout = "30s";
+  bool json = false;
+  bool all = false;
   std::string rate = "10";
   std::string kind;
   std::string dir;
@@ -118,7 +131,16 @@ Args parse(int argc, char** argv) {
       std::string v = value("--max-file-size");
       if (!host::parse_size(v, a.yaml.max_file_bytes) || a.yaml.max_file_bytes == 0)
         usage_error("--max-file-size is a size like 16MiB or 64MiB, not '" + v + "'");
-    } else if (arg == "--stage") a.stage = value("--stage");
+    } else if (arg == "--stage") {
+      a.stage = value("--stage");
+      a.dlq_filters.emplace_back("stage", a.stage);
+    } else if (arg == "--flow" || arg == "--reason" || arg == "--since" || arg == "--until" || arg == "--state" ||
+               arg == "--id" || arg == "--limit") {
+      a.dlq_filters.emplace_back(arg.substr(2), value(arg.c_str()));
+    } else if (arg == "--from") a.from = value("--from");
+    else if (arg == "--timeout") a.timeout = value("--timeout");
+    else if (arg == "--json") a.json = true;
+    else if (arg == "--all") a.all = true;
     else if (arg == "--rate") a.rate = value("--rate");
     else if (arg == "--kind") a.kind = value("--kind");
     else if (arg == "--dir") a.dir = value("--dir");
@@ -282,7 +304,7 @@ int cmd_tap(const Args& a) {
   if (!o) usage_error("tap needs the admin API, which --admin off turns off");
   std::string path, query;
   Poco::URI::encode(a.positional[0], "/?#", path);
-  Poco::URI::encode(a.stage, "&=+?#[]", query);
+  Poco::URI::encode(a.stage.empty() ? "source" : a.stage, "&=+?#[]", query);
   std::string target = "/flows/" + path + "/tap?stage=" + query + "&rate=" + a.rate;
   try {
     Poco::Net::HTTPClientSession session(o->host, o->port);
@@ -428,6 +450,8 @@ int main(int argc, char** argv) {
   if (a.command == "plugin") return cmd_plugin(a);
   if (a.command == "dev") return cmd_dev(a);
   if (a.command == "tap") return cmd_tap(a);
+  if (a.command == "dlq")
+    return cmd_dlq(DlqArgs{a.positional, a.dlq_filters, a.state_dir, a.admin, a.admin_token, a.from, a.timeout, a.json, a.all});
   if (a.command == "version") {
     std::printf("edgeflow %s (release); plugin ABI %u.%u\n", EDGEFLOW_VERSION, EF_ABI_MAJOR, EF_ABI_MINOR);
     return 0;

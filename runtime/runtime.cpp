@@ -19,6 +19,10 @@ using host::JValue;
 // ---------------------------------------------------------------------------------------------
 // Runtime
 
+std::string dead_letter_store_path(const std::string& state_dir) {
+  return (state_dir.empty() ? std::string("edgeflow-state") : state_dir) + "/dead_letters.sqlite";
+}
+
 Runtime::Runtime(RuntimeOptions options)
     : options_(std::move(options)), plugins_(runtime_host_api()) {
   for (auto& d : options_.plugin_dirs) plugins_.load_dir(d);
@@ -35,23 +39,24 @@ bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& dia
   std::string state = options_.state_dir.empty() ? "edgeflow-state" : options_.state_dir;
   for (auto& spec : specs) {
     if (!spec.dead_letter.component) {
-      // No dead letter named: keep rejected messages in the runtime's local store.
-      const ComponentRef* file = plugins_.find(EF_KIND_SINK, "file");
-      if (!file) {
+      // No dead letter named: keep rejected messages in the repair station's store, where
+      // `edgeflow dlq` finds them.
+      const ComponentRef* store = plugins_.find(EF_KIND_SINK, "dlq_store");
+      if (!store) {
         diag.errors.push_back(spec.where + ": dead_letter: no dead_letter configured and the "
-                                           "built-in file sink is not loaded; add `dead_letter: "
-                                           "{ type: ..., ... }` or load edgeflow-file.so");
+                                           "built-in dlq_store sink is not loaded; add `dead_letter: "
+                                           "{ type: ..., ... }` or load edgeflow-dlq_store.so");
         continue;
       }
       YAML::Node n(YAML::NodeType::Map);
-      n["path"] = state + "/dlq/" + spec.name + ".jsonl";
+      n["path"] = dead_letter_store_path(state);
       spec.dead_letter.key = "dead_letter";
-      spec.dead_letter.type = "file";
+      spec.dead_letter.type = "dlq_store";
       spec.dead_letter.where = spec.where;
-      spec.dead_letter.component = file;
+      spec.dead_letter.component = store;
       spec.dead_letter.config = std::make_shared<host::Doc>();
       host::ConfigBuilder b{spec.file, diag, spec.dead_letter.locations, nullptr};
-      b.build(n, *file->component, "dead_letter", {}, *spec.dead_letter.config);
+      b.build(n, *store->component, "dead_letter", {}, *spec.dead_letter.config);
     }
     flows_.push_back(std::make_unique<Flow>(std::move(spec), options_.state_dir));
   }

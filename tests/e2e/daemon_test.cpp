@@ -283,9 +283,10 @@ TEST(Daemon, RunUnloadsThePluginsNoFlowUses) {
   std::string line;
   ASSERT_TRUE(d.line(line)) << slurp(dir.file("stderr.log"));  // running: the unloading is done
   std::string maps = slurp("/proc/" + std::to_string(d.pid()) + "/maps");
-  for (const char* kept : {"/edgeflow-generate.so", "/edgeflow-stdout.so", "/edgeflow-file.so"})  // file: the dead letter
+  for (const char* kept : {"/edgeflow-generate.so", "/edgeflow-stdout.so", "/edgeflow-dlq_store.so"})  // the dead letter
     EXPECT_NE(maps.find(kept), std::string::npos) << kept;
-  for (const char* gone : {"/edgeflow-map.so", "/edgeflow-kafka.so", "/edgeflow-postgres_cdc.so", "/edgeflow-http.so"})
+  for (const char* gone : {"/edgeflow-map.so", "/edgeflow-kafka.so", "/edgeflow-postgres_cdc.so", "/edgeflow-http.so",
+                           "/edgeflow-file.so"})
     EXPECT_EQ(maps.find(gone), std::string::npos) << gone;
   d.signal(SIGTERM);
   while (d.line(line)) {

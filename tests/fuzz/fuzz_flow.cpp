@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::set<std::string> secrets;
       host::ConfigBuilder b{"fuzz.yaml", config_diag, locations, &secrets};
       b.build(it->second, every, "c", {"type"}, out);
-      sink_settings(it->second, "fuzz.yaml", "c", config_diag, secrets);  // a sink's own keys beside them
+      InstanceSpec sink;
+      sink_settings(it->second, "fuzz.yaml", "c", config_diag, secrets, sink);  // a sink's own keys beside them
     }
   }
   check(config_diag);

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <csignal>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +92,69 @@ inline std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (auto& x : v) s += x + "\n";
   return s;
+}
+
+// A command's exit status (128 + signal when killed) and output.
+struct CommandResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (argv[0] found on PATH) with stdin from `stdin_file` ("" for /dev/null), output
+// captured; kills it after `timeout`.
+inline CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_file = "",
+                                 std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = ::open(stdin_file.empty() ? "/dev/null" : stdin_file.c_str(), O_RDONLY);
+    if (in >= 0) dup2(in, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  CommandResult r;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool timed_out = false;
+  char buf[65536];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (::poll(fds, 2, int(left)) < 0 && errno != EINTR) break;
+    for (auto& p : fds) {
+      if (p.fd < 0 || !p.revents) continue;
+      ssize_t n = ::read(p.fd, buf, sizeof buf);
+      if (n > 0) {
+        (&p == &fds[0] ? r.out : r.err).append(buf, size_t(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(p.fd);
+        p.fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& p : fds)
+    if (p.fd >= 0) ::close(p.fd);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (timed_out) r.err += "\n(killed after " + std::to_string(timeout.count()) + " s)";
+  return r;
 }
 
 }  // namespace edgeflow::test

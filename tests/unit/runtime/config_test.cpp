@@ -178,8 +178,8 @@ TEST_F(Config, SecretsNeverAppearInErrorsOrPrintedConfig) {
 TEST_F(Config, WithoutADeadLetterTheLocalStoreIsUsed) {
   ASSERT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n"), "");
   auto& dl = rt.flows()[0]->spec().dead_letter;
-  EXPECT_EQ(dl.type, "file");
-  EXPECT_EQ(std::string((*dl.config)["path"].GetString()), dir.file("state") + "/dlq/f.jsonl");
+  EXPECT_EQ(dl.type, "dlq_store");
+  EXPECT_EQ(std::string((*dl.config)["path"].GetString()), dir.file("state") + "/dead_letters.sqlite");
 }
 
 // Hostile or careless flow files: refused fast, with file:line and the fix, never expanded.
