@@ -16,7 +16,7 @@ source scripts/lib/deps.sh
 # shellcheck source=scripts/lib/build.sh
 source scripts/lib/build.sh
 
-all_targets=(flow expr pgoutput mqtt http http_server json_schema payload buffer_record)
+all_targets=(flow expr pgoutput mqtt http http_server json_schema payload buffer_record dlq_envelope)
 [[ $# -ge 2 ]] || { echo "usage: bash scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options]" >&2; exit 2; }
 which=$1 seconds=$2
 shift 2
