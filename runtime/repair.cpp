@@ -4,6 +4,9 @@
 
 #include <edgeflow/host/config.hpp>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <charconv>
 #include <condition_variable>
 #include <map>
@@ -83,8 +86,12 @@ bool filter_from_params(const Params& params, dlq::Filter& f, std::string& error
 
 std::string letters_json(const std::vector<dlq::Letter>& letters) {
   std::string out = "{\"count\":" + std::to_string(letters.size()) + ",\"letters\":[";
-  for (size_t i = 0; i < letters.size(); ++i) out += (i ? "," : "") + dlq::to_json(letters[i], false);
-  return out + "]}";
+  for (size_t i = 0; i < letters.size(); ++i) {
+    if (i) out += ',';
+    out += dlq::to_json(letters[i], false);
+  }
+  out += "]}";
+  return out;
 }
 
 std::string replay_letters(Runtime& rt, dlq::LetterStore& store, dlq::Filter f, const ReplayOptions& o) {
@@ -156,18 +163,20 @@ std::string replay_letters(Runtime& rt, dlq::LetterStore& store, dlq::Filter f, 
   log_info("", "dlq", "replayed " + std::to_string(sent) + " letter(s): " + std::to_string(delivered.size()) +
                           " delivered, " + std::to_string(rejected) + " rejected again, " + std::to_string(unfinished) +
                           " not finished, " + std::to_string(skipped.size()) + " skipped");
-  std::string out = "{\"selected\":" + std::to_string(letters.size()) + ",\"replayed\":" + std::to_string(sent) +
-                    ",\"delivered\":" + std::to_string(delivered.size()) + ",\"rejected_again\":" +
-                    std::to_string(rejected) + ",\"not_finished\":" + std::to_string(unfinished) + ",\"skipped\":[";
-  for (size_t i = 0; i < skipped.size(); ++i) {
-    std::string s;
-    for (char c : skipped[i]) {
-      if (c == '"' || c == '\\') s += '\\';
-      s += c;
-    }
-    out += (i ? ",\"" : "\"") + s + "\"";
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  w.StartObject();
+  for (auto [k, v] : {std::pair{"selected", letters.size()}, {"replayed", sent}, {"delivered", delivered.size()},
+                      {"rejected_again", rejected}, {"not_finished", unfinished}}) {
+    w.Key(k);
+    w.Uint64(v);
   }
-  return out + "]}";
+  w.Key("skipped");
+  w.StartArray();
+  for (auto& why : skipped) w.String(why.data(), rapidjson::SizeType(why.size()));
+  w.EndArray();
+  w.EndObject();
+  return std::string(out.GetString(), out.GetSize());
 }
 
 }  // namespace edgeflow
