@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 namespace edgeflow {
@@ -12,6 +14,19 @@ namespace {
 uint32_t crc_of(std::string_view body) {
   return uint32_t(crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), uInt(body.size())));
 }
+
+void put_u32(std::string& out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = char(v >> (8 * i) & 0xFF);
+  out.append(b, 4);
+}
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+
+int64_t seq_of(int64_t segment, uint64_t index) { return segment << DiskBuffer::kIndexBits | int64_t(index); }
 
 // Statements are reset (and their bindings cleared) whatever happens after they ran.
 struct Reset {
@@ -36,29 +51,31 @@ DiskBuffer::DiskBuffer(std::string path, uint64_t max_bytes) : path_(std::move(p
     throw BufferError("buffer " + path_ + ": cannot open: " + why);
   }
   try {
+    // Before anything is written: the file gives back what a drained backlog took.
+    exec("PRAGMA auto_vacuum = INCREMENTAL");
     // WAL: appends do not wait for the drain's reads; FULL: a commit is on disk when it returns.
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = FULL");
     exec("PRAGMA busy_timeout = 5000");
-    // The file gives back what a drained backlog took (see remove()); the WAL is cut back after
-    // a checkpoint.
-    exec("PRAGMA auto_vacuum = INCREMENTAL");
     exec("PRAGMA journal_size_limit = 67108864");
-    exec("CREATE TABLE IF NOT EXISTS record (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
-         "crc INTEGER NOT NULL, body BLOB NOT NULL)");
-    sqlite3_stmt* s = prepare("SELECT count(*), coalesce(sum(length(body)), 0), coalesce(max(seq), 0) FROM record");
+    exec("CREATE TABLE IF NOT EXISTS segment (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, "
+         "count INTEGER NOT NULL, body BLOB NOT NULL)");
+    sqlite3_stmt* s = prepare("SELECT coalesce(sum(count), 0), coalesce(sum(length(body)), 0) FROM segment");
     if (sqlite3_step(s) != SQLITE_ROW) {
       sqlite3_finalize(s);
       fail("cannot count its records");
     }
     stats_.records = uint64_t(sqlite3_column_int64(s, 0));
     stats_.bytes = uint64_t(sqlite3_column_int64(s, 1));
-    last_seq_ = sqlite3_column_int64(s, 2);
+    sqlite3_finalize(s);
+    s = prepare("SELECT seq, count FROM segment ORDER BY seq DESC LIMIT 1");
+    if (sqlite3_step(s) == SQLITE_ROW)
+      last_seq_ = seq_of(sqlite3_column_int64(s, 0), uint64_t(std::max<int64_t>(sqlite3_column_int64(s, 1), 1) - 1));
     sqlite3_finalize(s);
     refresh_oldest();
-    insert_ = prepare("INSERT INTO record (at_ms, crc, body) VALUES (?, ?, ?)");
-    select_ = prepare("SELECT seq, at_ms, crc, body FROM record WHERE seq > ? ORDER BY seq LIMIT ?");
-    delete_ = prepare("DELETE FROM record WHERE seq = ? RETURNING length(body)");
+    insert_ = prepare("INSERT INTO segment (at_ms, count, body) VALUES (?, ?, ?)");
+    select_ = prepare("SELECT seq, at_ms, count, body FROM segment WHERE seq >= ? ORDER BY seq");
+    delete_ = prepare("DELETE FROM segment WHERE seq = ?");
   } catch (...) {
     sqlite3_finalize(insert_);
     sqlite3_finalize(select_);
@@ -94,84 +111,146 @@ sqlite3_stmt* DiskBuffer::prepare(const char* sql) {
 }
 
 void DiskBuffer::refresh_oldest() {
-  sqlite3_stmt* s = prepare("SELECT at_ms FROM record ORDER BY seq LIMIT 1");
+  sqlite3_stmt* s = prepare("SELECT at_ms FROM segment ORDER BY seq LIMIT 1");
   stats_.oldest_ms = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
   sqlite3_finalize(s);
 }
 
-size_t DiskBuffer::append(const std::vector<std::string_view>& bodies, int64_t now_ms) {
+size_t DiskBuffer::append(const std::vector<std::string_view>& bodies, int64_t now_ms, std::vector<int64_t>* seqs) {
   uint64_t bytes = 0;
   size_t n = 0;
-  for (; n < bodies.size() && stats_.bytes + bytes + bodies[n].size() <= max_bytes_; ++n) bytes += bodies[n].size();
+  for (; n < bodies.size() && stats_.bytes + bytes + bodies[n].size() + kFraming <= max_bytes_; ++n)
+    bytes += bodies[n].size() + kFraming;
   if (n == 0) return 0;
   exec("BEGIN IMMEDIATE");
-  int64_t last = last_seq_;
+  std::vector<std::pair<int64_t, Live>> added;
   try {
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t from = 0; from < n; from += kMaxPerSegment) {
+      size_t to = std::min(n, from + kMaxPerSegment);
+      frame_.clear();
+      for (size_t i = from; i < to; ++i) {
+        put_u32(frame_, uint32_t(bodies[i].size()));
+        put_u32(frame_, crc_of(bodies[i]));
+        frame_.append(bodies[i]);
+      }
       Reset r{insert_};
       sqlite3_bind_int64(insert_, 1, now_ms);
-      sqlite3_bind_int64(insert_, 2, crc_of(bodies[i]));
-      sqlite3_bind_blob64(insert_, 3, bodies[i].data(), bodies[i].size(), SQLITE_STATIC);
+      sqlite3_bind_int64(insert_, 2, int64_t(to - from));
+      sqlite3_bind_blob64(insert_, 3, frame_.data(), frame_.size(), SQLITE_STATIC);
       if (sqlite3_step(insert_) != SQLITE_DONE) fail("cannot append");
-      last = sqlite3_last_insert_rowid(db_);
+      added.push_back({sqlite3_last_insert_rowid(db_), Live{uint32_t(to - from), 0, frame_.size()}});
     }
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  last_seq_ = last;
+  for (auto& [segment, live] : added) {
+    live_[segment] = live;
+    for (uint32_t i = 0; i < live.count; ++i)
+      if (seqs) seqs->push_back(seq_of(segment, i));
+    last_seq_ = seq_of(segment, live.count - 1);
+  }
   if (stats_.records == 0) stats_.oldest_ms = now_ms;
   stats_.records += n;
   stats_.bytes += bytes;
   return n;
 }
 
+void DiskBuffer::parse(int64_t segment, int64_t at_ms, std::string_view body, int64_t after, size_t n,
+                       std::vector<Record>& out, std::vector<Damaged>& damaged) {
+  Live& live = live_[segment];
+  size_t at = 0;
+  for (uint32_t i = 0; i < live.count && out.size() < n; ++i) {
+    int64_t seq = seq_of(segment, i);
+    bool framed = body.size() - at >= kFraming && get_u32(body.data() + at) <= body.size() - at - kFraming;
+    if (!framed) {
+      // The framing itself is hit: what follows cannot be told apart. The rest of the segment
+      // goes aside as one, and counts for every record it held.
+      if (seq > after) {
+        char why[160];
+        std::snprintf(why, sizeof why, "buffer segment %lld is damaged at byte %zu: records %u to %u of %u set aside as one",
+                      (long long)segment, at, i + 1, live.count, live.count);
+        damaged.push_back({seq, why, std::string(body.substr(std::min(at, body.size())))});
+        uint32_t lost = live.count - i - 1;
+        live.removed += lost;
+        stats_.records -= std::min<uint64_t>(stats_.records, lost);
+      }
+      return;
+    }
+    uint32_t len = get_u32(body.data() + at);
+    uint32_t stored = get_u32(body.data() + at + 4);
+    std::string_view record = body.substr(at + kFraming, len);
+    at += kFraming + len;
+    if (seq <= after) continue;
+    uint32_t computed = crc_of(record);
+    if (computed != stored) {
+      char why[128];
+      std::snprintf(why, sizeof why, "buffer record %lld is damaged: checksum %08x, stored %08x", (long long)seq, computed,
+                    stored);
+      damaged.push_back({seq, why, std::string(record)});
+      continue;
+    }
+    out.push_back({seq, at_ms, std::string(record)});
+  }
+}
+
 std::vector<DiskBuffer::Record> DiskBuffer::read(int64_t after, size_t n, std::vector<Damaged>& damaged) {
   std::vector<Record> out;
-  {
-    Reset r{select_};
-    sqlite3_bind_int64(select_, 1, after);
-    sqlite3_bind_int64(select_, 2, int64_t(n));
-    for (int rc; (rc = sqlite3_step(select_)) != SQLITE_DONE;) {
-      if (rc != SQLITE_ROW) fail("cannot read");
-      int64_t seq = sqlite3_column_int64(select_, 0);
-      auto data = static_cast<const char*>(sqlite3_column_blob(select_, 3));
-      std::string body(data ? data : "", size_t(sqlite3_column_bytes(select_, 3)));
-      auto stored = uint32_t(sqlite3_column_int64(select_, 2));
-      uint32_t computed = crc_of(body);
-      if (stored != computed) {
-        char why[128];
-        std::snprintf(why, sizeof why, "buffer record %lld is damaged: checksum %08x, stored %08x", (long long)seq,
-                      computed, stored);
-        damaged.push_back({seq, why, std::move(body)});
-        continue;
-      }
-      out.push_back({seq, sqlite3_column_int64(select_, 1), std::move(body)});
+  int64_t from = after >> kIndexBits;
+  if (cached_ && cached_ == from) {
+    parse(cached_, cached_at_, cached_body_, after, n, out, damaged);
+    from = cached_ + 1;
+  }
+  Reset r{select_};
+  sqlite3_bind_int64(select_, 1, from);
+  while (out.size() < n) {
+    int rc = sqlite3_step(select_);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) fail("cannot read");
+    int64_t segment = sqlite3_column_int64(select_, 0);
+    auto data = static_cast<const char*>(sqlite3_column_blob(select_, 3));
+    cached_ = segment;
+    cached_at_ = sqlite3_column_int64(select_, 1);
+    cached_body_.assign(data ? data : "", size_t(sqlite3_column_bytes(select_, 3)));
+    Live& live = live_[segment];
+    if (live.count == 0) {
+      live.count = uint32_t(std::max<int64_t>(sqlite3_column_int64(select_, 2), 0));
+      live.bytes = cached_body_.size();
     }
+    parse(segment, cached_at_, cached_body_, after, n, out, damaged);
   }
   return out;
 }
 
 void DiskBuffer::remove(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return;
+  std::vector<int64_t> gone;
+  for (int64_t seq : seqs) {
+    auto it = live_.find(seq >> kIndexBits);
+    if (it == live_.end()) continue;  // not handed out by this process, or removed already
+    Live& live = it->second;
+    if (live.removed < live.count) {
+      ++live.removed;
+      if (stats_.records) --stats_.records;
+    }
+    if (live.removed >= live.count) {
+      gone.push_back(it->first);
+      stats_.bytes -= std::min(stats_.bytes, live.bytes);
+      live_.erase(it);
+      if (cached_ == gone.back()) cached_ = 0;
+    }
+  }
+  if (gone.empty()) return;
   // The records stay delivered whether or not this reaches the disk before a crash: the next
   // append's FULL commit syncs it with itself.
   exec("PRAGMA synchronous = NORMAL");
   exec("BEGIN IMMEDIATE");
-  uint64_t records = 0, bytes = 0;
   try {
-    for (int64_t seq : seqs) {
+    for (int64_t segment : gone) {
       Reset r{delete_};
-      sqlite3_bind_int64(delete_, 1, seq);
-      int rc = sqlite3_step(delete_);
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail("cannot remove");
-      if (rc == SQLITE_ROW) {  // RETURNING: it was there
-        ++records;
-        bytes += uint64_t(sqlite3_column_int64(delete_, 0));
-        while (sqlite3_step(delete_) == SQLITE_ROW) {
-        }
-      }
+      sqlite3_bind_int64(delete_, 1, segment);
+      if (sqlite3_step(delete_) != SQLITE_DONE) fail("cannot remove");
     }
     exec("COMMIT");
   } catch (...) {
@@ -180,8 +259,6 @@ void DiskBuffer::remove(const std::vector<int64_t>& seqs) {
     throw;
   }
   exec("PRAGMA synchronous = FULL");
-  stats_.records -= records;
-  stats_.bytes -= bytes;
   if (stats_.records == 0) exec("PRAGMA incremental_vacuum");
   refresh_oldest();
 }

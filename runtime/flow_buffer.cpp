@@ -125,11 +125,13 @@ void Flow::append_to_buffer(int sink, std::vector<FlowMessage*>& msgs) {
   buffer_out_.clear();
   const size_t window = buffer_window();
   size_t i = 0;
+  std::vector<int64_t> seqs;
   while (i < msgs.size()) {
     int64_t before = b.disk->last_seq();
     size_t n;
+    seqs.clear();
     try {
-      n = b.disk->append(std::vector<std::string_view>(views.begin() + long(i), views.end()), wall_ms());
+      n = b.disk->append(std::vector<std::string_view>(views.begin() + long(i), views.end()), wall_ms(), &seqs);
     } catch (const BufferError& e) {
       // The disk refuses (full, gone read-only): nothing of these was acknowledged; the restart
       // tries again and the source re-reads them.
@@ -144,7 +146,7 @@ void Flow::append_to_buffer(int sink, std::vector<FlowMessage*>& msgs) {
       if (through && b.out < window && b.out_bytes < spec_.max_in_flight_bytes) {
         FlowMessage* own = own_for_buffer(m);
         own->buffer = &b;
-        own->buffer_seq = before + int64_t(k) + 1;
+        own->buffer_seq = seqs[k];
         own->buffer_bytes = b.bodies[i + k].size();
         own->seq = ++seq_;
         b.read_seq = own->buffer_seq;

@@ -30,50 +30,79 @@ TEST(DiskBuffer, RecordsOutliveTheProcessInOrderUntilRemoved) {
   int64_t first_seq = 0;
   {
     DiskBuffer b(path, 1 << 20);
-    ASSERT_EQ(b.append({"a", "bb"}, 1000), 2u);
-    ASSERT_EQ(b.append({"ccc"}, 2000), 1u);
+    std::vector<int64_t> seqs;
+    ASSERT_EQ(b.append({"a", "bb"}, 1000, &seqs), 2u);
+    ASSERT_EQ(b.append({"ccc"}, 2000, &seqs), 1u);
+    ASSERT_EQ(seqs.size(), 3u);
+    EXPECT_LT(seqs[0], seqs[1]);
+    EXPECT_LT(seqs[1], seqs[2]);
+    EXPECT_EQ(b.last_seq(), seqs[2]);
     std::vector<DiskBuffer::Damaged> damaged;
     auto rs = b.read(0, 10, damaged);
     ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[1].seq, seqs[1]);
     first_seq = rs[0].seq;
     b.remove({first_seq});
     EXPECT_EQ(b.stats().records, 2u);
-    EXPECT_EQ(b.stats().bytes, 5u);
+    // A segment leaves the file (and its bytes the count) once all its records are removed.
+    EXPECT_EQ(b.stats().bytes, 2 + 1 + 3 + 3 * DiskBuffer::kFraming);
     EXPECT_EQ(b.stats().oldest_ms, 1000);
+    b.remove({rs[1].seq});
+    EXPECT_EQ(b.stats().bytes, 3 + DiskBuffer::kFraming);
+    EXPECT_EQ(b.stats().oldest_ms, 2000);
   }
   DiskBuffer b(path, 1 << 20);
-  EXPECT_EQ(b.stats().records, 2u);
-  EXPECT_EQ(b.stats().bytes, 5u);
+  EXPECT_EQ(b.stats().records, 1u);
   std::vector<DiskBuffer::Damaged> damaged;
   auto rs = b.read(0, 10, damaged);
-  EXPECT_EQ(bodies(rs), (std::vector<std::string>{"bb", "ccc"}));
+  EXPECT_EQ(bodies(rs), (std::vector<std::string>{"ccc"}));
   EXPECT_GT(rs[0].seq, first_seq);
-  EXPECT_EQ(bodies(b.read(rs[0].seq, 10, damaged)), (std::vector<std::string>{"ccc"}));
-  b.remove({rs[0].seq, rs[1].seq, 999999});  // an unknown seq is no error
+  EXPECT_EQ(rs[0].seq, b.last_seq());
+  EXPECT_TRUE(b.read(rs[0].seq, 10, damaged).empty());
+  b.remove({rs[0].seq, 999999});  // an unknown seq is no error
   EXPECT_EQ(b.stats().records, 0u);
+  EXPECT_EQ(b.stats().bytes, 0u);
   EXPECT_EQ(b.stats().oldest_ms, 0);
   // Sequence numbers never go back, even after the buffer was empty.
   ASSERT_EQ(b.append({"d"}, 3000), 1u);
-  EXPECT_GT(b.last_seq(), rs[1].seq);
-  EXPECT_GT(b.read(0, 1, damaged).at(0).seq, rs[1].seq);
+  EXPECT_GT(b.last_seq(), rs[0].seq);
+  EXPECT_GT(b.read(0, 1, damaged).at(0).seq, rs[0].seq);
   EXPECT_TRUE(damaged.empty());
+}
+
+// A read may end inside a segment; the next one goes on from there.
+TEST(DiskBuffer, ReadsResumeInsideASegment) {
+  TempDir dir;
+  DiskBuffer b(dir.file("r.sqlite"), 1 << 20);
+  ASSERT_EQ(b.append({"0", "1", "2", "3", "4"}, 1), 5u);
+  ASSERT_EQ(b.append({"5", "6"}, 2), 2u);
+  std::vector<DiskBuffer::Damaged> damaged;
+  std::vector<std::string> all;
+  for (int64_t after = 0;;) {
+    auto rs = b.read(after, 2, damaged);
+    if (rs.empty()) break;
+    EXPECT_LE(rs.size(), 2u);
+    for (auto& r : rs) all.push_back(r.body);
+    after = rs.back().seq;
+  }
+  EXPECT_EQ(all, (std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6"}));
 }
 
 TEST(DiskBuffer, AnAppendTakesWhatFitsWithinMaxBytesInOrder) {
   TempDir dir;
-  DiskBuffer b(dir.file("b.sqlite"), 10);
-  EXPECT_EQ(b.append({"12345", "1234"}, 1), 2u);
-  EXPECT_EQ(b.last_seq(), 2);
+  const uint64_t f = DiskBuffer::kFraming;
+  DiskBuffer b(dir.file("b.sqlite"), 5 + 4 + 1 + 3 * f);
+  std::vector<int64_t> seqs;
+  EXPECT_EQ(b.append({"12345", "1234"}, 1, &seqs), 2u);
   EXPECT_EQ(b.append({"12", "3"}, 2), 0u);  // the first does not fit: nothing after it either
-  EXPECT_EQ(b.stats().bytes, 9u);
-  EXPECT_EQ(b.append({"x", "y"}, 3), 1u);  // exactly 10
-  EXPECT_EQ(b.last_seq(), 3);
+  EXPECT_EQ(b.stats().bytes, 9 + 2 * f);
+  EXPECT_EQ(b.append({"x", "y"}, 3, &seqs), 1u);  // exactly max_bytes
+  EXPECT_EQ(b.last_seq(), seqs.back());
   std::vector<DiskBuffer::Damaged> damaged;
   auto rs = b.read(0, 100, damaged);
   EXPECT_EQ(bodies(rs), (std::vector<std::string>{"12345", "1234", "x"}));
-  b.remove({rs[0].seq});
+  b.remove({rs[0].seq, rs[1].seq});
   EXPECT_EQ(b.append({"y"}, 5), 1u);
-  EXPECT_EQ(b.last_seq(), 4);
 }
 
 // A child appends and says so after each append returned; it is killed at a random point. Every
@@ -126,6 +155,24 @@ TEST(DiskBuffer, AProcessKilledWhileAppendingLosesNothingItWasToldWasStored) {
   }
 }
 
+namespace {
+
+// The closed database has no WAL left: the segments are in the main file.
+void flip(const std::string& path, const std::string& marker, long offset, char mask) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  size_t at = bytes.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  size_t where = size_t(long(at) + offset);
+  bytes[where] = char(bytes[where] ^ mask);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+}  // namespace
+
 TEST(DiskBuffer, ADamagedByteSetsItsRecordAsideAndTheRestIsRead) {
   TempDir dir;
   std::string path = dir.file("d.sqlite");
@@ -133,16 +180,7 @@ TEST(DiskBuffer, ADamagedByteSetsItsRecordAsideAndTheRestIsRead) {
     DiskBuffer b(path, 1 << 20);
     ASSERT_EQ(b.append({"first record", "SECOND-RECORD-MARKER payload", "third record"}, 7), 3u);
   }
-  // The closed database has no WAL left: the bodies are in the main file.
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  size_t at = bytes.find("SECOND-RECORD-MARKER");
-  ASSERT_NE(at, std::string::npos);
-  bytes[at + 3] ^= 0x20;
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  flip(path, "SECOND-RECORD-MARKER", 3, 0x20);
 
   DiskBuffer b(path, 1 << 20);
   std::vector<DiskBuffer::Damaged> damaged;
@@ -152,14 +190,37 @@ TEST(DiskBuffer, ADamagedByteSetsItsRecordAsideAndTheRestIsRead) {
   EXPECT_NE(damaged[0].reason.find("is damaged: checksum"), std::string::npos) << damaged[0].reason;
   EXPECT_EQ(damaged[0].body, "SECoND-RECORD-MARKER payload");
   EXPECT_EQ(b.stats().records, 3u);  // kept until dealt with (dead-lettered), then removed
+  b.remove({rs[0].seq, damaged[0].seq, rs[1].seq});
+  EXPECT_EQ(b.stats().records, 0u);
   damaged.clear();
-  EXPECT_EQ(b.read(0, 10, damaged).size(), 2u);
-  ASSERT_EQ(damaged.size(), 1u);
-  b.remove({damaged[0].seq});
-  damaged.clear();
-  EXPECT_EQ(b.read(0, 10, damaged).size(), 2u);
+  EXPECT_TRUE(b.read(0, 10, damaged).empty());
   EXPECT_TRUE(damaged.empty());
-  EXPECT_EQ(b.stats().records, 2u);
+}
+
+// A hit on a record's length: the records after it cannot be told apart, so the rest of the
+// segment is set aside as one; the segments after it are read as ever.
+TEST(DiskBuffer, DamagedFramingSetsTheRestOfItsSegmentAside) {
+  TempDir dir;
+  std::string path = dir.file("f.sqlite");
+  {
+    DiskBuffer b(path, 1 << 20);
+    ASSERT_EQ(b.append({"alpha", "BETA-MARKER", "gamma"}, 1), 3u);
+    ASSERT_EQ(b.append({"delta"}, 2), 1u);
+  }
+  // The length of BETA-MARKER sits 8 bytes before it: made huge.
+  flip(path, "BETA-MARKER", -8 + 3, char(0x80));
+
+  DiskBuffer b(path, 1 << 20);
+  std::vector<DiskBuffer::Damaged> damaged;
+  auto rs = b.read(0, 10, damaged);
+  EXPECT_EQ(bodies(rs), (std::vector<std::string>{"alpha", "delta"}));
+  ASSERT_EQ(damaged.size(), 1u);
+  EXPECT_NE(damaged[0].reason.find("records 2 to 3 of 3 set aside as one"), std::string::npos) << damaged[0].reason;
+  EXPECT_NE(damaged[0].body.find("BETA-MARKER"), std::string::npos);
+  EXPECT_NE(damaged[0].body.find("gamma"), std::string::npos);
+  b.remove({rs[0].seq, damaged[0].seq, rs[1].seq});
+  EXPECT_EQ(b.stats().records, 0u);
+  EXPECT_EQ(b.stats().bytes, 0u);
 }
 
 TEST(DiskBuffer, AFileThatIsNotABufferIsRefusedWithItsPath) {

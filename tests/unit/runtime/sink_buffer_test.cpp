@@ -51,7 +51,7 @@ class Buffered : public Engine {
       std::string p = "{\"n\":" + std::to_string(n) + ",\"tag\":\"a\"}";
       m.set_payload(p.data(), p.size());
       m.key = "a";
-      used += buffer::encode(m).size();
+      used += buffer::encode(m).size() + DiskBuffer::kFraming;
       if (used > max_bytes) return n;
     }
   }
