@@ -60,7 +60,7 @@ Usage:
 Options:
   --plugin-dir DIR      also load plugins from DIR (repeatable); $EDGEFLOW_PLUGIN_PATH too
   --no-default-plugins  do not load the plugins installed beside the daemon
-  --state-dir DIR       positions and the local dead letter ($EDGEFLOW_STATE_DIR,
+  --state-dir DIR       positions, disk buffers and dead letters ($EDGEFLOW_STATE_DIR,
                         default ./edgeflow-state)
   --log-format FORMAT   logfmt (default) or json
   --log-level LEVEL     debug, info (default), warn or error

@@ -45,7 +45,7 @@ lines=0
 [[ -f "$out" ]] && lines=$(wc -l <"$out")
 echo
 echo "output file: $root/$out"
-echo "dead letter: $root/edgeflow-state/dlq/quickstart.jsonl (empty unless a message was rejected)"
+echo "dead letters: $build_dir/bin/edgeflow dlq list --state-dir $root/edgeflow-state (none unless a message was rejected)"
 if ((status != 0)); then
   echo "quickstart: edgeflow exited with status $status after ${took}s; $lines event(s) written" >&2
   exit "$status"
