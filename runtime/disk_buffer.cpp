@@ -51,8 +51,12 @@ DiskBuffer::DiskBuffer(std::string path, uint64_t max_bytes) : path_(std::move(p
     throw BufferError("buffer " + path_ + ": cannot open: " + why);
   }
   try {
-    // Before anything is written: the file gives back what a drained backlog took.
-    exec("PRAGMA auto_vacuum = INCREMENTAL");
+    // Before anything is written. A segment's records sit in a chain of overflow pages that
+    // SQLite walks page by page to read and to free: 16 KiB pages cost a buffered HTTP flow 25%
+    // less CPU than 4 KiB ones (bench/buffer). A commit writes whole pages, so a message that
+    // comes alone costs a page to append and one to remove: 64 KiB would cost less CPU still and
+    // four times those writes.
+    exec("PRAGMA page_size = 16384");
     // WAL: appends do not wait for the drain's reads; FULL: a commit is on disk when it returns.
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = FULL");
@@ -108,6 +112,18 @@ sqlite3_stmt* DiskBuffer::prepare(const char* sql) {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) fail("cannot prepare");
   return s;
+}
+
+// A drained backlog leaves its pages free in the file; when many are, and nothing is left in
+// it, VACUUM copies nothing and gives them back.
+void DiskBuffer::shrink() {
+  sqlite3_stmt* s = prepare("PRAGMA freelist_count");
+  int64_t free_pages = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_finalize(s);
+  if (free_pages * 16384 < kShrinkAbove) return;
+  cached_ = 0;
+  exec("VACUUM");
+  exec("PRAGMA wal_checkpoint(TRUNCATE)");  // in WAL mode the file is cut at a checkpoint
 }
 
 void DiskBuffer::refresh_oldest() {
@@ -259,7 +275,7 @@ void DiskBuffer::remove(const std::vector<int64_t>& seqs) {
     throw;
   }
   exec("PRAGMA synchronous = FULL");
-  if (stats_.records == 0) exec("PRAGMA incremental_vacuum");
+  if (stats_.records == 0) shrink();
   refresh_oldest();
 }
 

@@ -85,6 +85,8 @@ class DiskBuffer {
   sqlite3_stmt* prepare(const char* sql);
   [[noreturn]] void fail(const std::string& what) const;
   void refresh_oldest();
+  void shrink();
+  static constexpr int64_t kShrinkAbove = 64 << 20;  // bytes of free pages
   // Splits a segment's bytes into records after `after`, up to n, into out/damaged.
   void parse(int64_t segment, int64_t at_ms, std::string_view body, int64_t after, size_t n, std::vector<Record>& out,
              std::vector<Damaged>& damaged);

@@ -1,6 +1,7 @@
 // The durable sink buffer, measured on the real daemon:
 //   1. while the sink is up: the same flow (file -> file, fsync per batch) without and with
-//      `buffer: { type: disk }`, for 100 B and 1 KiB events: the buffer's CPU overhead;
+//      `buffer: { type: disk }`, for 100 B and 1 KiB events, and file -> http (an echo server):
+//      the buffer's CPU overhead beside a sink that only copies and beside one that does work;
 //   2. an outage: events into an HTTP sink whose destination is down (nothing listens), until
 //      the backlog is on disk (by default 1 GiB of 1 KiB events): the ingest rate and peak RSS;
 //   3. the destination back: the same buffer drained into a file sink: the drain rate against
@@ -73,6 +74,36 @@ int main(int argc, char** argv) {
       row(name.c_str(), n, r, base);
       if (!base) base = r;
     }
+  }
+
+  // The same with a sink that does work: HTTP, 100 events per request, to an echo server (Poco)
+  // that reads each request and sends it back. Only the daemon is measured.
+  {
+    long m = 200000 * scale;
+    std::string in = dir + "/in.jsonl";
+    make_events(in, m, 1024);
+    int port = free_loopback_port();
+    pid_t echo = spawn({ECHO_BIN, std::to_string(port), "8"}, "", "/dev/null", dir + "/echo.log");
+    std::string sink = "    type: http\n    url: http://127.0.0.1:" + std::to_string(port) +
+                       "/events\n    batch_size: 100\n    workers: 4\n";
+    // The echo server is up once a flow gets through to it.
+    for (int i = 0; i < 100; ++i) {
+      std::ofstream(dir + "/probe.jsonl") << "{\"id\":0}\n";
+      std::string flow_file = dir + "/probe.yaml";
+      std::ofstream(flow_file) << flow("probe", dir + "/probe.jsonl", sink, false);
+      if (std::system((std::string(EDGEFLOW_BIN) + " run --admin off --state-dir " + dir + "/probe-state " + flow_file +
+                       " >/dev/null 2>&1").c_str()) == 0)
+        break;
+      std::filesystem::remove_all(dir + "/probe-state");
+    }
+    std::optional<Result> base;
+    for (bool buffered : {false, true}) {
+      Result r = run_flow(dir, flow("http", in, sink, buffered), m);
+      row(buffered ? "1024 B events, http sink, buffered" : "1024 B events, http sink, unbuffered", m, r, base);
+      if (!base) base = r;
+    }
+    kill(echo, SIGTERM);
+    waitpid(echo, nullptr, 0);
   }
 
   long n = backlog_mib * 1024;  // 1 KiB events

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sys/wait.h>
@@ -103,6 +104,30 @@ TEST(DiskBuffer, AnAppendTakesWhatFitsWithinMaxBytesInOrder) {
   EXPECT_EQ(bodies(rs), (std::vector<std::string>{"12345", "1234", "x"}));
   b.remove({rs[0].seq, rs[1].seq});
   EXPECT_EQ(b.append({"y"}, 5), 1u);
+}
+
+// A drained backlog gives the disk back: the file does not stay at its largest.
+TEST(DiskBuffer, TheFileShrinksOnceABigBacklogIsDrained) {
+  TempDir dir;
+  std::string path = dir.file("big.sqlite");
+  DiskBuffer b(path, 1ull << 30);
+  std::string mib(1 << 20, 'm');
+  for (int i = 0; i < 80; ++i) ASSERT_EQ(b.append({mib}, i), 1u);
+  std::vector<DiskBuffer::Damaged> damaged;
+  std::vector<int64_t> seqs;
+  for (int64_t after = 0;;) {
+    auto rs = b.read(after, 8, damaged);
+    if (rs.empty()) break;
+    for (auto& r : rs) seqs.push_back(r.seq);
+    after = rs.back().seq;
+  }
+  ASSERT_EQ(seqs.size(), 80u);
+  EXPECT_GT(std::filesystem::file_size(path) + std::filesystem::file_size(path + "-wal"), 80u << 20);
+  b.remove(seqs);
+  EXPECT_EQ(b.stats().records, 0u);
+  EXPECT_LT(std::filesystem::file_size(path), 1u << 20);
+  ASSERT_EQ(b.append({"after"}, 99), 1u);  // and goes on as ever
+  EXPECT_EQ(b.read(0, 10, damaged).at(0).body, "after");
 }
 
 // A child appends and says so after each append returned; it is killed at a random point. Every
