@@ -1,5 +1,6 @@
 #include "letter_store.hpp"
 
+#include <edgeflow/sdk/expr/builtins.hpp>
 #include <edgeflow/sdk/expr/value.hpp>
 
 #include <rapidjson/document.h>
@@ -46,15 +47,6 @@ bool pairs_from(const rapidjson::Value& v, Pairs& out) {
 
 std::string text_of(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
 
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = unsigned(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + int64_t(doe) - 719468;
-}
-
 // Statements are finalized whatever happens after they were prepared.
 struct Stmt {
   sqlite3_stmt* s = nullptr;
@@ -64,45 +56,12 @@ struct Stmt {
 }  // namespace
 
 bool parse_time(std::string_view t, int64_t& ms) {
-  auto digits = [&](size_t at, size_t n, int& v) {
-    if (at + n > t.size()) return false;
-    v = 0;
-    for (size_t i = at; i < at + n; ++i) {
-      if (t[i] < '0' || t[i] > '9') return false;
-      v = v * 10 + (t[i] - '0');
-    }
+  try {
+    ms = sdk::expr::builtin::parse_iso8601(t);
     return true;
-  };
-  int y, mo, d, h, mi, s;
-  if (!digits(0, 4, y) || t.size() < 19 || t[4] != '-' || !digits(5, 2, mo) || t[7] != '-' || !digits(8, 2, d) ||
-      (t[10] != 'T' && t[10] != ' ') || !digits(11, 2, h) || t[13] != ':' || !digits(14, 2, mi) || t[16] != ':' ||
-      !digits(17, 2, s))
+  } catch (const sdk::expr::EvalError&) {
     return false;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-  size_t at = 19;
-  int frac_ms = 0;
-  if (at < t.size() && t[at] == '.') {
-    size_t n = 0;
-    for (++at; at < t.size() && t[at] >= '0' && t[at] <= '9'; ++at, ++n)
-      if (n < 3) frac_ms = frac_ms * 10 + (t[at] - '0');
-    if (n == 0) return false;
-    for (; n < 3; ++n) frac_ms *= 10;
   }
-  int64_t offset_min = 0;
-  if (at < t.size() && t[at] == 'Z') {
-    ++at;
-  } else if (at < t.size() && (t[at] == '+' || t[at] == '-')) {
-    int oh, om;
-    if (!digits(at + 1, 2, oh) || at + 3 >= t.size() || t[at + 3] != ':' || !digits(at + 4, 2, om)) return false;
-    offset_min = (t[at] == '-' ? -1 : 1) * (oh * 60 + om);
-    at += 6;
-  } else {
-    return false;  // a time without its zone is ambiguous
-  }
-  if (at != t.size()) return false;
-  int64_t days = days_from_civil(y, unsigned(mo), unsigned(d));
-  ms = ((days * 86400 + h * 3600 + mi * 60 + s) - offset_min * 60) * 1000 + frac_ms;
-  return true;
 }
 
 bool from_envelope(std::string_view json, Letter& out, std::string& error) {

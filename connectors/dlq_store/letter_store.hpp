@@ -61,7 +61,8 @@ bool from_envelope(std::string_view json, Letter& out, std::string& error);
 // A letter as JSON (the admin API and `dlq show --json`); the payload as text when it is UTF-8,
 // else as payload_base64.
 std::string to_json(const Letter& l, bool with_payload = true);
-// "2026-12-07T10:00:00Z", "...00.123Z" or "...+01:00" → ms since the epoch; false if not one.
+// An ISO 8601 time ("2026-12-07T10:00:00Z", "...00.123+01:00"; no offset: UTC) → ms since the
+// epoch; false if it is not one.
 bool parse_time(std::string_view text, int64_t& ms);
 
 class LetterStore {
