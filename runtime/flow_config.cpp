@@ -274,7 +274,11 @@ std::string instance_line(const InstanceSpec& s) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   copy.Accept(w);
-  return s.key + ": " + s.type + " " + buf.GetString() + "\n";
+  std::string line = s.key + ": " + s.type + " " + buf.GetString();
+  if (s.buffer)
+    line += " buffer: disk, max_size " + std::to_string(s.buffer->max_bytes) + " bytes, when_full " +
+            (s.buffer->reject_when_full ? "reject" : "block");
+  return line + "\n";
 }
 
 }  // namespace

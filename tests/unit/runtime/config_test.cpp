@@ -175,6 +175,21 @@ TEST_F(Config, SecretsNeverAppearInErrorsOrPrintedConfig) {
   EXPECT_NE(printed.find("\"token\":\"<redacted>\""), std::string::npos) << printed;
 }
 
+TEST_F(Config, ABufferIsReadAndShown) {
+  ASSERT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks:\n  a: { type: flaky, buffer: { type: disk, max_size: 2MiB, "
+                   "when_full: reject } }\n  b: { type: flaky }\n", "ok.yaml"), "");
+  auto& spec = rt.flows()[0]->spec();
+  ASSERT_TRUE(spec.sinks[0].buffer);
+  EXPECT_EQ(spec.sinks[0].buffer->max_bytes, 2u << 20);
+  EXPECT_TRUE(spec.sinks[0].buffer->reject_when_full);
+  EXPECT_FALSE(spec.sinks[1].buffer);
+  std::string printed = describe_flow(spec);
+  EXPECT_NE(printed.find("buffer: disk, max_size 2097152 bytes, when_full reject"), std::string::npos) << printed;
+  EXPECT_NE(errors("flow: f\nsource: { type: sequence }\nsinks:\n  a: { type: flaky, buffer: { max_size: 1 } }\n", "bad.yaml")
+                .find("sinks.a.buffer"),
+            std::string::npos);
+}
+
 TEST_F(Config, WithoutADeadLetterTheLocalStoreIsUsed) {
   ASSERT_EQ(errors("flow: f\nsource: { type: sequence }\nsinks: { out: { type: flaky } }\n"), "");
   auto& dl = rt.flows()[0]->spec().dead_letter;
