@@ -248,6 +248,7 @@ std::string prometheus_text(const Runtime& rt) {
                std::to_string(EF_ABI_MINOR) + "\"",
            1);
   std::vector<const LoadedPlugin*> seen;
+  auto plugins = rt.lock_plugins();
   for (auto& c : rt.plugins().components()) {
     if (std::find(seen.begin(), seen.end(), c.plugin) != seen.end()) continue;
     seen.push_back(c.plugin);
@@ -258,6 +259,7 @@ std::string prometheus_text(const Runtime& rt) {
   }
   e.sample("edgeflow_plugins_refused", "gauge", "Plugin files found but refused at load (the log says why).", "",
            double(rt.plugins().refusals().size()));
+  plugins.unlock();
 
   for (auto& fp : rt.flows()) {
     const Flow& f = *fp;
@@ -345,7 +347,7 @@ struct AdminServer::Impl : net::Handler {
 
   std::optional<net::Response> head(const net::Request& req, uint64_t& max_body) override {
     max_body = 0;  // nothing here takes a body: filters are in the query
-    bool action = req.path == "/dlq/replay" || req.path == "/dlq/purge";
+    bool action = req.path == "/dlq/replay" || req.path == "/dlq/purge" || (req.path == "/reload" && req.method == "POST");
     if (action ? req.method != "POST" : req.method != "GET" && req.method != "HEAD") {
       net::Response r = net::error_response(405, action ? "only POST is served here" : "only GET is served here");
       r.headers.push_back({"Allow", action ? "POST" : "GET, HEAD"});
@@ -381,18 +383,26 @@ struct AdminServer::Impl : net::Handler {
     }
     if (path == "/flows") return reply->send(json(200, flows_json(rt)));
     if (path == "/dlq" || path.rfind("/dlq/", 0) == 0) return reply->send(dlq(path, req.query));
+    if (path == "/reload") {
+      if (req.method == "POST") {
+        ReloadResult r = rt.reload();
+        return reply->send(json(r.applied ? 200 : 422, r.json()));
+      }
+      auto last = rt.last_reload();
+      return reply->send(json(200, last ? last->json() : R"({"status":"none"})"));
+    }
     if (path.rfind("/flows/", 0) == 0) {
       std::string rest = path.substr(7);
       bool is_tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
       if (is_tap) rest.resize(rest.size() - 4);
-      Flow* f = rt.flow(rest);
+      auto f = rt.flow(rest);
       if (!f) return reply->send(net::error_response(404, "no flow named '" + rest + "'"));
       if (!is_tap) return reply->send(json(200, flow_json(*f)));
       return tap(*f, req.query, *reply);
     }
     reply->send(net::error_response(
         404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name>, /flows/<name>/tap, /dlq, "
-             "/dlq/<id>, /dlq/replay and /dlq/purge"));
+             "/dlq/<id>, /dlq/replay, /dlq/purge and /reload"));
   }
 
  private:

@@ -1,11 +1,7 @@
 #include "dlq_cli.hpp"
 
-#include "admin.hpp"
+#include "admin_client.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/NetException.h>
 #include <Poco/URI.h>
 
 #include <cstdio>
@@ -46,42 +42,21 @@ void print_letter(const dlq::Letter& l) {
 }
 
 int replay(const DlqArgs& a) {
-  std::optional<AdminOptions> o;
-  try {
-    o = parse_admin_address(a.admin);
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
-  if (!o) return fail("replay needs the running daemon's admin API, which --admin off turns off");
   std::string query = "from=" + a.from + "&timeout=" + a.timeout;
   for (auto& [k, v] : a.filters) {
     std::string ev;
     Poco::URI::encode(v, "&=+?#[]%", ev);
     query += "&" + k + "=" + ev;
   }
-  try {
-    Poco::Net::HTTPClientSession session(o->host, o->port);
-    session.setTimeout(Poco::Timespan(15 * 60, 0));  // the daemon answers when the replay is through
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, "/dlq/replay?" + query, Poco::Net::HTTPMessage::HTTP_1_1);
-    req.setContentType("application/json");
-    req.setContentLength(0);
-    if (!a.admin_token.empty()) req.set("Authorization", "Bearer " + a.admin_token);
-    session.sendRequest(req);
-    Poco::Net::HTTPResponse res;
-    std::istream& in = session.receiveResponse(res);
-    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (res.getStatus() != Poco::Net::HTTPResponse::HTTP_OK)
-      return fail(std::to_string(int(res.getStatus())) + " " + res.getReason() + ": " + body, 1);
-    std::printf("%s\n", body.c_str());
-    // Every selected letter delivered: 0; any rejected again, unfinished or skipped: 1.
-    bool clean = body.find("\"rejected_again\":0,") != std::string::npos &&
-                 body.find("\"not_finished\":0,") != std::string::npos && body.find("\"skipped\":[]") != std::string::npos;
-    return clean ? 0 : 1;
-  } catch (const Poco::Exception& e) {
-    return fail(o->host + ":" + std::to_string(o->port) + ": " + e.displayText() +
-                    " (is `edgeflow run` running with its admin API there?)",
-                1);
-  }
+  // The daemon answers when the replay is through.
+  AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/dlq/replay?" + query, 15 * 60);
+  if (r.status == 0) return fail(r.error, 1);
+  if (r.status != 200) return fail(std::to_string(r.status) + ": " + r.body, 1);
+  std::printf("%s\n", r.body.c_str());
+  // Every selected letter delivered: 0; any rejected again, unfinished or skipped: 1.
+  bool clean = r.body.find("\"rejected_again\":0,") != std::string::npos &&
+               r.body.find("\"not_finished\":0,") != std::string::npos && r.body.find("\"skipped\":[]") != std::string::npos;
+  return clean ? 0 : 1;
 }
 
 }  // namespace

@@ -148,10 +148,12 @@ class Flow {
 
   const FlowSpec& spec() const { return spec_; }
   const std::string& name() const { return spec_.name; }
-  void start();
+  // Runs the flow on its own thread; on_end is called from it when it has ended for good.
+  void start(std::function<void()> on_end = {});
   void request_stop();
   void force_stop();  // a second signal: skip the rest of the drain
   void join();
+  bool ended() const;  // its thread is through (finished, stopped or failed for good)
   FlowState state() const { return state_.load(); }
   std::string last_error() const;
   const FlowStats& stats() const { return stats_; }
@@ -379,6 +381,17 @@ class Flow {
   mutable std::mutex observe_mutex_;
   std::condition_variable observe_cv_;
   std::string last_error_;
+  bool ended_ = false;
+  bool started_ = false;
+  std::function<void()> on_end_;
+};
+
+// What a reload did, or why it changed nothing.
+struct ReloadResult {
+  bool applied = false;
+  std::string at;  // when, ISO 8601
+  std::vector<std::string> errors, started, stopped, restarted, unchanged, plugins_loaded;
+  std::string json() const;
 };
 
 class Runtime {
@@ -389,24 +402,44 @@ class Runtime {
   const PluginRegistry& plugins() const { return plugins_; }
   const RuntimeOptions& options() const { return options_; }
   // Parses and checks the flows (spec, then each plugin's own create()), collecting every error.
+  // The paths are kept for reload().
   bool load(const std::vector<std::string>& paths, host::Diagnostics& diag);
-  // After load: unloads the plugins no loaded flow uses (`run` only; the set of flows is fixed
-  // for the process's life, and a restarted flow uses the components it had).
+  // After load: unloads the plugins no loaded flow uses (`run` only).
   void unload_unused_plugins();
   void start();
   void request_stop();
-  // Blocks until every flow has ended (finished, stopped or failed for good).
+  // Blocks until every flow has ended (finished, stopped or failed for good) and no reload runs.
   void wait();
+  // Reads the flow files again and loads new plugin files. When anything is invalid nothing
+  // changes. Otherwise flows whose definition is the same keep running untouched; removed ones
+  // drain and stop; changed ones drain and start again from their new definition; new ones
+  // start. One reload at a time; none once the daemon is stopping.
+  ReloadResult reload();
+  std::optional<ReloadResult> last_reload() const;
   // 0: every flow finished or stopped with nothing left open; 1 otherwise.
   int exit_code() const;
-  Flow* flow(std::string_view name);
-  const std::vector<std::unique_ptr<Flow>>& flows() const { return flows_; }
+  std::shared_ptr<Flow> flow(std::string_view name) const;
+  // The flows now; a reload may replace them after this returns (the pointers stay valid).
+  std::vector<std::shared_ptr<Flow>> flows() const;
+  // Guards what admin reads of the plugin registry against a reload loading new plugins.
+  std::unique_lock<std::mutex> lock_plugins() const { return std::unique_lock(plugins_mutex_); }
 
  private:
+  // The flows of the paths, checked, not started.
+  bool build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out, const std::set<std::string>* only);
+  void start(Flow& f);
+
   RuntimeOptions options_;
   PluginRegistry plugins_;
-  std::vector<std::unique_ptr<Flow>> flows_;
+  mutable std::mutex plugins_mutex_;
+  std::vector<std::string> paths_;
+  mutable std::mutex mutex_;  // flows_, reloading_, stopping_, last_reload_
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<Flow>> flows_;
+  bool reloading_ = false;
   int stop_requests_ = 0;
+  std::optional<ReloadResult> last_reload_;
+  std::mutex reload_mutex_;  // one reload at a time
 };
 
 // Where the default dead letter (the dlq_store sink) keeps its letters.

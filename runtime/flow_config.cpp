@@ -266,11 +266,11 @@ void redact(host::JValue& config, const ef_component& c) {
   }
 }
 
-std::string instance_line(const InstanceSpec& s) {
+std::string instance_line(const InstanceSpec& s, bool redacted = true) {
   if (!s.component) return "";
   host::Doc copy;
   copy.CopyFrom(*s.config, copy.GetAllocator());
-  redact(copy, *s.component->component);
+  if (redacted) redact(copy, *s.component->component);
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   copy.Accept(w);
@@ -278,6 +278,7 @@ std::string instance_line(const InstanceSpec& s) {
   if (s.buffer)
     line += " buffer: disk, max_size " + std::to_string(s.buffer->max_bytes) + " bytes, when_full " +
             (s.buffer->reject_when_full ? "reject" : "block");
+  if (!redacted) line += " flush_interval " + std::to_string(s.flush_interval.count());
   return line + "\n";
 }
 
@@ -385,6 +386,16 @@ std::vector<FlowSpec> load_flow_text(const std::string& name, const std::string&
   parse_docs(name, load_yaml_text(name, text, limits, diag), plugins, diag, flows, names);
   scrub_errors(flows, diag, first_error);
   return flows;
+}
+
+std::string flow_fingerprint(const FlowSpec& f) {
+  std::string s = "flow: " + f.name + "\n";
+  for (const InstanceSpec* i : f.instances()) s += instance_line(*i, false);
+  s += std::to_string(f.max_in_flight) + " " + std::to_string(f.max_in_flight_bytes) + " " +
+       std::to_string(f.drain_timeout.count()) + " " + std::to_string(f.retry.initial.count()) + " " +
+       std::to_string(f.retry.max.count()) + " " + std::to_string(f.retry.max_attempts) + " " +
+       std::to_string(f.restart_initial.count()) + " " + std::to_string(f.restart_max.count()) + "\n";
+  return s;
 }
 
 std::string describe_flow(const FlowSpec& f) {

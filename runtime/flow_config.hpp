@@ -88,6 +88,9 @@ const ef_component& restart_settings_component();
 // The effective config of a flow as YAML-ish text, the values of secret options replaced by
 // "<redacted>" (and nothing else: a value that merely equals a secret is shown as it is).
 std::string describe_flow(const FlowSpec& flow);
+// Everything that defines a flow, secrets included and file positions left out: two reads of
+// the same definition give the same text (what a reload compares).
+std::string flow_fingerprint(const FlowSpec& flow);
 
 // Replaces every secret value in text by "<redacted>".
 std::string scrub(std::string text, const std::set<std::string>& secrets);

@@ -108,7 +108,19 @@ Flow::~Flow() {
   join();
 }
 
-void Flow::start() { thread_ = std::thread([this] { thread_main(); }); }
+void Flow::start(std::function<void()> on_end) {
+  on_end_ = std::move(on_end);
+  {
+    std::lock_guard lock(observe_mutex_);
+    started_ = true;
+  }
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+bool Flow::ended() const {
+  std::lock_guard lock(observe_mutex_);
+  return ended_ || !started_;  // never started counts as ended
+}
 
 void Flow::request_stop() {
   {
@@ -381,6 +393,12 @@ void Flow::thread_main() {
   }
   t_flow = nullptr;
   t_pipeline_thread = nullptr;
+  {
+    std::lock_guard lock(observe_mutex_);
+    ended_ = true;
+  }
+  observe_cv_.notify_all();
+  if (on_end_) on_end_();
 }
 
 std::vector<PluginMetric> Flow::plugin_metrics() const {

@@ -48,6 +48,26 @@ void PluginRegistry::load_dir(const std::filesystem::path& dir) {
   for (auto& f : files) load_file(f);
 }
 
+std::vector<std::string> PluginRegistry::load_new(const std::filesystem::path& dir) {
+  std::vector<std::string> loaded;
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".so") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (auto& f : files) {
+    std::string file = f.string();
+    bool known = std::any_of(plugins_.begin(), plugins_.end(), [&](auto& p) { return p->file == file; });
+    auto mtime = std::filesystem::last_write_time(f, ec);
+    auto refused = refused_at_.find(file);
+    // A refused file is tried again once it has changed.
+    if (known || (refused != refused_at_.end() && refused->second == mtime)) continue;
+    if (load_file(f)) loaded.push_back(file);
+    else refused_at_[file] = mtime;
+  }
+  return loaded;
+}
+
 bool PluginRegistry::load_file(const std::filesystem::path& path) {
   std::string file = path.string();
   auto p = std::make_unique<LoadedPlugin>();

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,6 +37,8 @@ class PluginRegistry {
   void load_dir(const std::filesystem::path& dir);
   // Loads one file; on refusal returns false and records why (file, versions, reason).
   bool load_file(const std::filesystem::path& file);
+  // Loads the plugin files of a directory that are not loaded yet (a reload); the files loaded.
+  std::vector<std::string> load_new(const std::filesystem::path& dir);
 
   const ComponentRef* find(uint32_t kind, std::string_view type) const;
   std::vector<std::string> types(uint32_t kind) const;
@@ -54,6 +57,7 @@ class PluginRegistry {
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
   std::list<ComponentRef> components_;
   std::vector<std::string> refusals_;
+  std::map<std::string, std::filesystem::file_time_type> refused_at_;  // by load_new
 };
 
 // Records the reason a plugin gives through host->fail(nullptr, ...) during init.

@@ -1,5 +1,8 @@
-// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dlq, dev kafka.
+// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dlq, reload,
+// dev kafka.
 #include "admin.hpp"
+#include "admin_client.hpp"
+#include "file_watch.hpp"
 #include "dev_kafka.hpp"
 #include "dlq_cli.hpp"
 #include "engine.hpp"
@@ -23,6 +26,8 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <string>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -55,6 +60,9 @@ Usage:
                                                     --since T --until T --state new|replayed --id N
                                                     --limit N; replay: --from stage|source
                                                     --timeout 30s; --json; purge --all)
+  edgeflow reload   [options]                      make the running daemon read its flow files
+                                                    again (as SIGHUP or a changed file does); exit
+                                                    1 and the errors when they are invalid
   edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
@@ -355,6 +363,7 @@ int cmd_run(const Args& a) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // Every open HTTP connection is a descriptor: the soft limit (often 1024) would cap the
   // listeners' max_connections below their defaults.
@@ -391,13 +400,53 @@ int cmd_run(const Args& a) {
     rt.wait();
     kill(getpid(), SIGUSR1);
   });
+  // Reloads run on their own thread: a changed flow drains for up to its drain_timeout, and a
+  // signal must be heard meanwhile.
+  std::mutex reload_mutex;
+  std::condition_variable reload_cv;
+  bool reload_wanted = false, reloader_done = false;
+  std::thread reloader([&] {
+    for (;;) {
+      {
+        std::unique_lock lock(reload_mutex);
+        reload_cv.wait(lock, [&] { return reload_wanted || reloader_done; });
+        if (reloader_done) return;
+        reload_wanted = false;
+      }
+      ReloadResult r = rt.reload();
+      for (auto& e : r.errors) log_error("", "runtime", "reload refused, nothing changed: " + e);
+    }
+  });
+  // A changed flow file reloads as SIGHUP does.
+  std::unique_ptr<FileWatch> flow_files;
+  try {
+    flow_files = std::make_unique<FileWatch>(a.positional, [] { kill(getpid(), SIGHUP); });
+  } catch (const std::exception& e) {
+    log_warn("", "runtime", std::string(e.what()) + "; reload with SIGHUP or POST /reload");
+  }
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGUSR1) break;
+    if (sig == SIGHUP) {
+      log_info("", "runtime", "reloading the flow files");
+      {
+        std::lock_guard lock(reload_mutex);
+        reload_wanted = true;
+      }
+      reload_cv.notify_all();
+      continue;
+    }
     log_info("", "runtime", std::string(strsignal(sig)) + ": stopping, draining in-flight messages" );
     rt.request_stop();
   }
+  flow_files.reset();
+  {
+    std::lock_guard lock(reload_mutex);
+    reloader_done = true;
+  }
+  reload_cv.notify_all();
+  reloader.join();
   watcher.join();
   if (admin) admin->stop();
   for (auto& f : rt.flows()) {
@@ -450,6 +499,15 @@ int main(int argc, char** argv) {
   if (a.command == "plugin") return cmd_plugin(a);
   if (a.command == "dev") return cmd_dev(a);
   if (a.command == "tap") return cmd_tap(a);
+  if (a.command == "reload") {
+    AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/reload", 15 * 60);
+    if (r.status == 0) {
+      std::fprintf(stderr, "edgeflow reload: %s\n", r.error.c_str());
+      return 1;
+    }
+    std::printf("%s\n", r.body.c_str());
+    return r.status == 200 ? 0 : 1;
+  }
   if (a.command == "dlq")
     return cmd_dlq(DlqArgs{a.positional, a.dlq_filters, a.state_dir, a.admin, a.admin_token, a.from, a.timeout, a.json, a.all});
   if (a.command == "version") {

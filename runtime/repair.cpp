@@ -108,7 +108,7 @@ std::string replay_letters(Runtime& rt, dlq::LetterStore& store, dlq::Filter f, 
   size_t sent = 0;
   std::map<std::string, std::vector<Injection>> by_flow;
   for (auto& l : letters) {
-    Flow* flow = rt.flow(l.flow);
+    auto flow = rt.flow(l.flow);
     if (!flow) {
       skipped.push_back("letter " + std::to_string(l.id) + ": no flow '" + l.flow + "' in this daemon");
       continue;
@@ -129,7 +129,8 @@ std::string replay_letters(Runtime& rt, dlq::LetterStore& store, dlq::Filter f, 
     size_t n = items.size();
     std::vector<uint64_t> ids;
     for (auto& i : items) ids.push_back(i.id);
-    bool taken = rt.flow(name)->inject(std::move(items), [outcomes](uint64_t id, uint8_t status) {
+    auto flow = rt.flow(name);  // a reload may have taken it since
+    bool taken = flow && flow->inject(std::move(items), [outcomes](uint64_t id, uint8_t status) {
       {
         std::lock_guard lock(outcomes->mutex);
         outcomes->done[id] = status;
@@ -141,7 +142,7 @@ std::string replay_letters(Runtime& rt, dlq::LetterStore& store, dlq::Filter f, 
     } else {
       for (uint64_t id : ids)
         skipped.push_back("letter " + std::to_string(id) + ": flow '" + name + "' is not running (" +
-                          state_name(rt.flow(name)->state()) + ")");
+                          (flow ? state_name(flow->state()) : "gone") + ")");
     }
   }
   {

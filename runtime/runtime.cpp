@@ -6,7 +6,13 @@
 #include <edgeflow/sdk/backoff.hpp>
 #include <edgeflow/sdk/expr/value.hpp>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
 #include <bit>
 #include <ctime>
 #include <filesystem>
@@ -30,11 +36,16 @@ Runtime::Runtime(RuntimeOptions options)
 
 Runtime::~Runtime() {
   request_stop();
-  for (auto& f : flows_) f->join();
+  for (auto& f : flows()) f->join();
 }
 
-bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
-  auto specs = load_flows(paths, plugins_, options_.yaml, diag);
+bool Runtime::build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out,
+                    const std::set<std::string>* only) {
+  std::vector<FlowSpec> specs;
+  {
+    auto lock = lock_plugins();
+    specs = load_flows(paths_, plugins_, options_.yaml, diag);
+  }
   if (!diag.ok()) return false;
   std::string state = options_.state_dir.empty() ? "edgeflow-state" : options_.state_dir;
   for (auto& spec : specs) {
@@ -58,47 +69,212 @@ bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& dia
       host::ConfigBuilder b{spec.file, diag, spec.dead_letter.locations, nullptr};
       b.build(n, *store->component, "dead_letter", {}, *spec.dead_letter.config);
     }
-    flows_.push_back(std::make_unique<Flow>(std::move(spec), options_.state_dir));
+    out.push_back(std::make_shared<Flow>(std::move(spec), options_.state_dir));
   }
-  for (auto& f : flows_) f->check(diag.errors);
-  if (!diag.ok()) flows_.clear();
+  // The plugins' own checks: for a reload, only of the flows that will start.
+  for (auto& f : out)
+    if (!only || only->count(f->name())) f->check(diag.errors);
   return diag.ok();
+}
+
+bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
+  paths_ = paths;
+  std::vector<std::shared_ptr<Flow>> built;
+  bool ok = build(diag, built, nullptr);
+  std::lock_guard lock(mutex_);
+  if (ok) flows_ = std::move(built);
+  return ok;
 }
 
 void Runtime::unload_unused_plugins() {
   std::vector<const ComponentRef*> used;
-  for (auto& f : flows_)
+  for (auto& f : flows())
     for (const InstanceSpec* i : f->spec().instances()) used.push_back(i->component);
+  auto lock = lock_plugins();
   plugins_.unload_unused(used);
 }
 
+void Runtime::start(Flow& f) {
+  f.start([this] {
+    { std::lock_guard lock(mutex_); }  // a waiter between its check and its wait sees this
+    cv_.notify_all();
+  });
+}
+
 void Runtime::start() {
-  for (auto& f : flows_) f->start();
+  for (auto& f : flows()) start(*f);
 }
 
 void Runtime::request_stop() {
-  ++stop_requests_;
-  for (auto& f : flows_) {
-    if (stop_requests_ > 1) f->force_stop();
+  std::vector<std::shared_ptr<Flow>> all;
+  int requests;
+  {
+    std::lock_guard lock(mutex_);
+    requests = ++stop_requests_;
+    all = flows_;
+  }
+  for (auto& f : all) {
+    if (requests > 1) f->force_stop();
     else f->request_stop();
   }
+  cv_.notify_all();
 }
 
 void Runtime::wait() {
-  for (auto& f : flows_) f->join();
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] {
+    if (reloading_) return false;
+    return std::all_of(flows_.begin(), flows_.end(), [](auto& f) { return f->ended(); });
+  });
+  auto all = flows_;
+  lock.unlock();
+  for (auto& f : all) f->join();
+}
+
+ReloadResult Runtime::reload() {
+  std::lock_guard one(reload_mutex_);
+  ReloadResult r;
+  r.at = iso_timestamp();
+  auto finish = [&] {
+    std::lock_guard lock(mutex_);
+    last_reload_ = r;
+    return r;
+  };
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_requests_) {
+      r.errors.push_back("the daemon is stopping");
+      return r;
+    }
+  }
+  {
+    auto lock = lock_plugins();
+    for (auto& d : options_.plugin_dirs)
+      for (auto& f : plugins_.load_new(d)) r.plugins_loaded.push_back(f);
+  }
+  // Parsed first, checked only for what would start: a running flow's plugins are not asked
+  // again, and nothing changes unless all of it is valid.
+  host::Diagnostics diag;
+  std::vector<std::shared_ptr<Flow>> fresh;
+  std::map<std::string, std::shared_ptr<Flow>> running;
+  for (auto& f : flows()) running[f->name()] = f;
+  {
+    host::Diagnostics parse;
+    std::vector<std::shared_ptr<Flow>> probe;
+    const std::set<std::string> none;
+    build(parse, probe, &none);
+    if (!parse.ok()) {
+      r.errors = parse.errors;
+      return finish();
+    }
+    std::set<std::string> to_start;
+    for (auto& f : probe) {
+      auto it = running.find(f->name());
+      if (it == running.end() || flow_fingerprint(it->second->spec()) != flow_fingerprint(f->spec()))
+        to_start.insert(f->name());
+    }
+    probe.clear();
+    if (!build(diag, fresh, &to_start)) {
+      r.errors = diag.errors;
+      return finish();
+    }
+  }
+  std::vector<std::shared_ptr<Flow>> next, starting, stopping;
+  std::set<std::string> names;
+  for (auto& f : fresh) {
+    names.insert(f->name());
+    auto it = running.find(f->name());
+    if (it != running.end() && flow_fingerprint(it->second->spec()) == flow_fingerprint(f->spec())) {
+      next.push_back(it->second);
+      r.unchanged.push_back(f->name());
+      continue;
+    }
+    next.push_back(f);
+    starting.push_back(f);
+    if (it != running.end()) {
+      stopping.push_back(it->second);
+      r.restarted.push_back(f->name());
+    } else {
+      r.started.push_back(f->name());
+    }
+  }
+  for (auto& [name, f] : running) {
+    if (names.count(name)) continue;
+    stopping.push_back(f);
+    r.stopped.push_back(name);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    reloading_ = true;
+  }
+  // Each drains as at a stop (drain_timeout), then the new definition starts in its place: a CDC
+  // flow resumes from its slot, a Kafka flow from its group's offsets.
+  for (auto& f : stopping) f->request_stop();
+  for (auto& f : stopping) f->join();
+  bool stop_came;
+  {
+    std::lock_guard lock(mutex_);
+    flows_ = next;
+    stop_came = stop_requests_ > 0;
+  }
+  for (auto& f : starting) {
+    if (stop_came) break;
+    start(*f);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    reloading_ = false;
+  }
+  cv_.notify_all();
+  r.applied = true;
+  log_info("", "runtime",
+           "reloaded: " + std::to_string(r.started.size()) + " started, " + std::to_string(r.restarted.size()) +
+               " restarted, " + std::to_string(r.stopped.size()) + " stopped, " + std::to_string(r.unchanged.size()) +
+               " unchanged");
+  return finish();
+}
+
+std::optional<ReloadResult> Runtime::last_reload() const {
+  std::lock_guard lock(mutex_);
+  return last_reload_;
 }
 
 int Runtime::exit_code() const {
-  for (auto& f : flows_) {
+  for (auto& f : flows()) {
     if (f->state() == FlowState::failed || f->stats().unresolved_at_stop > 0) return 1;
   }
   return 0;
 }
 
-Flow* Runtime::flow(std::string_view name) {
+std::shared_ptr<Flow> Runtime::flow(std::string_view name) const {
+  std::lock_guard lock(mutex_);
   for (auto& f : flows_)
-    if (f->name() == name) return f.get();
+    if (f->name() == name) return f;
   return nullptr;
+}
+
+std::vector<std::shared_ptr<Flow>> Runtime::flows() const {
+  std::lock_guard lock(mutex_);
+  return flows_;
+}
+
+std::string ReloadResult::json() const {
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  w.StartObject();
+  w.Key("status");
+  w.String(applied ? "applied" : "invalid");
+  w.Key("at");
+  w.String(at.c_str());
+  for (auto [k, v] : {std::pair{"errors", &errors}, {"started", &started}, {"restarted", &restarted},
+                      {"stopped", &stopped}, {"unchanged", &unchanged}, {"plugins_loaded", &plugins_loaded}}) {
+    w.Key(k);
+    w.StartArray();
+    for (auto& s : *v) w.String(s.data(), rapidjson::SizeType(s.size()));
+    w.EndArray();
+  }
+  w.EndObject();
+  return std::string(out.GetString(), out.GetSize());
 }
 
 // ---------------------------------------------------------------------------------------------
