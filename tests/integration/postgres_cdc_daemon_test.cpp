@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
 #include <set>
 
 using edgeflow::test::Daemon;
@@ -67,6 +69,53 @@ TEST(PostgresCdcDaemon, SigkillInTheMiddleOfALargeTransactionLosesNothing) {
   EXPECT_EQ(*seen.rbegin(), rows);
   // The unconfirmed transaction came again whole: the restart re-read it from its start.
   EXPECT_EQ(second_run, size_t(rows) + 1);
+}
+
+// A CDC flow changed while it runs (a step added): SIGHUP drains it and starts the new
+// definition on the same slot, from its confirmed position: every row once, the snapshot not
+// taken again, and the rows after the reload through the new step.
+TEST(PostgresCdcDaemon, AChangedFlowResumesFromItsSlotWithoutANewSnapshot) {
+  PostgresServer pg;
+  TempDir dir;
+  pg.psql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p1 FOR TABLE t;"
+          "INSERT INTO t SELECT generate_series(1, 100)");
+  auto flow = [&](const std::string& steps) {
+    std::string tmp = dir.write("cdc.tmp", "flow: cdc\nsource:\n  type: postgres_cdc\n  dsn: \"" + pg.dsn() +
+                                               "\"\n  slot: s1\n  publication: p1\n  snapshot: initial\n" + steps +
+                                               "sinks:\n  out: { type: stdout }\n");
+    std::filesystem::rename(tmp, dir.file("flows/cdc.yaml"));
+  };
+  std::filesystem::create_directories(dir.file("flows"));
+  flow("");
+  std::string admin = "127.0.0.1:" + std::to_string(edgeflow::test::free_loopback_port());
+  Daemon d({"run", "--state-dir", dir.file("state"), "--admin", admin, dir.file("flows")}, dir.file("err.log"));
+  std::map<long, int> seen;  // id -> times
+  std::vector<std::string> after_reload;
+  std::string line;
+  while (seen.size() < 100 && d.line(line)) seen[id_of(line)]++;
+  pg.psql("INSERT INTO t SELECT generate_series(101, 150)");
+  while (!seen.count(150) && d.line(line)) seen[id_of(line)]++;
+
+  flow("steps:\n  - type: map\n    set: { reloaded: 'true' }\n");
+  d.signal(SIGHUP);
+  // The rows after this go through the new definition once the reload says it is applied.
+  ASSERT_TRUE(edgeflow::test::poll_until([&] {
+    return edgeflow::test::run_command({"curl", "-s", "http://" + admin + "/reload"}).out.find("\"restarted\":[\"cdc\"]") !=
+           std::string::npos;
+  }));
+  pg.psql("INSERT INTO t SELECT generate_series(151, 200)");
+  while (!seen.count(200) && d.line(line)) {
+    seen[id_of(line)]++;
+    if (id_of(line) > 150) after_reload.push_back(line);
+  }
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0);
+  std::string log = edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
+  EXPECT_NE(log.find("reloaded: 0 started, 1 restarted"), std::string::npos) << log;
+  for (long id = 1; id <= 200; ++id) EXPECT_EQ(seen[id], 1) << "row " << id << "\n" << log;
+  ASSERT_EQ(after_reload.size(), 50u);
+  for (auto& l : after_reload) EXPECT_NE(l.find("\"reloaded\":true"), std::string::npos) << l;
+  EXPECT_EQ(pg.psql("SELECT count(*) FROM pg_replication_slots"), "1");
 }
 
 TEST(PostgresCdcDaemon, ALostConnectionIsReestablishedAndTheStreamGoesOn) {
