@@ -442,6 +442,9 @@ class Runtime {
   std::mutex reload_mutex_;  // one reload at a time
 };
 
+// The last log lines of a flow: its counts (the end-of-run summary) and its plugins' metrics.
+void log_summary(const Flow& f);
+
 // Where the default dead letter (the dlq_store sink) keeps its letters.
 std::string dead_letter_store_path(const std::string& state_dir);
 

@@ -449,19 +449,7 @@ int cmd_run(const Args& a) {
   reloader.join();
   watcher.join();
   if (admin) admin->stop();
-  for (auto& f : rt.flows()) {
-    auto& s = f->stats();
-    log_info(f->name(), "", std::string("ended ") + state_name(f->state()) + ": emitted=" +
-                                std::to_string(s.emitted.load()) + " delivered=" + std::to_string(s.delivered.load()) +
-                                " dead_lettered=" + std::to_string(s.dead_lettered.load()) +
-                                " unresolved=" + std::to_string(s.unresolved_at_stop.load()) +
-                                " restarts=" + std::to_string(s.restarts.load()));
-    for (auto& m : f->plugin_metrics()) {
-      char value[32];
-      std::snprintf(value, sizeof value, "%.17g", m.value);
-      log_info(f->name(), "", "metric " + m.instance + " " + m.name + "=" + value);
-    }
-  }
+  for (auto& f : rt.flows()) log_summary(*f);
   return rt.exit_code();
 }
 

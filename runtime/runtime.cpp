@@ -25,6 +25,20 @@ using host::JValue;
 // ---------------------------------------------------------------------------------------------
 // Runtime
 
+void log_summary(const Flow& f) {
+  auto& s = f.stats();
+  log_info(f.name(), "", std::string("ended ") + state_name(f.state()) + ": emitted=" + std::to_string(s.emitted.load()) +
+                             " delivered=" + std::to_string(s.delivered.load()) +
+                             " dead_lettered=" + std::to_string(s.dead_lettered.load()) +
+                             " unresolved=" + std::to_string(s.unresolved_at_stop.load()) +
+                             " restarts=" + std::to_string(s.restarts.load()));
+  for (auto& m : f.plugin_metrics()) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%.17g", m.value);
+    log_info(f.name(), "", "metric " + m.instance + " " + m.name + "=" + value);
+  }
+}
+
 std::string dead_letter_store_path(const std::string& state_dir) {
   return (state_dir.empty() ? std::string("edgeflow-state") : state_dir) + "/dead_letters.sqlite";
 }
@@ -210,7 +224,11 @@ ReloadResult Runtime::reload() {
   // Each drains as at a stop (drain_timeout), then the new definition starts in its place: a CDC
   // flow resumes from its slot, a Kafka flow from its group's offsets.
   for (auto& f : stopping) f->request_stop();
-  for (auto& f : stopping) f->join();
+  for (auto& f : stopping) {
+    f->join();
+    f->taps().close_all();  // a tap of the old definition would wait for events forever
+    log_summary(*f);
+  }
   bool stop_came;
   {
     std::lock_guard lock(mutex_);

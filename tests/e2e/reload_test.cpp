@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <thread>
 
 using edgeflow::test::CommandResult;
 using edgeflow::test::Daemon;
@@ -63,6 +64,15 @@ TEST_F(Reload, OnlyWhatChangedRestartsAndAnInvalidEditChangesNothing) {
   long steady_before = emitted("steady");
   ASSERT_GT(steady_before, 0);
 
+  // A tap of a flow that is about to change: the reload ends it (curl exits 0, not on its timeout).
+  CommandResult tapped;
+  std::thread tap([&] {
+    tapped = edgeflow::test::run_command(
+        {"curl", "-sN", "--max-time", "60", "-o", dir.file("tap.txt"), "http://" + admin() + "/flows/edited/tap?rate=1000"});
+  });
+  // Open: events arrive.
+  ASSERT_TRUE(edgeflow::test::poll_until([&] { return !read_lines(dir.file("tap.txt")).empty(); }));
+
   // One changed, one added, one removed: `edgeflow reload` says which, and the steady flow goes on
   // counting where it was (a restarted flow would count from 0 again).
   write_flow("edited", "edited-2");
@@ -79,6 +89,11 @@ TEST_F(Reload, OnlyWhatChangedRestartsAndAnInvalidEditChangesNothing) {
   EXPECT_TRUE(lines_grow("added")) << log();
   EXPECT_NE(get("/flows/dropped").out.find("no flow named"), std::string::npos);
   EXPECT_EQ(number(get("/flows/steady").out, "restarts"), 0);
+  tap.join();
+  EXPECT_EQ(tapped.status, 0) << tapped.err;
+  EXPECT_NE(edgeflow::test::join(read_lines(dir.file("tap.txt"))).find("\"flow\":\"edited\""), std::string::npos);
+  // What a stopped flow did is logged as at an exit.
+  EXPECT_NE(log().find("flow=dropped msg=\"ended stopped: emitted="), std::string::npos) << log();
 
   // An invalid edit: nothing changes, and the errors name the file, the line and the key.
   long edited_before = emitted("edited");
