@@ -18,7 +18,7 @@ EDGEFLOW_BUILD_DEPS=(
   librdkafka-dev  # Kafka source and sink, and `edgeflow dev kafka` (the mock cluster)
   libpoco-dev   # the admin API's HTTP server (runtime/admin.cpp); the HTTP connectors
   libssl-dev    # MQTT source and sink: TLS (OpenSSL) under edgeflow's own MQTT client
-  libsqlite3-dev  # the durable sink buffer's store (runtime/disk_buffer)
+  libsqlite3-dev  # disk buffers (runtime/disk_buffer) and the dead-letter store (connectors/dlq_store)
   zlib1g-dev    # its records' CRC-32
   libboost-dev
   libgtest-dev
@@ -60,7 +60,7 @@ EDGEFLOW_RUNTIME_DEPS=(
   libpoconetssl80 libpococrypto80  # the http plugin (TLS; with libpoconet80 and libpocofoundation80)
   libpoconet80 libpocofoundation80  # the daemon's admin API
   libssl3       # the mqtt plugin (TLS)
-  libsqlite3-0 zlib1g  # the daemon's durable sink buffer
+  libsqlite3-0 zlib1g  # disk buffers and the dead-letter store
 )
 
 # edgeflow_install_deps PACKAGE...
