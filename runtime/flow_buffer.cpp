@@ -161,7 +161,7 @@ void Flow::append_to_buffer(int sink, std::vector<FlowMessage*>& msgs) {
     i += n;
     if (i == msgs.size()) break;
     // What does not fit now.
-    uint64_t size = b.bodies[i].size();
+    uint64_t size = b.bodies[i].size() + DiskBuffer::kFraming;
     if (size > b.disk->max_bytes() || reject) {
       b.stats->refused.add(1);
       st.rejected.add(1);

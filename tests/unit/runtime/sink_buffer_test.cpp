@@ -208,6 +208,26 @@ dead_letter: { type: flaky, record: $DIR/dlq.txt }
   EXPECT_EQ(acks().size(), 100u);
 }
 
+// Even when it would wait for room: a message the whole buffer cannot hold goes to the dead
+// letter, and the ones around it are delivered.
+TEST_F(Buffered, AMessageLargerThanTheBufferIsDeadLetteredEvenWhenBlocking) {
+  run(R"(flow: f
+source: { type: sequence, count: 5, batch_size: 5, acks_file: $DIR/acks.txt }
+steps:
+  - type: map
+    set: { pad: "n == 2 ? ')" + std::string(1100, 'x') + R"(' : ''" }
+sinks:
+  out: { type: flaky, record: $DIR/out.txt, buffer: { type: disk, max_size: 1KiB, when_full: block } }
+dead_letter: { type: flaky, record: $DIR/dlq.txt }
+)");
+  EXPECT_EQ(flow().state(), FlowState::finished) << flow().last_error();
+  EXPECT_EQ(numbers("out.txt"), (std::vector<int>{0, 1, 3, 4}));
+  auto dlq = read_lines(dir.file("dlq.txt"));
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_NE(dlq[0].find("bytes is larger than the buffer (max_size 1KiB)"), std::string::npos) << dlq[0];
+  EXPECT_EQ(buffer(flow()).refused.get(), 1u);
+}
+
 TEST_F(Buffered, TheDeadLetterTakesNoBuffer) {
   host::Diagnostics diag;
   EXPECT_FALSE(rt.load({dir.write("flow.yaml", R"(flow: f
