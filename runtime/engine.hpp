@@ -425,8 +425,8 @@ class Runtime {
   std::unique_lock<std::mutex> lock_plugins() const { return std::unique_lock(plugins_mutex_); }
 
  private:
-  // The flows of the paths, checked, not started.
-  bool build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out, const std::set<std::string>* only);
+  // The flows of the paths, parsed, not started (nor checked by their plugins).
+  bool build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out);
   void start(Flow& f);
 
   RuntimeOptions options_;

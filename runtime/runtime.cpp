@@ -53,8 +53,7 @@ Runtime::~Runtime() {
   for (auto& f : flows()) f->join();
 }
 
-bool Runtime::build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out,
-                    const std::set<std::string>* only) {
+bool Runtime::build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>& out) {
   std::vector<FlowSpec> specs;
   {
     auto lock = lock_plugins();
@@ -85,16 +84,16 @@ bool Runtime::build(host::Diagnostics& diag, std::vector<std::shared_ptr<Flow>>&
     }
     out.push_back(std::make_shared<Flow>(std::move(spec), options_.state_dir));
   }
-  // The plugins' own checks: for a reload, only of the flows that will start.
-  for (auto& f : out)
-    if (!only || only->count(f->name())) f->check(diag.errors);
   return diag.ok();
 }
 
 bool Runtime::load(const std::vector<std::string>& paths, host::Diagnostics& diag) {
   paths_ = paths;
   std::vector<std::shared_ptr<Flow>> built;
-  bool ok = build(diag, built, nullptr);
+  bool ok = build(diag, built);
+  if (ok)
+    for (auto& f : built) f->check(diag.errors);  // the plugins' own checks
+  ok = ok && diag.ok();
   std::lock_guard lock(mutex_);
   if (ok) flows_ = std::move(built);
   return ok;
@@ -172,45 +171,34 @@ ReloadResult Runtime::reload() {
   std::vector<std::shared_ptr<Flow>> fresh;
   std::map<std::string, std::shared_ptr<Flow>> running;
   for (auto& f : flows()) running[f->name()] = f;
-  {
-    host::Diagnostics parse;
-    std::vector<std::shared_ptr<Flow>> probe;
-    const std::set<std::string> none;
-    build(parse, probe, &none);
-    if (!parse.ok()) {
-      r.errors = parse.errors;
-      return finish();
-    }
-    std::set<std::string> to_start;
-    for (auto& f : probe) {
-      auto it = running.find(f->name());
-      if (it == running.end() || flow_fingerprint(it->second->spec()) != flow_fingerprint(f->spec()))
-        to_start.insert(f->name());
-    }
-    probe.clear();
-    if (!build(diag, fresh, &to_start)) {
-      r.errors = diag.errors;
-      return finish();
-    }
-  }
   std::vector<std::shared_ptr<Flow>> next, starting, stopping;
   std::set<std::string> names;
-  for (auto& f : fresh) {
-    names.insert(f->name());
-    auto it = running.find(f->name());
-    if (it != running.end() && flow_fingerprint(it->second->spec()) == flow_fingerprint(f->spec())) {
-      next.push_back(it->second);
-      r.unchanged.push_back(f->name());
-      continue;
+  if (build(diag, fresh)) {
+    for (auto& f : fresh) {
+      names.insert(f->name());
+      auto it = running.find(f->name());
+      if (it != running.end() && flow_fingerprint(it->second->spec()) == flow_fingerprint(f->spec())) {
+        next.push_back(it->second);
+        r.unchanged.push_back(f->name());
+        continue;
+      }
+      f->check(diag.errors);
+      next.push_back(f);
+      starting.push_back(f);
+      if (it != running.end()) {
+        stopping.push_back(it->second);
+        r.restarted.push_back(f->name());
+      } else {
+        r.started.push_back(f->name());
+      }
     }
-    next.push_back(f);
-    starting.push_back(f);
-    if (it != running.end()) {
-      stopping.push_back(it->second);
-      r.restarted.push_back(f->name());
-    } else {
-      r.started.push_back(f->name());
-    }
+  }
+  if (!diag.ok()) {
+    r.started.clear();
+    r.restarted.clear();
+    r.unchanged.clear();
+    r.errors = diag.errors;
+    return finish();
   }
   for (auto& [name, f] : running) {
     if (names.count(name)) continue;
