@@ -94,10 +94,10 @@ class Reader {
 
 }  // namespace detail
 
-inline std::string encode(host::Message& m) {
-  std::string out;
+// Appends m's record to out (a buffer reused across messages allocates once per batch).
+inline void encode_into(std::string& out, host::Message& m) {
   const std::string& payload = m.payload_bytes();
-  out.reserve(64 + m.key.size() + m.content_type.size() + payload.size());
+  out.reserve(out.size() + 64 + m.key.size() + m.content_type.size() + payload.size());
   out.push_back(char(kRecordVersion));
   uint64_t ts = 0;
   std::memcpy(&ts, &m.timestamp_ms, sizeof ts);
@@ -112,6 +112,11 @@ inline std::string encode(host::Message& m) {
     }
   }
   detail::put_str(out, payload);
+}
+
+inline std::string encode(host::Message& m) {
+  std::string out;
+  encode_into(out, m);
   return out;
 }
 

@@ -76,11 +76,13 @@ DiskBuffer::DiskBuffer(std::string path, uint64_t max_bytes) : path_(std::move(p
     if (sqlite3_step(s) == SQLITE_ROW)
       last_seq_ = seq_of(sqlite3_column_int64(s, 0), uint64_t(std::max<int64_t>(sqlite3_column_int64(s, 1), 1) - 1));
     sqlite3_finalize(s);
+    oldest_ = prepare("SELECT at_ms FROM segment ORDER BY seq LIMIT 1");
     refresh_oldest();
     insert_ = prepare("INSERT INTO segment (at_ms, count, body) VALUES (?, ?, ?)");
     select_ = prepare("SELECT seq, at_ms, count, body FROM segment WHERE seq >= ? ORDER BY seq");
     delete_ = prepare("DELETE FROM segment WHERE seq = ?");
   } catch (...) {
+    sqlite3_finalize(oldest_);
     sqlite3_finalize(insert_);
     sqlite3_finalize(select_);
     sqlite3_close(db_);
@@ -89,6 +91,7 @@ DiskBuffer::DiskBuffer(std::string path, uint64_t max_bytes) : path_(std::move(p
 }
 
 DiskBuffer::~DiskBuffer() {
+  sqlite3_finalize(oldest_);
   sqlite3_finalize(insert_);
   sqlite3_finalize(select_);
   sqlite3_finalize(delete_);
@@ -127,9 +130,8 @@ void DiskBuffer::shrink() {
 }
 
 void DiskBuffer::refresh_oldest() {
-  sqlite3_stmt* s = prepare("SELECT at_ms FROM segment ORDER BY seq LIMIT 1");
-  stats_.oldest_ms = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-  sqlite3_finalize(s);
+  Reset r{oldest_};
+  stats_.oldest_ms = sqlite3_step(oldest_) == SQLITE_ROW ? sqlite3_column_int64(oldest_, 0) : 0;
 }
 
 size_t DiskBuffer::append(const std::vector<std::string_view>& bodies, int64_t now_ms, std::vector<int64_t>* seqs) {

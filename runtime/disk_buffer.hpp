@@ -97,6 +97,7 @@ class DiskBuffer {
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* select_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
+  sqlite3_stmt* oldest_ = nullptr;
   Stats stats_;
   int64_t last_seq_ = 0;
   std::map<int64_t, Live> live_;

@@ -73,7 +73,8 @@ struct SinkBuffer {
   uint64_t out_bytes = 0;
   std::vector<int64_t> done;          // resolved: to remove
   std::vector<FlowMessage*> blocked;  // when_full: block — waiting for room, in order
-  std::vector<std::string> bodies;    // scratch for appends
+  std::string encoded;                // scratch for appends: the records one after the other
+  std::vector<std::string_view> bodies;  // ... and each of them
 };
 
 // A message brought into a running flow from outside its source (a dead letter replayed).

@@ -9,6 +9,8 @@
 #include "buffer_record.hpp"
 #include "log.hpp"
 
+#include <edgeflow/sdk/config.hpp>
+
 #include <algorithm>
 
 namespace edgeflow {
@@ -28,12 +30,7 @@ int64_t wall_ms() {
       .count();
 }
 
-std::string size_text(uint64_t bytes) {
-  if (bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
-  if (bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
-  if (bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
-  return std::to_string(bytes) + " bytes";
-}
+std::string size_text(uint64_t bytes) { return sdk::detail::default_text(sdk::Bytes{bytes}); }
 
 }  // namespace
 
@@ -119,9 +116,16 @@ void Flow::append_to_buffer(int sink, std::vector<FlowMessage*>& msgs) {
   StageStats& st = sink_stage(sink);
   const std::string& stage = ss.inst.spec->key;
   const bool reject = ss.inst.spec->buffer->reject_when_full;
+  b.encoded.clear();
+  std::vector<size_t> ends;
+  ends.reserve(msgs.size());
+  for (FlowMessage* m : msgs) {
+    buffer::encode_into(b.encoded, *m);
+    ends.push_back(b.encoded.size());
+  }
   b.bodies.clear();
-  for (FlowMessage* m : msgs) b.bodies.push_back(buffer::encode(*m));
-  std::vector<std::string_view> views(b.bodies.begin(), b.bodies.end());
+  for (size_t k = 0, at = 0; k < ends.size(); at = ends[k++])
+    b.bodies.push_back(std::string_view(b.encoded).substr(at, ends[k] - at));
   buffer_out_.clear();
   const size_t window = buffer_window();
   size_t i = 0;
@@ -131,7 +135,9 @@ void Flow::append_to_buffer(int sink, std::vector<FlowMessage*>& msgs) {
     size_t n;
     seqs.clear();
     try {
-      n = b.disk->append(std::vector<std::string_view>(views.begin() + long(i), views.end()), wall_ms(), &seqs);
+      n = i == 0 ? b.disk->append(b.bodies, wall_ms(), &seqs)
+                 : b.disk->append(std::vector<std::string_view>(b.bodies.begin() + long(i), b.bodies.end()), wall_ms(),
+                                  &seqs);
     } catch (const BufferError& e) {
       // The disk refuses (full, gone read-only): nothing of these was acknowledged; the restart
       // tries again and the source re-reads them.
