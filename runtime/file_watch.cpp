@@ -30,7 +30,7 @@ FileWatch::FileWatch(const std::vector<std::string>& paths, std::function<void()
     std::error_code ec;
     bool dir = fs::is_directory(p, ec);
     std::string target = dir ? p : fs::path(p).parent_path().string();
-    if (target.empty()) target = ".";
+    if (target.empty()) target.push_back('.');  // a file named without a directory
     int wd = inotify_add_watch(inotify_, target.c_str(), mask);
     if (wd < 0) {
       std::string why = std::strerror(errno);
