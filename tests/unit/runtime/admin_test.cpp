@@ -349,6 +349,67 @@ max_in_flight: 50
     EXPECT_EQ(request(port(), path).body.find("s3cr3t"), std::string::npos) << path;
 }
 
+// Whatever a client puts in the repair station's and reload's queries: a 400 (or 404) naming the
+// parameter and what it takes, never a crash, a query built from the text, or a purge of all.
+TEST_F(Admin, HostileDeadLetterAndReloadQueriesAreRefusedWithTheReason) {
+  load(R"(flow: f
+source: { type: sequence, count: 5, hold_open: true }
+sinks:
+  out: { type: flaky, reject: '"n":1' }
+)");
+  serve();
+  rt.start();
+  ASSERT_TRUE(flow().wait_for([&] { return flow().stats().dead_lettered.load() == 1; }, 30s));
+  auto post = [&](const std::string& path, bool json = true) {
+    Poco::Net::HTTPClientSession c("127.0.0.1", port());
+    Poco::Net::HTTPRequest req("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (json) req.setContentType("application/json");
+    req.setContentLength(0);
+    c.sendRequest(req);
+    Poco::Net::HTTPResponse res;
+    std::istream& in = c.receiveResponse(res);
+    return Reply{int(res.getStatus()), std::string(std::istreambuf_iterator<char>(in), {}), res.getContentType()};
+  };
+  auto refused = [&](const Reply& r, int status, const std::string& says) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(r.body.find(says), std::string::npos) << r.body;
+  };
+  refused(request(port(), "/dlq?since=yesterday"), 400, "since: a time like");
+  refused(request(port(), "/dlq?until=2026-13-40T99:00:00Z"), 400, "until: a time like");
+  refused(request(port(), "/dlq?bogus=1"), 400, "unknown filter 'bogus'");
+  refused(request(port(), "/dlq?id=1,x"), 400, "id: letter ids");
+  refused(request(port(), "/dlq?id=-4"), 400, "id: letter ids");
+  refused(request(port(), "/dlq?limit=-3"), 400, "limit: a number of letters");
+  refused(request(port(), "/dlq?limit=99999999999999999999"), 400, "limit: a number of letters");
+  refused(request(port(), "/dlq?state=deleted"), 400, "state: new or replayed");
+  for (const char* bad : {"/dlq/abc", "/dlq/0", "/dlq/12x", "/dlq/99999999999999999999", "/dlq/1/2"})
+    refused(request(port(), bad), 404, "letter");
+  // Text is bound, never spliced: these select nothing, and say so.
+  for (const char* odd : {"/dlq?reason=x%27%20OR%20%271%27%3D%271", "/dlq?reason=%5B", "/dlq?reason=%00",
+                          "/dlq?flow=%FF%FE", "/dlq?stage=%27%3B%20DROP%20TABLE%20letter%3B--"}) {
+    Reply r = request(port(), odd);
+    EXPECT_EQ(r.status, 200) << odd << " " << r.body;
+    EXPECT_EQ(parse(r.body)["count"].GetUint64(), 0u) << odd;
+  }
+  EXPECT_EQ(parse(request(port(), "/dlq").body)["count"].GetUint64(), 1u);  // still there
+
+  refused(post("/dlq/replay?from=sideways"), 400, "from: source or stage");
+  refused(post("/dlq/replay?timeout=1y"), 400, "timeout: a duration up to 10m");
+  refused(post("/dlq/replay?timeout=0"), 400, "timeout: a duration up to 10m");
+  refused(post("/dlq/purge"), 400, "purge needs a filter");
+  refused(post("/dlq/purge?all=yes"), 400, "purge needs a filter");
+  refused(post("/dlq/purge?all=true", false), 415, "application/json");
+  refused(post("/reload", false), 415, "application/json");
+  EXPECT_EQ(request(port(), "/dlq/purge").status, 405);
+  EXPECT_EQ(parse(request(port(), "/dlq").body)["count"].GetUint64(), 1u);  // nothing purged
+
+  // The one valid action here: a reload of an unchanged file changes nothing.
+  Reply reload = post("/reload");
+  EXPECT_EQ(reload.status, 200) << reload.body;
+  EXPECT_STREQ(parse(reload.body)["unchanged"][0].GetString(), "f");
+  EXPECT_STREQ(parse(request(port(), "/reload").body)["status"].GetString(), "applied");
+}
+
 TEST(AdminAddress, ParsesHostPortAndOff) {
   EXPECT_FALSE(parse_admin_address("off"));
   auto a = parse_admin_address("9000");
