@@ -1,5 +1,7 @@
 #include "file_watch.hpp"
 
+#include "yaml_file.hpp"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -61,7 +63,7 @@ bool FileWatch::relevant(int wd, const std::string& name) const {
       continue;
     }
     auto ext = fs::path(name).extension();
-    if (ext == ".yaml" || ext == ".yml") return true;
+    if ((ext == ".yaml" || ext == ".yml") && !is_test_file(name)) return true;
   }
   return false;
 }

@@ -244,7 +244,9 @@ void collect(const std::string& path, std::vector<std::string>& files, host::Dia
     std::vector<std::string> found;
     for (auto& e : fs::directory_iterator(path, ec)) {
       auto ext = e.path().extension();
-      if (ext == ".yaml" || ext == ".yml") found.push_back(e.path().string());
+      // Flow tests live beside the flows they test (`edgeflow test`).
+      if ((ext == ".yaml" || ext == ".yml") && !is_test_file(e.path().string()))
+        found.push_back(e.path().string());
     }
     if (ec) diag.errors.push_back(path + ": cannot read directory: " + ec.message());
     if (found.empty() && !ec)

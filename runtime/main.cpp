@@ -1,8 +1,9 @@
-// The edgeflow command line: run, validate, plugins list|inspect, plugin new, tap, dlq, reload,
+// The edgeflow command line: run, validate, test, plugins list|inspect, plugin new, tap, dlq, reload,
 // dev kafka.
 #include "admin.hpp"
 #include "admin_client.hpp"
 #include "file_watch.hpp"
+#include "flow_test.hpp"
 #include "dev_kafka.hpp"
 #include "dlq_cli.hpp"
 #include "engine.hpp"
@@ -63,6 +64,12 @@ Usage:
   edgeflow reload   [options]                      make the running daemon read its flow files
                                                     again (as SIGHUP or a changed file does); exit
                                                     1 and the errors when they are invalid
+  edgeflow test     [options] [--junit FILE] [PATH...]
+                                                    run the flow tests (*.test.yaml) in the paths
+                                                    (directories searched; a flow file's tests are
+                                                    NAME.test.yaml beside it; default: .): the
+                                                    flow's steps run for real, its sinks captured;
+                                                    exit 1 when a test fails; JUnit XML to FILE
   edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
@@ -98,6 +105,8 @@ struct Args {
   std::string rate = "10";
   std::string kind;
   std::string dir;
+  std::string junit;
+  bool log_level_given = false;
   YamlLimits yaml;
   LogConfig log;
 };
@@ -152,6 +161,7 @@ Args parse(int argc, char** argv) {
     else if (arg == "--rate") a.rate = value("--rate");
     else if (arg == "--kind") a.kind = value("--kind");
     else if (arg == "--dir") a.dir = value("--dir");
+    else if (arg == "--junit") a.junit = value("--junit");
     else if (arg == "--log-format") {
       std::string f = value("--log-format");
       if (f == "json") a.log.format = LogFormat::json;
@@ -159,6 +169,7 @@ Args parse(int argc, char** argv) {
       else usage_error("--log-format is logfmt or json, not '" + f + "'");
     } else if (arg == "--log-level") {
       std::string l = value("--log-level");
+      a.log_level_given = true;
       if (l == "debug") a.log.min_level = EF_LOG_DEBUG;
       else if (l == "info") a.log.min_level = EF_LOG_INFO;
       else if (l == "warn") a.log.min_level = EF_LOG_WARN;
@@ -355,6 +366,42 @@ int cmd_dev(const Args& a) {
   return dev_kafka(std::vector<std::string>(a.positional.begin() + 1, a.positional.end()));
 }
 
+int cmd_test(Args a) {
+  if (a.positional.empty()) a.positional.push_back(".");
+  // The engine's own warnings (each dead letter) would bury the outcomes; --log-level shows them.
+  if (!a.log_level_given) {
+    a.log.min_level = EF_LOG_ERROR;
+    configure_logging(a.log);
+  }
+  host::Diagnostics diag;
+  auto files = flowtest::find_test_files(a.positional, diag);
+  if (!diag.ok()) {
+    for (auto& e : diag.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+    return 2;
+  }
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
+  auto results = flowtest::run_test_files(files, rt.plugins(), a.yaml, [](const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+  });
+  size_t failed = 0, errors = 0;
+  for (auto& r : results) {
+    failed += !r.passed && !r.error;
+    errors += r.error;
+  }
+  std::printf("%zu test(s) in %zu file(s): %zu passed, %zu failed, %zu file(s) could not run\n", results.size() - errors,
+              files.size(), results.size() - failed - errors, failed, errors);
+  if (!a.junit.empty()) {
+    std::string xml = flowtest::junit_xml(results);
+    FILE* f = std::fopen(a.junit.c_str(), "w");
+    if (!f || std::fwrite(xml.data(), 1, xml.size(), f) != xml.size() || std::fclose(f) != 0) {
+      std::fprintf(stderr, "edgeflow test: cannot write %s: %s\n", a.junit.c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
+  return errors ? 2 : failed ? 1 : 0;
+}
+
 int cmd_run(const Args& a) {
   if (a.positional.empty()) usage_error("run needs flow files or directories");
   // Signals are taken by this thread alone (sigwait), never by a flow thread mid-batch.
@@ -487,6 +534,7 @@ int main(int argc, char** argv) {
   if (a.command == "plugin") return cmd_plugin(a);
   if (a.command == "dev") return cmd_dev(a);
   if (a.command == "tap") return cmd_tap(a);
+  if (a.command == "test") return cmd_test(a);
   if (a.command == "reload") {
     AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/reload", 15 * 60);
     if (r.status == 0) {

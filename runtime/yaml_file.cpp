@@ -253,4 +253,11 @@ std::vector<YAML::Node> load_yaml_file(const std::string& file, const YamlLimits
   return load_yaml_text(file, text, limits, diag);
 }
 
+bool is_test_file(const std::string& path) {
+  std::string_view name(path);
+  if (auto slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  auto ends = [&](std::string_view s) { return name.size() > s.size() && name.substr(name.size() - s.size()) == s; };
+  return ends(".test.yaml") || ends(".test.yml");
+}
+
 }  // namespace edgeflow

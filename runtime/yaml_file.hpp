@@ -28,4 +28,8 @@ std::vector<YAML::Node> load_yaml_file(const std::string& file, const YamlLimits
 std::vector<YAML::Node> load_yaml_text(const std::string& name, const std::string& text, const YamlLimits& limits,
                                        host::Diagnostics& diag);
 
+// Whether a file is a flow test (`*.test.yaml`, `*.test.yml`, see flow_test_file.hpp): flow
+// loading and the file watch skip them.
+bool is_test_file(const std::string& path);
+
 }  // namespace edgeflow

@@ -3,7 +3,7 @@
 #
 #   bash scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...]
 #
-# Targets (tests/fuzz): flow, expr, pgoutput, mqtt, http. Builds build-fuzz/ with clang and
+# Targets (tests/fuzz): flow, flow_test, expr, pgoutput, mqtt, http, ... Builds build-fuzz/ with clang and
 # libFuzzer (installed with apt-get when missing). The seeds in tests/fuzz/corpus/TARGET are read,
 # never written; what the run adds goes to build-fuzz/corpus/TARGET, and a crashing input to
 # build-fuzz/crashes/TARGET/ (add it to the seed corpus: fuzz_replay.TARGET then replays it in
@@ -16,7 +16,7 @@ source scripts/lib/deps.sh
 # shellcheck source=scripts/lib/build.sh
 source scripts/lib/build.sh
 
-all_targets=(flow expr pgoutput mqtt http http_server json_schema payload buffer_record dlq_envelope)
+all_targets=(flow flow_test expr pgoutput mqtt http http_server json_schema payload buffer_record dlq_envelope)
 [[ $# -ge 2 ]] || { echo "usage: bash scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options]" >&2; exit 2; }
 which=$1 seconds=$2
 shift 2
