@@ -346,8 +346,12 @@ struct AdminServer::Impl : net::Handler {
   Impl(Runtime& r, AdminOptions o) : rt(r), options(std::move(o)) {}
 
   std::optional<net::Response> head(const net::Request& req, uint64_t& max_body) override {
-    max_body = 0;  // nothing here takes a body: filters are in the query
-    bool action = req.path == "/dlq/replay" || req.path == "/dlq/purge" || (req.path == "/reload" && req.method == "POST");
+    // Only a signal takes a body (the command); filters are in the query.
+    bool signal = req.path.rfind("/flows/", 0) == 0 && req.path.size() > 14 &&
+                  req.path.compare(req.path.size() - 7, 7, "/signal") == 0;
+    max_body = signal ? kMaxSignalBytes : 0;
+    bool action = signal || req.path == "/dlq/replay" || req.path == "/dlq/purge" ||
+                  (req.path == "/reload" && req.method == "POST");
     if (action ? req.method != "POST" : req.method != "GET" && req.method != "HEAD") {
       net::Response r = net::error_response(405, action ? "only POST is served here" : "only GET is served here");
       r.headers.push_back({"Allow", action ? "POST" : "GET, HEAD"});
@@ -393,20 +397,41 @@ struct AdminServer::Impl : net::Handler {
     }
     if (path.rfind("/flows/", 0) == 0) {
       std::string rest = path.substr(7);
-      bool is_tap = rest.size() > 4 && rest.compare(rest.size() - 4, 4, "/tap") == 0;
-      if (is_tap) rest.resize(rest.size() - 4);
+      auto ends = [&](std::string_view tail) {
+        bool yes = rest.size() > tail.size() && rest.compare(rest.size() - tail.size(), tail.size(), tail) == 0;
+        if (yes) rest.resize(rest.size() - tail.size());
+        return yes;
+      };
+      bool is_tap = ends("/tap"), is_signal = !is_tap && ends("/signal");
       auto f = rt.flow(rest);
       if (!f) return reply->send(net::error_response(404, "no flow named '" + rest + "'"));
+      if (is_signal) return reply->send(signal(*f, req.body));
       if (!is_tap) return reply->send(json(200, flow_json(*f)));
       return tap(*f, req.query, *reply);
     }
     reply->send(net::error_response(
-        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name>, /flows/<name>/tap, /dlq, "
-             "/dlq/<id>, /dlq/replay, /dlq/purge and /reload"));
+        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name>, /flows/<name>/tap, "
+             "/flows/<name>/signal, /dlq, /dlq/<id>, /dlq/replay, /dlq/purge and /reload"));
   }
 
  private:
   static constexpr int kMaxTaps = 6;  // of the 8 handler threads: two stay for everything else
+  static constexpr uint64_t kMaxSignalBytes = 64 << 10;
+
+  // A command for the flow's source (`edgeflow cdc snapshot` sends one): a JSON object.
+  static net::Response signal(Flow& f, const std::string& body) {
+    host::Doc command;
+    // Iterative: a body of nested brackets cannot exhaust the stack.
+    command.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
+    if (command.HasParseError() || !command.IsObject())
+      return net::error_response(400, "the body must be a JSON object, like {\"action\":\"snapshot\",\"tables\":[\"public.orders\"]}");
+    std::string reason;
+    switch (f.signal(command, reason)) {
+      case Flow::SignalResult::taken: return json(200, R"({"accepted":true})");
+      case Flow::SignalResult::refused: return net::error_response(422, reason);
+      default: return net::error_response(409, reason);
+    }
+  }
 
   static net::Response json(int status, std::string body) {
     net::Response r;

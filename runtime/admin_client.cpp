@@ -12,7 +12,7 @@
 namespace edgeflow {
 
 AdminReply admin_request(const std::string& admin, const std::string& token, const std::string& method,
-                         const std::string& target, int timeout_s) {
+                         const std::string& target, int timeout_s, const std::string& body) {
   AdminReply r;
   std::optional<AdminOptions> o;
   try {
@@ -31,10 +31,10 @@ AdminReply admin_request(const std::string& admin, const std::string& token, con
     Poco::Net::HTTPRequest req(method, target, Poco::Net::HTTPMessage::HTTP_1_1);
     if (method == Poco::Net::HTTPRequest::HTTP_POST) {
       req.setContentType("application/json");
-      req.setContentLength(0);
+      req.setContentLength(std::streamsize(body.size()));
     }
     if (!token.empty()) req.set("Authorization", "Bearer " + token);
-    session.sendRequest(req);
+    session.sendRequest(req) << body;
     Poco::Net::HTTPResponse res;
     std::istream& in = session.receiveResponse(res);
     r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

@@ -1,4 +1,4 @@
-// The command line's client of a running daemon's admin API (`dlq replay`, `reload`).
+// The command line's client of a running daemon's admin API (`dlq replay`, `reload`, `cdc snapshot`).
 #pragma once
 
 #include <string>
@@ -13,6 +13,6 @@ struct AdminReply {
 
 // One request to the admin API at `admin` ([host:]port); actions (POST) go as JSON requests.
 AdminReply admin_request(const std::string& admin, const std::string& token, const std::string& method,
-                         const std::string& target, int timeout_s);
+                         const std::string& target, int timeout_s, const std::string& body = "");
 
 }  // namespace edgeflow

@@ -174,6 +174,11 @@ class Flow {
   // nothing taken, when the flow is not running.
   bool inject(std::vector<Injection> items, std::function<void(uint64_t, uint8_t)> done);
 
+  // Hands an operator's command to the running source's signal hook (ABI 1.5). `refused` with the
+  // source's reason; `unavailable` when its type takes no signals or its run() is not running.
+  enum class SignalResult { taken, refused, unavailable };
+  SignalResult signal(const host::Doc& command, std::string& reason);
+
   // Creates and destroys every instance once, without starting: plugin-level config errors.
   bool check(std::vector<std::string>& errors);
 
@@ -378,6 +383,10 @@ class Flow {
   std::condition_variable source_cv_;
   std::vector<ef_ack> acks_out_;
   std::vector<FlowMessage*> returned_;
+
+  // Signals reach the source only while its run() runs: set and cleared under signal_mutex_.
+  std::mutex signal_mutex_;
+  bool signals_open_ = false;
 
   mutable std::mutex observe_mutex_;
   std::condition_variable observe_cv_;

@@ -17,6 +17,9 @@ extern thread_local Flow* t_flow;
 // a batch itself). Each thread makes and frees messages from its own list.
 extern thread_local Flow* t_pipeline_thread;
 
+// Set while Flow::signal() calls a source's hook: host->fail() writes the reason here.
+extern thread_local std::string* t_fail_reason;
+
 inline Instance* I(ef_ctx* c) { return reinterpret_cast<Instance*>(c); }
 inline ef_ctx* C(Instance* i) { return reinterpret_cast<ef_ctx*>(i); }
 inline FlowMessage* FM(ef_message* m) { return static_cast<FlowMessage*>(host::M(m)); }

@@ -18,6 +18,7 @@ using namespace detail;
 using host::JValue;
 
 thread_local Flow* detail::t_flow = nullptr;
+thread_local std::string* detail::t_fail_reason = nullptr;
 thread_local Flow* detail::t_pipeline_thread = nullptr;
 
 namespace {

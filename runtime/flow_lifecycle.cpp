@@ -7,6 +7,9 @@
 #include <edgeflow/sdk/backoff.hpp>
 #include <edgeflow/sdk/expr/value.hpp>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <algorithm>
 #include <bit>
 #include <ctime>
@@ -219,6 +222,33 @@ bool Flow::create_instances(std::vector<std::string>* errors) {
   return ok;
 }
 
+Flow::SignalResult Flow::signal(const host::Doc& command, std::string& reason) {
+  std::lock_guard lock(signal_mutex_);
+  if (!signals_open_) {
+    reason = "the source of flow " + spec_.name + " is not running (the flow is " + state_name(state()) + ")";
+    return SignalResult::unavailable;
+  }
+  if (!source_.comp->signal) {
+    reason = "the " + spec_.source.type + " source of flow " + spec_.name + " takes no signals";
+    return SignalResult::unavailable;
+  }
+  // The hook's reason comes through host->fail() on this thread, not into the source's
+  // last_error, which its own thread writes.
+  t_fail_reason = &reason;
+  ef_status st = source_.comp->signal(source_.self, reinterpret_cast<const ef_value*>(&command));
+  t_fail_reason = nullptr;
+  if (st == EF_OK) {
+    rapidjson::StringBuffer text;
+    rapidjson::Writer<rapidjson::StringBuffer> w(text);
+    command.Accept(w);
+    log_info(spec_.name, "source", "signal taken: " + scrub(std::string(text.GetString(), text.GetSize()), spec_.secrets));
+    return SignalResult::taken;
+  }
+  if (reason.empty()) reason = "refused (no reason given)";
+  reason = scrub(reason, spec_.secrets);
+  return SignalResult::refused;
+}
+
 bool Flow::check(std::vector<std::string>& errors) {
   bool ok = create_instances(&errors);
   for (Instance* inst : {&source_, &dlq_.inst}) {
@@ -346,6 +376,10 @@ bool Flow::run_once() {
     pump();
   }
   source_running_ = true;
+  {
+    std::lock_guard lock(signal_mutex_);
+    signals_open_ = true;
+  }
   source_thread_ = std::thread([this] {
     ef_status st = source_.comp->run(source_.self);
     {
@@ -357,6 +391,10 @@ bool Flow::run_once() {
   });
   serve_source();
   source_thread_.join();
+  {
+    std::lock_guard lock(signal_mutex_);  // waits for a signal call under way
+    signals_open_ = false;
+  }
   source_running_ = false;
   if (source_status_ != EF_OK && !failed_) fail(source_, "run failed: " + source_.last_error);
   if (!failed_) drain();

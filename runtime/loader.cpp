@@ -3,6 +3,7 @@
 #include "log.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <system_error>
 
 namespace edgeflow {
@@ -114,9 +115,17 @@ bool PluginRegistry::load_file(const std::filesystem::path& path) {
   }
   if (info->struct_size < sizeof(ef_plugin_info) || !info->name || !info->components)
     return refuse(file, "plugin descriptor is incomplete (name or components missing)");
+  // Components are read at the plugin's own struct size (an older plugin's is smaller) and
+  // copied into host-owned structs of this ABI, the hooks it predates left NULL.
+  constexpr size_t kOldest = offsetof(ef_component, signal);  // ABI 1.0 .. 1.4
+  const size_t stride = info->component_count ? info->components[0].struct_size : 0;
+  if (info->component_count && stride < kOldest)
+    return refuse(file, "component 0 is truncated (struct_size " + std::to_string(stride) + ")");
   for (uint32_t i = 0; i < info->component_count; ++i) {
-    const ef_component& c = info->components[i];
-    if (c.struct_size < sizeof(ef_component) || !c.type || !c.create || !c.destroy)
+    const auto* raw = reinterpret_cast<const ef_component*>(reinterpret_cast<const char*>(info->components) + i * stride);
+    ef_component& c = p->components.emplace_back();
+    std::memcpy(&c, raw, std::min<size_t>(raw->struct_size, sizeof(ef_component)));
+    if (raw->struct_size != stride || !c.type || !c.create || !c.destroy)
       return refuse(file, "component " + std::to_string(i) + " is incomplete (type, create or destroy missing)");
     bool hooks_ok = (c.kind == EF_KIND_SOURCE && c.run && c.on_ack) ||
                     (c.kind == EF_KIND_TRANSFORMER && c.transform) ||
@@ -129,8 +138,7 @@ bool PluginRegistry::load_file(const std::filesystem::path& path) {
     }
   }
   const LoadedPlugin* loaded = plugins_.emplace_back(std::move(p)).get();
-  for (uint32_t i = 0; i < info->component_count; ++i)
-    components_.push_back({&info->components[i], loaded});
+  for (auto& c : loaded->components) components_.push_back({&c, loaded});
   plugins_.back()->info = info;
   log(EF_LOG_DEBUG, "", "loader",
       "loaded " + file + " (plugin " + info->name + " " + (info->version ? info->version : "?") + ", plugin ABI " +

@@ -6,6 +6,7 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include <deque>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -20,6 +21,8 @@ struct LoadedPlugin {
   std::string file;
   boost::dll::shared_library library;
   const ef_plugin_info* info = nullptr;
+  // Its components at this host's ABI size (a deque: refs to them never move).
+  std::deque<ef_component> components;
 };
 
 struct ComponentRef {

@@ -1,4 +1,4 @@
-// The edgeflow command line: run, validate, test, plugins list|inspect, plugin new, tap, dlq, reload,
+// The edgeflow command line: run, validate, test, plugins list|inspect, plugin new, tap, dlq, reload, cdc,
 // dev kafka.
 #include "admin.hpp"
 #include "admin_client.hpp"
@@ -15,6 +15,9 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/URI.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <cctype>
 #include <csignal>
@@ -70,6 +73,9 @@ Usage:
                                                     NAME.test.yaml beside it; default: .): the
                                                     flow's steps run for real, its sinks captured;
                                                     exit 1 when a test fails; JUnit XML to FILE
+  edgeflow cdc snapshot [options] FLOW TABLE...     an incremental snapshot of the tables, taken by
+                                                    the running postgres_cdc flow while it streams
+                                                    (its admin API); exit 1 with the reason if refused
   edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
@@ -539,6 +545,26 @@ int main(int argc, char** argv) {
     AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/reload", 15 * 60);
     if (r.status == 0) {
       std::fprintf(stderr, "edgeflow reload: %s\n", r.error.c_str());
+      return 1;
+    }
+    std::printf("%s\n", r.body.c_str());
+    return r.status == 200 ? 0 : 1;
+  }
+  if (a.command == "cdc") {
+    if (a.positional.size() < 3 || a.positional[0] != "snapshot") usage_error("cdc needs 'snapshot FLOW TABLE...'");
+    std::string body = R"({"action":"snapshot","tables":[)";
+    for (size_t i = 2; i < a.positional.size(); ++i) {
+      rapidjson::StringBuffer s;
+      rapidjson::Writer<rapidjson::StringBuffer> w(s);
+      w.String(a.positional[i].data(), rapidjson::SizeType(a.positional[i].size()));
+      body += (i > 2 ? "," : "") + std::string(s.GetString(), s.GetSize());
+    }
+    body += "]}";
+    std::string flow = a.positional[1];
+    if (flow.find_first_of("/?#% ") != std::string::npos) usage_error("'" + flow + "' is not a flow name");
+    AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/flows/" + flow + "/signal", 60, body);
+    if (r.status == 0) {
+      std::fprintf(stderr, "edgeflow cdc snapshot: %s\n", r.error.c_str());
       return 1;
     }
     std::printf("%s\n", r.body.c_str());

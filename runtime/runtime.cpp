@@ -301,6 +301,7 @@ const ef_host_api* runtime_host_api() {
     };
     h.fail = [](ef_ctx* c, const char* reason, size_t len) {
       if (!c) return set_init_failure(std::string(reason, len));
+      if (t_fail_reason) return void(t_fail_reason->assign(reason, len));
       I(c)->last_error.assign(reason, len);
     };
     h.config_where = [](ef_ctx* c, const char* key) -> const char* {

@@ -7,6 +7,7 @@
 // restarts the flow with capped, jittered backoff and the stream resumes at the confirmed LSN.
 #include "pg_types.hpp"
 #include "pgoutput.hpp"
+#include "incremental.hpp"
 #include "redact.hpp"
 #include "replication.hpp"
 #include "snapshot.hpp"
@@ -70,6 +71,7 @@ class PostgresCdcSource : public Source {
     std::vector<std::string> exclude_tables;
     std::string snapshot = "initial";
     int64_t snapshot_chunk_rows = 10000;
+    int64_t incremental_chunk_rows = 1024;
     bool transaction_events = false;
     bool messages = true;
     bool streaming = true;
@@ -124,6 +126,12 @@ class PostgresCdcSource : public Source {
         .range(1, 1000000)
         .doc("Rows fetched per round trip while reading the snapshot; bounds its memory.")
         .example("10000");
+    s.option("incremental_chunk_rows", &Config::incremental_chunk_rows)
+        .range(1, 100000)
+        .doc("Rows per chunk of an incremental snapshot (a table added to `tables`, or `edgeflow cdc "
+             "snapshot FLOW TABLE`), read while the stream goes on; each chunk is read between two "
+             "watermarks in the WAL (PostgreSQL 14+).")
+        .example("1024");
     s.option("transaction_events", &Config::transaction_events)
         .doc("Also emit an event at each transaction's begin (op \"begin\") and commit (op \"commit\").")
         .example("true");
@@ -156,6 +164,7 @@ class PostgresCdcSource : public Source {
 
   PostgresCdcSource(Context c, Config cfg) : Source(c), cfg_(std::move(cfg)) {
     if (cfg_.slot.empty()) cfg_.slot = object_name(context().name());
+    own_publication_ = cfg_.publication.empty() && cfg_.create_publication;
     if (cfg_.publication.empty()) cfg_.publication = object_name(context().name());
     if (!cfg_.end_lsn.empty()) {
       auto lsn = pg::parse_lsn(cfg_.end_lsn);
@@ -186,6 +195,35 @@ class PostgresCdcSource : public Source {
       return;
     }
     ensure_slot();
+    start_incremental();
+  }
+
+  // `edgeflow cdc snapshot FLOW TABLE...` (POST /flows/FLOW/signal): an incremental snapshot of
+  // the tables, queued for run(). Runs on the admin API's thread.
+  void on_signal(Value command) {
+    std::string action(command["action"].is_string() ? command["action"].as_string() : "");
+    if (action != "snapshot")
+      throw Error("unknown action '" + action + "'; postgres_cdc takes {\"action\":\"snapshot\",\"tables\":[...]}");
+    Value list = command["tables"];
+    if (!list.is_array() || list.size() == 0 || list.size() > 1000)
+      throw Error("tables: give the tables to snapshot, like [\"public.orders\"] (at most 1000)");
+    std::vector<std::string> tables;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!list.at(i).is_string() || list.at(i).as_string().empty()) throw Error("tables[" + std::to_string(i) + "]: expected a table name");
+      tables.push_back(parse_table(std::string(list.at(i).as_string())).qualified());
+    }
+    if (!inc_)
+      throw Error("incremental snapshots need PostgreSQL 14 or later (logical decoding messages) and a slot; "
+                  "this flow has neither");
+    for (auto& t : tables)
+      if (!include_.empty() && std::find(include_.begin(), include_.end(), t) == include_.end())
+        throw Error("table " + t + " is not in this flow's tables (" + std::to_string(cfg_.tables.size()) + " listed); add it to "
+                    "tables and reload: a table added there is snapshotted by itself");
+    try {
+      inc_->request(tables);
+    } catch (const std::exception& e) {
+      throw Error(pg::Redactor(cfg_.dsn)(e.what()));
+    }
   }
 
   void stop() override {
@@ -215,6 +253,7 @@ class PostgresCdcSource : public Source {
 
   void on_ack(std::span<const ef_ack> acks) override {
     for (auto& a : acks) tracker_.resolve(a.token, ef_ack_status(a.status));
+    if (inc_) inc_->delivered([&](uint64_t token) { return tracker_.done(token); });
     if (stream_ended_) report_while_draining();
     if (snapshot_token_ && tracker_.done(*snapshot_token_)) {
       snapshot_token_.reset();
@@ -229,6 +268,12 @@ class PostgresCdcSource : public Source {
   // anything read is unconfirmed or more WAL waits, 0 once caught up.
   void publish_metrics() {
     context().counter("events", double(events_));
+    if (inc_) {
+      context().gauge("incremental_snapshot_tables_pending", double(inc_->tables_pending()));
+      context().counter("incremental_snapshot_rows", double(inc_->rows()));
+      context().counter("incremental_snapshot_chunks", double(inc_->chunks()));
+      context().counter("incremental_snapshot_rows_superseded", double(inc_->superseded()));
+    }
     if (!streaming_) return;
     Lsn confirmed = tracker_.confirmed();
     context().gauge("replication_lag_bytes", server_end_ > confirmed ? double(server_end_ - confirmed) : 0.0);
@@ -309,8 +354,29 @@ class PostgresCdcSource : public Source {
                     " — have its owner or a superuser run: " + create + ";");
       }
       context().info("created publication " + cfg_.publication);
+    } else if (own_publication_ && !cfg_.tables.empty()) {
+      add_to_publication();
     }
     check_published();
+  }
+
+  // A table added to `tables` joins the flow's own publication (edgeflow_<flow>, which it
+  // manages); its rows are then read by an incremental snapshot. A publication the operator
+  // named stays theirs: check_published() says what to run.
+  void add_to_publication() {
+    std::string pub = conn_->literal(cfg_.publication);
+    auto all = conn_->query("SELECT puballtables::text FROM pg_publication WHERE pubname = " + pub);
+    if (all.empty() || all[0][0].value_or("") == "true") return;
+    auto listed = conn_->query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = " + pub);
+    for (auto& want : include_) {
+      if (std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; })) continue;
+      try {
+        conn_->query("ALTER PUBLICATION " + conn_->identifier(cfg_.publication) + " ADD TABLE " + table_list({want}));
+        context().info("added table " + want + " to publication " + cfg_.publication);
+      } catch (const std::exception& e) {
+        context().warn("cannot add table " + want + " to publication " + cfg_.publication + ": " + e.what());
+      }
+    }
   }
 
   // Every listed table must be one whose changes the publication sends under that table's name,
@@ -420,8 +486,29 @@ class PostgresCdcSource : public Source {
     context().info("created " + std::string(cfg_.temporary_slot ? "temporary " : "") + "replication slot " +
                    cfg_.slot + " at " + pg::format_lsn(slot.consistent_point));
     consistent_point_ = slot.consistent_point;
+    slot_created_ = true;
     snapshot_name_ = slot.snapshot;
     snapshot_pending_ = with_snapshot;
+  }
+
+  // Incremental snapshots ride on logical decoding messages (PostgreSQL 14+) and need a slot that
+  // outlives the connection. A table listed now that the last run did not list is read so.
+  void start_incremental() {
+    if (cfg_.temporary_slot || conn_->server_version() < 140000) return;
+    pg::IncrementalSnapshots::Options o;
+    o.dsn = cfg_.dsn;
+    o.publication = cfg_.publication;
+    o.slot = cfg_.slot;
+    o.exclude = exclude_;
+    o.chunk_rows = size_t(cfg_.incremental_chunk_rows);
+    o.state_file = state_file(context(), ".incremental");
+    o.info = [this](const std::string& m) { context().info(m); };
+    o.warn = [this](const std::string& m) { context().warn(m); };
+    if (o.state_file.empty() && !include_.empty())
+      context().warn("no state directory: a table added to tables later is not snapshotted by itself");
+    inc_ = std::make_unique<pg::IncrementalSnapshots>(std::move(o));
+    for (auto& t : inc_->start(include_, slot_created_))
+      context().info("table " + t + " was added to tables: its rows are read by an incremental snapshot while the stream goes on");
   }
 
   std::string snapshot_state() const {
@@ -512,7 +599,9 @@ class PostgresCdcSource : public Source {
       if (dir.empty()) dir = (std::filesystem::temp_directory_path() / ("edgeflow-spool-" + std::to_string(::getpid()) + "-" + cfg_.slot)).string();
       spool_ = std::make_unique<pg::Spool>(dir);
     }
-    conn_->start({cfg_.slot, 0, cfg_.publication, streaming ? 2 : 1, cfg_.messages, streaming});
+    // Messages are asked for whenever the server has them (14+): the watermarks of incremental
+    // snapshots are messages; other messages are dropped without `messages: true`.
+    conn_->start({cfg_.slot, 0, cfg_.publication, streaming ? 2 : 1, conn_->server_version() >= 140000, streaming});
     streaming_ = true;
     tracker_.start_at(consistent_point_);
     context().info("streaming changes of publication " + cfg_.publication + " from slot " + cfg_.slot);
@@ -539,6 +628,7 @@ class PostgresCdcSource : public Source {
       } else if (!poll(0)) {
         return;
       }
+      if (inc_) inc_->step();
       auto now = Clock::now();
       bool due = now - last_status >= cfg_.status_interval;
       bool moved = tracker_.confirmed() != reported && now - last_status >= std::chrono::milliseconds(100);
@@ -646,6 +736,7 @@ class PostgresCdcSource : public Source {
     for (auto oid : m.relation_oids) {
       auto rel = relations_.find(oid);
       if (!rel || !captured(*rel)) continue;
+      if (auto* w = open_window(*rel)) w->supersede_all();
       out_.assign(R"({"op":"t","before":null,"after":null,"source":)");
       append_source(out_, rel->namespace_name, rel->name, pg::format_lsn(lsn), txid_, commit_ts_);
       out_ += R"(,"key":null})";
@@ -654,6 +745,8 @@ class PostgresCdcSource : public Source {
   }
 
   void on_message(pg::LogicalMessage& m, Lsn, std::vector<ef_message*>& batch) {
+    if (m.prefix == pg::kWatermarkPrefix) return watermark(m, batch);
+    if (!cfg_.messages) return;
     bool own = !m.transactional() || !in_txn_;
     uint64_t token = own ? tracker_.open() : txn_;
     out_.assign(R"({"op":"m","message":{"prefix":)");
@@ -678,9 +771,42 @@ class PostgresCdcSource : public Source {
     ++txn_events_;
   }
 
+  // A chunk's HIGH watermark: its rows no change superseded go out as read events, acknowledged
+  // like a transaction committed at the watermark.
+  void watermark(const pg::LogicalMessage& m, std::vector<ef_message*>& batch) {
+    if (!inc_ || inc_->watermark(m.content) != pg::IncrementalSnapshots::Mark::high) return;
+    const pg::ChunkWindow& w = *inc_->window();
+    if (w.stale()) return inc_->chunk_discarded();
+    uint64_t token = tracker_.open();
+    auto table = parse_table(w.table());
+    std::string source_tail = R"(,"source":)";
+    append_source(source_tail, table.schema, table.name, pg::format_lsn(m.lsn), "null", "null");
+    uint64_t n = 0;
+    w.each_remaining([&](const pg::SnapshotRow& row) {
+      out_.assign(R"({"op":"r","before":null,"after":)");
+      out_ += row.after;
+      out_ += source_tail;
+      out_ += R"(,"key":)";
+      out_ += row.key;
+      out_ += '}';
+      batch.push_back(make_event(token, row.key, 0));
+      ++n;
+    });
+    tracker_.add(token, n);
+    tracker_.commit(token, m.lsn);
+    inc_->chunk_emitted(token);
+  }
+
+  // The chunk being read, when this change falls between its watermarks.
+  pg::ChunkWindow* open_window(const pg::Relation& rel) {
+    pg::ChunkWindow* w = inc_ ? inc_->window() : nullptr;
+    return w && w->is_open() && w->table() == rel.namespace_name + "." + rel.name ? w : nullptr;
+  }
+
   // A changed table (columns added or dropped, renamed) is looked at afresh.
   void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) {
     const pg::Relation& rel = *m.relation;
+    if (auto* w = inc_ ? inc_->window() : nullptr; w && w->table() == rel.namespace_name + "." + rel.name) w->mark_stale();
     captured_.erase(rel.oid);
     key_masks_.erase(rel.oid);
     if (rel.replica_identity == pg::ReplicaIdentity::Full && captured(rel)) key_by_primary_key(rel);
@@ -791,6 +917,14 @@ class PostgresCdcSource : public Source {
     batch.push_back(make_event(txn_, key_, commit_ms_));
     tracker_.add(txn_);
     ++txn_events_;
+    if (auto* w = open_window(rel)) {
+      w->supersede(key_);
+      if (before && after) {  // an update: under its old key too, when that changed
+        out_.clear();
+        append_tuple(rel, *before, true, false);
+        w->supersede(out_);
+      }
+    }
   }
 
   // Unchanged TOAST values are left out of the row and named in "unchanged" instead.
@@ -934,6 +1068,9 @@ class PostgresCdcSource : public Source {
   Lsn consistent_point_ = 0;
   bool snapshot_pending_ = false;
   std::optional<uint64_t> snapshot_token_;
+  bool slot_created_ = false;
+  bool own_publication_ = false;  // the default one, created and kept up by the flow
+  std::unique_ptr<pg::IncrementalSnapshots> inc_;  // PostgreSQL 14+, a lasting slot
   uint64_t snapshot_rows_ = 0;
 
   pg::RelationCache relations_;

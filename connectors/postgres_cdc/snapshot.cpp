@@ -125,6 +125,8 @@ struct SnapshotReader::Impl {
 
   Layout layout(const SnapshotTable& t);
   void resize_rows(std::size_t n);
+  // The rows of a result, its first ncols columns as JSON, into `rows` (resized to match).
+  void convert(const pqxx::result& res, const Layout& l, std::size_t ncols);
 
   Redactor redact;
   std::unique_ptr<pqxx::connection> conn;
@@ -337,6 +339,50 @@ void SnapshotReader::Impl::resize_rows(std::size_t n) {
   }
 }
 
+void SnapshotReader::Impl::convert(const pqxx::result& res, const Layout& l, std::size_t ncols) {
+  const std::size_t n = res.size();
+  resize_rows(n);
+  spans.resize(ncols);
+  for (std::size_t r = 0; r < n; ++r) {
+    SnapshotRow& out = rows[r];
+    std::string& after = out.after;
+    after.clear();
+    std::size_t c = 0;
+    const pqxx::row row = res[static_cast<pqxx::result::size_type>(r)];
+    for (auto f = row.begin(); c < ncols; ++f, ++c) {
+      after += l.prefixes[c];
+      const std::size_t begin = after.size();
+      if (f->is_null()) {
+        after += "null";
+      } else {
+        const std::string_view text(f->c_str(), f->size());
+        try {
+          append_json(after, l.types[c], text);
+        } catch (const ValueError&) {
+          after.resize(begin);  // the text, as a string: nothing is lost
+          append_json_string(after, text);
+        }
+      }
+      spans[c] = {begin, after.size()};
+    }
+    if (ncols == 0) after.push_back('{');
+    after.push_back('}');
+
+    std::string& key = out.key;
+    key.clear();
+    if (l.key_index.empty()) {
+      key = "{}";
+    } else {
+      for (std::size_t k = 0; k < l.key_index.size(); ++k) {
+        key += l.key_prefixes[k];
+        const auto [b, e] = spans[l.key_index[k]];
+        key.append(after, b, e - b);
+      }
+      key.push_back('}');
+    }
+  }
+}
+
 uint64_t SnapshotReader::read(const SnapshotTable& t, size_t chunk_rows,
                               const std::function<bool(std::vector<SnapshotRow>&)>& on_chunk) {
   Impl& d = *impl_;
@@ -364,52 +410,71 @@ uint64_t SnapshotReader::read(const SnapshotTable& t, size_t chunk_rows,
                                std::to_string(ncols) + " columns, the server sent " +
                                std::to_string(res.columns()));
     }
-    d.resize_rows(n);
-    d.spans.resize(ncols);
-    for (std::size_t r = 0; r < n; ++r) {
-      SnapshotRow& out = d.rows[r];
-      std::string& after = out.after;
-      after.clear();
-      std::size_t c = 0;
-      const pqxx::row row = res[static_cast<pqxx::result::size_type>(r)];
-      for (auto f = row.begin(); f != row.end(); ++f, ++c) {
-        after += l.prefixes[c];
-        const std::size_t begin = after.size();
-        if (f->is_null()) {
-          after += "null";
-        } else {
-          const std::string_view text(f->c_str(), f->size());
-          try {
-            append_json(after, l.types[c], text);
-          } catch (const ValueError&) {
-            after.resize(begin);  // the text, as a string: nothing is lost
-            append_json_string(after, text);
-          }
-        }
-        d.spans[c] = {begin, after.size()};
-      }
-      if (ncols == 0) after.push_back('{');
-      after.push_back('}');
-
-      std::string& key = out.key;
-      key.clear();
-      if (l.key_index.empty()) {
-        key = "{}";
-      } else {
-        for (std::size_t k = 0; k < l.key_index.size(); ++k) {
-          key += l.key_prefixes[k];
-          const auto [b, e] = d.spans[l.key_index[k]];
-          key.append(after, b, e - b);
-        }
-        key.push_back('}');
-      }
-    }
+    d.convert(res, l, ncols);
     total += n;
     if (!on_chunk(d.rows)) break;
     if (n < chunk_rows) break;  // the last chunk: no need to ask for an empty one
   }
   d.exec("CLOSE " + cursor, what);
   return total;
+}
+
+void SnapshotReader::renew() {
+  Impl& d = *impl_;
+  d.transaction();  // throws when finished
+  try {
+    d.tx->commit();
+    d.tx = std::make_unique<Impl::Transaction>(*d.conn);
+  } catch (const std::exception& e) {
+    d.tx.reset();
+    d.fail("beginning a new snapshot transaction", e);
+  }
+}
+
+size_t SnapshotReader::read_after(const SnapshotTable& t, const std::vector<std::string>& after_key, size_t limit,
+                                  std::vector<SnapshotRow>& rows, std::vector<std::string>& last_key) {
+  Impl& d = *impl_;
+  if (limit == 0) throw std::invalid_argument(std::string(kPrefix) + "limit is 0");
+  if (t.key_columns.empty())
+    throw std::runtime_error(std::string(kPrefix) + t.table.qualified() +
+                             " has no primary key or replica identity index to read it in key order by");
+  d.transaction();
+  const Layout l = d.layout(t);
+  // Keyset paging: the rows after the last key read, in the key's order (its index serves it).
+  std::string keys, bound;
+  for (std::size_t k = 0; k < t.key_columns.size(); ++k) {
+    keys += (k ? ", " : "") + d.quote_name(t.key_columns[k]);
+    if (k < after_key.size()) bound += (k ? ", " : "") + d.tx->quote(after_key[k]);
+  }
+  std::string where;
+  if (!t.row_filter.empty()) where = "(" + t.row_filter + ")";
+  if (!after_key.empty()) {
+    if (after_key.size() != t.key_columns.size())
+      throw std::invalid_argument(std::string(kPrefix) + "the last key read has " + std::to_string(after_key.size()) +
+                                  " values, the table's key " + std::to_string(t.key_columns.size()));
+    where += (where.empty() ? "" : " AND ") + std::string("(") + keys + ") > (" + bound + ")";
+  }
+  // The key columns' own text comes last, for the next bound.
+  std::string key_text;
+  for (std::size_t k = 0; k < t.key_columns.size(); ++k)
+    key_text += ", " + d.quote_name(t.key_columns[k]) + "::text AS edgeflow_key_" + std::to_string(k);
+  const pqxx::result res = d.exec("SELECT " + l.select_list + key_text + (l.from_only ? " FROM ONLY " : " FROM ") +
+                                      d.quote_name(t.table.schema) + "." + d.quote_name(t.table.name) +
+                                      (where.empty() ? "" : " WHERE " + where) + " ORDER BY " + keys + " LIMIT " +
+                                      std::to_string(limit),
+                                  "reading a chunk of " + t.table.qualified());
+  const std::size_t ncols = l.types.size(), nkeys = t.key_columns.size();
+  if (static_cast<std::size_t>(res.columns()) != ncols + nkeys)
+    throw std::runtime_error(std::string(kPrefix) + "reading a chunk of " + t.table.qualified() + ": expected " +
+                             std::to_string(ncols + nkeys) + " columns, the server sent " + std::to_string(res.columns()));
+  if (!res.empty()) {
+    const pqxx::row last = res[static_cast<pqxx::result::size_type>(res.size() - 1)];
+    last_key.clear();
+    for (std::size_t k = 0; k < nkeys; ++k) last_key.emplace_back(last[static_cast<pqxx::row::size_type>(ncols + k)].c_str());
+  }
+  d.convert(res, l, ncols);
+  rows.assign(d.rows.begin(), d.rows.end());
+  return res.size();
 }
 
 void SnapshotReader::finish() {

@@ -85,6 +85,15 @@ class SnapshotReader {
   uint64_t read(const SnapshotTable& t, size_t chunk_rows,
                 const std::function<bool(std::vector<SnapshotRow>&)>& on_chunk);
 
+  // Incremental snapshots. renew() commits the transaction and begins another like it (without an
+  // imported snapshot): its first statement takes a snapshot of now.
+  void renew();
+  // The next rows of `t` in key order after the key `after_key` (the key columns' text form;
+  // empty: from the first row), at most `limit`, into `rows`; `last_key` gets the last row's key
+  // text (unchanged when none came). Returns the rows read. A table without key columns throws.
+  size_t read_after(const SnapshotTable& t, const std::vector<std::string>& after_key, size_t limit,
+                    std::vector<SnapshotRow>& rows, std::vector<std::string>& last_key);
+
   // Without an imported snapshot (`snapshot` empty): the server's WAL position when the reader's
   // own snapshot was taken, which every row it reads was committed before; else 0.
   Lsn position() const;

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -449,7 +450,7 @@ class PostgresServer {
   bool as_other_user_ = false;
   uid_t uid_ = 0;
   gid_t gid_ = 0;
-  mutable int queries_ = 0;
+  mutable std::atomic<int> queries_{0};  // psql may run on several threads at once
 };
 
 }  // namespace edgeflow::test

@@ -14,7 +14,7 @@
  * create/start/stop/destroy run on the flow's pipeline thread. Transformer hooks and a sink's
  * write/flush run on the pipeline thread, or on the source thread for a batch the flow runs
  * there (a small batch, a cheap source or pipeline): one at a time either way. A sink's ack() calls may
- * come from any thread.
+ * come from any thread. A source's signal() (ABI 1.5) comes from another thread while run() runs.
  *
  * A change to this file changes the ABI: tests/unit/abi_hash pins its hash.
  */
@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define EF_ABI_MAJOR 1u
-#define EF_ABI_MINOR 4u
+#define EF_ABI_MINOR 5u
 
 #if defined(_WIN32)
 #define EF_EXPORT __declspec(dllexport)
@@ -181,6 +181,13 @@ typedef struct ef_component {
      do not wait) once the sink's flush_interval passed since its first unflushed write and
      whenever the flow waits for room; with the time left while the flow drains. */
   ef_status (*flush)(void* self, int32_t timeout_ms);
+
+  /* ABI 1.5 (read only when struct_size covers it). Source, optional: a command from the
+     operator (`POST /flows/NAME/signal`), e.g. {"action":"snapshot","tables":["public.orders"]}.
+     Called on another thread while run() runs, never before start() or after stop() begins:
+     check the command, queue it for run() and return; EF_ERROR plus host->fail(ctx, reason)
+     refuses it without failing the flow. `command` is a JSON document valid during the call. */
+  ef_status (*signal)(void* self, const ef_value* command);
 } ef_component;
 
 typedef struct ef_plugin_info {

@@ -410,6 +410,42 @@ sinks:
   EXPECT_STREQ(parse(request(port(), "/reload").body)["status"].GetString(), "applied");
 }
 
+// POST /flows/<name>/signal: a bounded JSON object for the source; everything else is refused
+// with the reason, and a source without a signal hook says so.
+TEST_F(Admin, HostileSignalsAreRefusedWithTheReason) {
+  load(R"(flow: f
+source: { type: sequence, count: 1, hold_open: true }
+sinks:
+  out: { type: drop }
+)");
+  serve();
+  rt.start();
+  ASSERT_TRUE(flow().wait_for([&] { return flow().state() == FlowState::running; }, 30s));
+  auto post = [&](const std::string& path, const std::string& body, const std::string& type = "application/json") {
+    Poco::Net::HTTPClientSession c("127.0.0.1", port());
+    Poco::Net::HTTPRequest req("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    req.setContentType(type);
+    req.setContentLength(std::streamsize(body.size()));
+    c.sendRequest(req) << body;
+    Poco::Net::HTTPResponse res;
+    std::istream& in = c.receiveResponse(res);
+    return Reply{int(res.getStatus()), std::string(std::istreambuf_iterator<char>(in), {}), res.getContentType()};
+  };
+  auto refused = [&](const Reply& r, int status, const std::string& says) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(r.body.find(says), std::string::npos) << r.body;
+  };
+  refused(post("/flows/f/signal", "{"), 400, "the body must be a JSON object");
+  refused(post("/flows/f/signal", "[1]"), 400, "the body must be a JSON object");
+  refused(post("/flows/f/signal", std::string(30000, '[') + std::string(30000, ']')), 400, "the body must be a JSON object");
+  refused(post("/flows/f/signal", "{\"a\":\"\xff\"}"), 409, "the sequence source of flow f takes no signals");
+  EXPECT_EQ(post("/flows/f/signal", std::string(70000, ' ')).status, 413);
+  refused(post("/flows/f/signal", "{}", "application/x-www-form-urlencoded"), 415, "application/json");
+  refused(post("/flows/none/signal", "{}"), 404, "no flow named 'none'");
+  EXPECT_EQ(request(port(), "/flows/f/signal").status, 405);
+  EXPECT_EQ(flow().state(), FlowState::running);
+}
+
 TEST(AdminAddress, ParsesHostPortAndOff) {
   EXPECT_FALSE(parse_admin_address("off"));
   auto a = parse_admin_address("9000");

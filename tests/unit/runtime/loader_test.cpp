@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <fstream>
 #include <string>
 
@@ -50,6 +51,20 @@ TEST(Loader, RefusesANewerMinor) {
                      ", newer than the plugin ABI " + major + std::to_string(EF_ABI_MINOR) +
                      " of this edgeflow (release " EDGEFLOW_VERSION ")"),
             std::string::npos) << why;
+}
+
+// A plugin built before ef_component grew (ABI 1.4) loads: its components are read at its own
+// struct size, and the hooks it predates are absent.
+TEST(Loader, LoadsAPluginOfAnOlderMinorWithItsSmallerComponents) {
+  PluginRegistry reg(runtime_host_api());
+  ASSERT_TRUE(reg.load_file(bad("old_minor"))) << (reg.refusals().empty() ? "" : reg.refusals()[0]);
+  const auto* source = reg.find(EF_KIND_SOURCE, "old_source");
+  const auto* sink = reg.find(EF_KIND_SINK, "old_sink");
+  ASSERT_TRUE(source && sink);
+  EXPECT_EQ(source->component->signal, nullptr);
+  EXPECT_NE(source->component->run, nullptr);
+  EXPECT_NE(sink->component->write, nullptr);
+  EXPECT_EQ(source->component->struct_size, offsetof(ef_component, signal));
 }
 
 TEST(Loader, RefusesALibraryWithoutTheEntrySymbol) {

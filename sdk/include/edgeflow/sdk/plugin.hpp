@@ -42,6 +42,8 @@ class Source : public Component {
   using Component::Component;
   // Read and emit until emit()/poll() say the flow is stopping or the input ends.
   virtual void run() = 0;
+  // Optional (ABI 1.5), not virtual: declare `void on_signal(Value command)` to take operator
+  // commands. It runs on another thread while run() runs: check, queue, return; throw to refuse.
   virtual void on_ack(std::span<const ef_ack> acks) = 0;
 
  protected:
@@ -150,6 +152,12 @@ ef_component make_component() {
     c.on_ack = [](void* self, const ef_ack* acks, size_t n) {
       guard(inst<T>(self)->ctx, [&] { inst<T>(self)->impl.on_ack(std::span<const ef_ack>(acks, n)); });
     };
+    // A source that takes operator commands declares `void on_signal(Value command)`.
+    if constexpr (requires(T& t, Value v) { t.on_signal(v); }) {
+      c.signal = [](void* self, const ef_value* command) {
+        return guard(inst<T>(self)->ctx, [&] { inst<T>(self)->impl.on_signal(Value(command)); });
+      };
+    }
   } else if constexpr (T::kind == EF_KIND_TRANSFORMER) {
     c.transform = [](void* self, ef_batch* b) {
       return guard(inst<T>(self)->ctx, [&] { inst<T>(self)->impl.transform(Batch(b)); });

@@ -1,0 +1,216 @@
+#include "incremental.hpp"
+
+#include "redact.hpp"
+
+#include <edgeflow/sdk/host.hpp>
+#include <edgeflow/sdk/state_file.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <unistd.h>
+
+namespace edgeflow::pg {
+
+namespace {
+
+TableName parse(const std::string& s) {
+  auto dot = s.find('.');
+  if (dot == std::string::npos) return {"public", s};
+  return {s.substr(0, dot), s.substr(dot + 1)};
+}
+
+}  // namespace
+
+IncrementalSnapshots::IncrementalSnapshots(Options o) : o_(std::move(o)) {
+  // Watermarks of an earlier run (or of another flow's slot) are told apart by this.
+  auto now = std::chrono::system_clock::now().time_since_epoch().count();
+  nonce_ = std::to_string(::getpid()) + "-" + std::to_string(now);
+}
+
+IncrementalSnapshots::~IncrementalSnapshots() {
+  if (marks_) PQfinish(marks_);
+}
+
+std::vector<std::string> IncrementalSnapshots::start(const std::vector<std::string>& listed, bool fresh) {
+  std::vector<std::string> added;
+  std::optional<IncrementalState> last;
+  if (!o_.state_file.empty()) {
+    std::ifstream in(o_.state_file);
+    if (in) {
+      std::string text((std::istreambuf_iterator<char>(in)), {});
+      last = IncrementalState::parse(text);
+      if (!last) o_.warn(o_.state_file + " does not parse; incremental snapshot progress starts afresh");
+    }
+  }
+  if (fresh || !last || last->slot != o_.slot) {
+    saved_ = IncrementalState{o_.slot, {}, {}};
+    saved_.known.insert(listed.begin(), listed.end());
+  } else {
+    saved_ = *last;
+    // A table no longer listed is forgotten: listed again later, it is read again.
+    for (auto it = saved_.known.begin(); it != saved_.known.end();)
+      it = std::find(listed.begin(), listed.end(), *it) == listed.end() ? saved_.known.erase(it) : std::next(it);
+    for (auto& t : listed)
+      if (!saved_.known.count(t) && !saved_.find(t)) {
+        saved_.pending.push_back({t, {}});
+        added.push_back(t);
+      }
+  }
+  reading_ = saved_;
+  save();
+  return added;
+}
+
+void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
+  SnapshotReader reader(o_.dsn, "");
+  auto found = reader.tables(o_.publication, tables, o_.exclude);
+  reader.finish();
+  for (auto& t : tables) {
+    auto n = parse(t);
+    auto it = std::find_if(found.begin(), found.end(), [&](auto& f) { return f.table.qualified() == n.qualified(); });
+    if (it == found.end())
+      throw std::runtime_error("table " + n.qualified() + " is not captured by this flow (not in publication " +
+                               o_.publication + ", or excluded)");
+    if (it->key_columns.empty())
+      throw std::runtime_error("table " + n.qualified() +
+                               " has no primary key or replica identity index: an incremental snapshot reads a "
+                               "table in key order, and tells its rows from the stream's changes by key");
+  }
+  std::lock_guard lock(requests_mutex_);
+  for (auto& t : tables) requests_.push_back(parse(t).qualified());
+}
+
+void IncrementalSnapshots::queue(const std::string& table) {
+  if (reading_.find(table)) {
+    o_.info("incremental snapshot of " + table + " is already queued");
+    return;
+  }
+  reading_.pending.push_back({table, {}});
+  saved_.pending.push_back({table, {}});
+  o_.info("incremental snapshot of " + table + " queued (" + std::to_string(reading_.pending.size()) +
+                 " table(s) to read)");
+}
+
+void IncrementalSnapshots::step() {
+  {
+    std::vector<std::string> taken;
+    {
+      std::lock_guard lock(requests_mutex_);
+      taken.swap(requests_);
+    }
+    for (auto& t : taken) queue(t);
+    if (!taken.empty()) save();
+  }
+  if (window_ || reading_.pending.empty()) return;
+  auto& next = reading_.pending.front();
+  if (!reader_) reader_ = std::make_unique<SnapshotReader>(o_.dsn, "");
+  if (!table_ || table_->table.qualified() != next.table) {
+    auto found = reader_->tables(o_.publication, {next.table}, o_.exclude);
+    if (found.empty() || found[0].key_columns.empty()) {
+      o_.warn("incremental snapshot of " + next.table +
+                     " dropped: the table is no longer captured, or has no key to read it in order by");
+      saved_.pending.erase(std::remove_if(saved_.pending.begin(), saved_.pending.end(),
+                                          [&](auto& p) { return p.table == next.table; }),
+                           saved_.pending.end());
+      reading_.pending.pop_front();
+      save();
+      return;
+    }
+    table_ = found[0];
+    o_.info("incremental snapshot of " + next.table + ": about " + std::to_string(table_->estimated_rows) +
+                   " rows, in chunks of " + std::to_string(o_.chunk_rows));
+  }
+  std::string id = nonce_ + "-" + std::to_string(++seq_);
+  window_.reset();
+  std::vector<SnapshotRow> rows;
+  std::vector<std::string> last_key = next.after_key;
+  emit_watermark(id + " low");
+  reader_->renew();  // the SELECT's snapshot is taken after LOW
+  size_t n = reader_->read_after(*table_, next.after_key, o_.chunk_rows, rows, last_key);
+  emit_watermark(id + " high");
+  window_.emplace(id, next.table, std::move(rows));
+  window_last_key_ = std::move(last_key);
+  window_last_ = n < o_.chunk_rows;
+}
+
+void IncrementalSnapshots::emit_watermark(const std::string& content) {
+  if (!marks_ || PQstatus(marks_) != CONNECTION_OK) {
+    if (marks_) PQfinish(marks_);
+    marks_ = PQconnectdb(o_.dsn.c_str());
+    if (PQstatus(marks_) != CONNECTION_OK)
+      throw std::runtime_error("incremental snapshot: cannot connect to write a watermark: " +
+                               Redactor(o_.dsn)(PQerrorMessage(marks_)));
+  }
+  std::string text = o_.slot + " " + content;
+  const char* params[] = {kWatermarkPrefix, text.c_str()};
+  PGresult* r = PQexecParams(marks_, "SELECT pg_logical_emit_message(false, $1, $2)", 2, nullptr, params, nullptr,
+                             nullptr, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    std::string msg = Redactor(o_.dsn)(PQerrorMessage(marks_));
+    PQclear(r);
+    throw std::runtime_error("incremental snapshot: cannot write a watermark (pg_logical_emit_message): " + msg);
+  }
+  PQclear(r);
+}
+
+IncrementalSnapshots::Mark IncrementalSnapshots::watermark(std::string_view content) {
+  if (!window_) return Mark::other;
+  std::string mine = o_.slot + " " + window_->id();
+  if (content == mine + " low") {
+    window_->open();
+    return Mark::low;
+  }
+  return content == mine + " high" ? Mark::high : Mark::other;
+}
+
+void IncrementalSnapshots::chunk_emitted(uint64_t token) {
+  size_t emitted = window_->size() - window_->superseded();
+  rows_ += emitted;
+  superseded_ += window_->superseded();
+  ++chunks_;
+  auto& front = reading_.pending.front();
+  sent_.push_back({token, front.table, window_last_key_, window_last_});
+  if (window_last_) {
+    o_.info("incremental snapshot of " + front.table + " read; it is complete once delivered");
+    reading_.pending.pop_front();
+    table_.reset();
+  } else {
+    front.after_key = window_last_key_;
+  }
+  window_.reset();
+}
+
+void IncrementalSnapshots::chunk_discarded() {
+  o_.info("incremental snapshot of " + window_->table() +
+                 ": the table changed shape while a chunk was read; reading it again");
+  window_.reset();
+  table_.reset();
+}
+
+void IncrementalSnapshots::delivered(const std::function<bool(uint64_t)>& done) {
+  bool changed = false;
+  while (!sent_.empty() && done(sent_.front().token)) {
+    Sent& s = sent_.front();
+    auto it = std::find_if(saved_.pending.begin(), saved_.pending.end(), [&](auto& p) { return p.table == s.table; });
+    if (it != saved_.pending.end()) {
+      if (s.last) {
+        saved_.pending.erase(it);
+        saved_.known.insert(s.table);
+        o_.info("incremental snapshot of " + s.table + " delivered");
+      } else {
+        it->after_key = s.last_key;
+      }
+    }
+    sent_.pop_front();
+    changed = true;
+  }
+  if (changed) save();
+}
+
+void IncrementalSnapshots::save() {
+  if (o_.state_file.empty()) return;
+  sdk::store_atomically(o_.state_file, saved_.text());
+}
+
+}  // namespace edgeflow::pg
