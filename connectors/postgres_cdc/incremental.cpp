@@ -12,16 +12,6 @@
 
 namespace edgeflow::pg {
 
-namespace {
-
-TableName parse(const std::string& s) {
-  auto dot = s.find('.');
-  if (dot == std::string::npos) return {"public", s};
-  return {s.substr(0, dot), s.substr(dot + 1)};
-}
-
-}  // namespace
-
 IncrementalSnapshots::IncrementalSnapshots(Options o) : o_(std::move(o)) {
   // Watermarks of an earlier run (or of another flow's slot) are told apart by this.
   auto now = std::chrono::system_clock::now().time_since_epoch().count();
@@ -67,7 +57,7 @@ void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
   auto found = reader.tables(o_.publication, tables, o_.exclude);
   reader.finish();
   for (auto& t : tables) {
-    auto n = parse(t);
+    auto n = parse_table_name(t);
     auto it = std::find_if(found.begin(), found.end(), [&](auto& f) { return f.table.qualified() == n.qualified(); });
     if (it == found.end())
       throw std::runtime_error("table " + n.qualified() + " is not captured by this flow (not in publication " +
@@ -78,7 +68,7 @@ void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
                                "table in key order, and tells its rows from the stream's changes by key");
   }
   std::lock_guard lock(requests_mutex_);
-  for (auto& t : tables) requests_.push_back(parse(t).qualified());
+  for (auto& t : tables) requests_.push_back(parse_table_name(t).qualified());
 }
 
 void IncrementalSnapshots::queue(const std::string& table) {

@@ -7,6 +7,7 @@
 // restarts the flow with capped, jittered backoff and the stream resumes at the confirmed LSN.
 #include "pg_types.hpp"
 #include "pgoutput.hpp"
+#include "publication.hpp"
 #include "incremental.hpp"
 #include "redact.hpp"
 #include "replication.hpp"
@@ -38,12 +39,6 @@ using Clock = std::chrono::steady_clock;
 using Lsn = pg::Lsn;
 
 namespace {
-
-pg::TableName parse_table(const std::string& s) {
-  auto dot = s.find('.');
-  if (dot == std::string::npos) return {"public", s};
-  return {s.substr(0, dot), s.substr(dot + 1)};
-}
 
 // A flow name made into a PostgreSQL slot/publication name: [a-z0-9_], at most 63 bytes.
 std::string object_name(const std::string& instance) {
@@ -181,15 +176,27 @@ class PostgresCdcSource : public Source {
     if (cfg_.temporary_slot && !cfg_.create_slot)
       throw Error(context().where("temporary_slot") +
                   ": a temporary slot is always created: drop create_slot: false or temporary_slot");
-    for (auto& t : cfg_.tables) include_.push_back(parse_table(t).qualified());
-    for (auto& t : cfg_.exclude_tables) exclude_.push_back(parse_table(t).qualified());
+    for (auto& t : cfg_.tables) include_.push_back(pg::parse_table_name(t).qualified());
+    for (auto& t : cfg_.exclude_tables) exclude_.push_back(pg::parse_table_name(t).qualified());
   }
 
   void start() override {
     conn_ = std::make_unique<pg::ReplicationConnection>(cfg_.dsn);
     db_ = conn_->database();
     check_wal_level();
-    ensure_publication();
+    pg::Publication::Settings ps;
+    ps.publication = cfg_.publication;
+    ps.tables = cfg_.tables;
+    ps.exclude_tables = cfg_.exclude_tables;
+    ps.create = cfg_.create_publication;
+    ps.own = own_publication_;
+    ps.where = [this](const std::string& key) { return context().where(key); };
+    ps.info = [this](const std::string& m) { context().info(m); };
+    ps.warn = [this](const std::string& m) { context().warn(m); };
+    pg::Publication publication(*conn_, std::move(ps));
+    publication.ensure();
+    include_oids_ = publication.listed();
+    exclude_oids_ = publication.excluded();
     if (cfg_.snapshot == "initial_only") {
       snapshot_pending_ = true;
       return;
@@ -210,7 +217,7 @@ class PostgresCdcSource : public Source {
     std::vector<std::string> tables;
     for (size_t i = 0; i < list.size(); ++i) {
       if (!list.at(i).is_string() || list.at(i).as_string().empty()) throw Error("tables[" + std::to_string(i) + "]: expected a table name");
-      tables.push_back(parse_table(std::string(list.at(i).as_string())).qualified());
+      tables.push_back(pg::parse_table_name(std::string(list.at(i).as_string())).qualified());
     }
     if (!inc_)
       throw Error("incremental snapshots need PostgreSQL 14 or later (logical decoding messages) and a slot; "
@@ -307,125 +314,6 @@ class PostgresCdcSource : public Source {
       throw Error("the server runs with wal_level = " + level +
                   "; change data capture needs wal_level = logical: run ALTER SYSTEM SET wal_level = "
                   "logical; and restart PostgreSQL (managed services: set it in the parameter group)");
-  }
-
-  std::string table_list(const std::vector<std::string>& tables) const {
-    std::string s;
-    for (auto& t : tables) {
-      auto n = parse_table(t);
-      s += (s.empty() ? "" : ", ") + conn_->identifier(n.schema) + "." + conn_->identifier(n.name);
-    }
-    return s;
-  }
-
-  // The table's OID, or nullopt when it does not exist.
-  std::optional<pg::Oid> table_oid(const pg::TableName& n) {
-    auto r = conn_->query("SELECT to_regclass(" + conn_->literal(conn_->identifier(n.schema) + "." +
-                                                                 conn_->identifier(n.name)) + ")::oid");
-    if (r.empty() || !r[0][0]) return std::nullopt;
-    return pg::Oid(std::stoul(*r[0][0]));
-  }
-
-  void ensure_publication() {
-    for (auto& t : cfg_.tables) {
-      auto n = parse_table(t);
-      auto oid = table_oid(n);
-      if (!oid)
-        throw Error(context().where("tables") + ": table " + n.qualified() + " does not exist in database " +
-                    db_ + " (as seen by role " + conn_->user() + ")");
-      include_oids_[*oid] = n.qualified();
-    }
-    for (auto& t : cfg_.exclude_tables)
-      if (auto oid = table_oid(parse_table(t))) exclude_oids_.insert(*oid);
-    std::string pub = conn_->literal(cfg_.publication);
-    // Partitioned tables are published under their own name, not their partitions' (PostgreSQL 13+).
-    std::string create = "CREATE PUBLICATION " + conn_->identifier(cfg_.publication) +
-                         (cfg_.tables.empty() ? " FOR ALL TABLES" : " FOR TABLE " + table_list(cfg_.tables)) +
-                         (conn_->server_version() >= 130000 ? " WITH (publish_via_partition_root = true)" : "");
-    auto found = conn_->query("SELECT 1 FROM pg_publication WHERE pubname = " + pub);
-    if (found.empty()) {
-      if (!cfg_.create_publication)
-        throw Error(context().where("publication") + ": publication " + cfg_.publication +
-                    " does not exist in database " + db_ + " and create_publication is false: run " + create + ";");
-      try {
-        conn_->query(create);
-      } catch (const std::exception& e) {
-        throw Error("cannot create publication " + cfg_.publication + ": " + e.what() +
-                    " — have its owner or a superuser run: " + create + ";");
-      }
-      context().info("created publication " + cfg_.publication);
-    } else if (own_publication_ && !cfg_.tables.empty()) {
-      add_to_publication();
-    }
-    check_published();
-  }
-
-  // A table added to `tables` joins the flow's own publication (edgeflow_<flow>, which it
-  // manages); its rows are then read by an incremental snapshot. A publication the operator
-  // named stays theirs: check_published() says what to run.
-  void add_to_publication() {
-    std::string pub = conn_->literal(cfg_.publication);
-    auto all = conn_->query("SELECT puballtables::text FROM pg_publication WHERE pubname = " + pub);
-    if (all.empty() || all[0][0].value_or("") == "true") return;
-    auto listed = conn_->query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = " + pub);
-    for (auto& want : include_) {
-      if (std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; })) continue;
-      try {
-        conn_->query("ALTER PUBLICATION " + conn_->identifier(cfg_.publication) + " ADD TABLE " + table_list({want}));
-        context().info("added table " + want + " to publication " + cfg_.publication);
-      } catch (const std::exception& e) {
-        context().warn("cannot add table " + want + " to publication " + cfg_.publication + ": " + e.what());
-      }
-    }
-  }
-
-  // Every listed table must be one whose changes the publication sends under that table's name,
-  // or its rows would be filtered out in silence.
-  void check_published() {
-    if (include_.empty()) return;
-    std::string pub = conn_->literal(cfg_.publication);
-    auto listed = conn_->query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = " + pub);
-    std::string alter = "ALTER PUBLICATION " + conn_->identifier(cfg_.publication);
-    for (auto& want : include_) {
-      if (std::any_of(listed.begin(), listed.end(), [&](auto& row) { return row[0].value_or("") == want; }))
-        continue;
-      auto n = parse_table(want);
-      std::string regclass = conn_->literal(conn_->identifier(n.schema) + "." + conn_->identifier(n.name));
-      // relkind, persistence, the publication's via-root setting (13+), its published ancestor (12+).
-      const int version = conn_->server_version();
-      auto info = conn_->query(
-          "SELECT c.relkind::text, c.relpersistence::text, " +
-          std::string(version >= 130000 ? "p.pubviaroot::text, " : "'false', ") +
-          (version >= 120000
-               ? "(SELECT a.relid::regclass::text FROM pg_partition_ancestors(c.oid) a "
-                 " JOIN pg_class ac ON ac.oid = a.relid JOIN pg_namespace an ON an.oid = ac.relnamespace "
-                 " JOIN pg_publication_tables pt ON pt.schemaname = an.nspname AND pt.tablename = ac.relname "
-                 " WHERE pt.pubname = p.pubname AND a.relid <> c.oid LIMIT 1), "
-               : "NULL, ") +
-          "p.puballtables::text "
-          "FROM pg_class c, pg_publication p WHERE c.oid = " + regclass + "::regclass AND p.pubname = " + pub);
-      std::string where = context().where("tables") + ": table " + want;
-      if (info.empty()) throw Error(where + " or publication " + cfg_.publication + " vanished while starting");
-      auto& r = info[0];
-      if (r[1].value_or("") != "p")
-        throw Error(where + " is " + (r[1].value_or("") == "t" ? "temporary" : "unlogged") +
-                    ": its changes are not written to the WAL, so they cannot be captured; run ALTER TABLE " +
-                    table_list({want}) + " SET LOGGED;");
-      if (r[3])
-        throw Error(where + " is a partition of " + *r[3] + ", and publication " + cfg_.publication +
-                    " sends its changes as changes of " + *r[3] +
-                    " (publish_via_partition_root): list " + *r[3] +
-                    " in tables instead and keep this partition's rows with a filter on the partition key");
-      if (r[0].value_or("") == "p" && r[2].value_or("") != "true")
-        throw Error(where + " is partitioned, and publication " + cfg_.publication +
-                    " sends its changes under the names of its partitions: run " + alter +
-                    " SET (publish_via_partition_root = true); or list the partitions in tables");
-      if (r[4].value_or("") == "true")
-        throw Error(where + " is not published by publication " + cfg_.publication +
-                    " (FOR ALL TABLES) on this server: capture it with a publication FOR TABLE " + table_list({want}));
-      throw Error(where + " is not in publication " + cfg_.publication + ": run " + alter + " ADD TABLE " +
-                  table_list({want}) + ";");
-    }
   }
 
   void ensure_slot() {
@@ -778,7 +666,7 @@ class PostgresCdcSource : public Source {
     const pg::ChunkWindow& w = *inc_->window();
     if (w.stale()) return inc_->chunk_discarded();
     uint64_t token = tracker_.open();
-    auto table = parse_table(w.table());
+    auto table = pg::parse_table_name(w.table());
     std::string source_tail = R"(,"source":)";
     append_source(source_tail, table.schema, table.name, pg::format_lsn(m.lsn), "null", "null");
     uint64_t n = 0;

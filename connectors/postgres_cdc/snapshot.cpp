@@ -46,13 +46,6 @@ constexpr const char* kSessionSetup =
     "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
     "SET bytea_output = 'hex'; SET extra_float_digits = 3; SET TimeZone = 'UTC'";
 
-// A filter entry, "schema.table" or "table" (schema public), split at the first '.'.
-TableName parse_filter_entry(const std::string& entry) {
-  const auto dot = entry.find('.');
-  if (dot == std::string::npos) return {"public", entry};
-  return {entry.substr(0, dot), entry.substr(dot + 1)};
-}
-
 bool matches_any(const TableName& t, const std::vector<TableName>& list) {
   return std::any_of(list.begin(), list.end(), [&](const TableName& f) {
     return f.schema == t.schema && f.name == t.name;
@@ -213,8 +206,8 @@ std::vector<SnapshotTable> SnapshotReader::tables(const std::string& publication
   const pqxx::result cols = d.exec_params(columns_sql, what, publication);
 
   std::vector<TableName> includes, excludes;
-  for (const auto& e : include) includes.push_back(parse_filter_entry(e));
-  for (const auto& e : exclude) excludes.push_back(parse_filter_entry(e));
+  for (const auto& e : include) includes.push_back(parse_table_name(e));
+  for (const auto& e : exclude) excludes.push_back(parse_table_name(e));
 
   std::vector<SnapshotTable> out;
   std::vector<int64_t> oids;  // parallel to out

@@ -30,6 +30,13 @@ struct TableName {
   std::string qualified() const { return schema + "." + name; }
 };
 
+// "schema.table", or "table" (schema public), split at the first '.'.
+inline TableName parse_table_name(const std::string& s) {
+  const auto dot = s.find('.');
+  if (dot == std::string::npos) return {"public", s};
+  return {s.substr(0, dot), s.substr(dot + 1)};
+}
+
 // One table to snapshot, as the server describes it.
 struct SnapshotTable {
   TableName table;
