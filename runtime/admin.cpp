@@ -422,9 +422,10 @@ struct AdminServer::Impl : net::Handler {
   static net::Response signal(Flow& f, const std::string& body) {
     host::Doc command;
     // Iterative: a body of nested brackets cannot exhaust the stack.
-    command.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
+    command.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(
+        body.data(), body.size());
     if (command.HasParseError() || !command.IsObject())
-      return net::error_response(400, "the body must be a JSON object, like {\"action\":\"snapshot\",\"tables\":[\"public.orders\"]}");
+      return net::error_response(400, "the body must be a JSON object in UTF-8, like {\"action\":\"snapshot\",\"tables\":[\"public.orders\"]}");
     std::string reason;
     switch (f.signal(command, reason)) {
       case Flow::SignalResult::taken: return json(200, R"({"accepted":true})");

@@ -234,9 +234,11 @@ Flow::SignalResult Flow::signal(const host::Doc& command, std::string& reason) {
   }
   // The hook's reason comes through host->fail() on this thread, not into the source's
   // last_error, which its own thread writes.
-  t_fail_reason = &reason;
+  struct Capture {
+    explicit Capture(std::string* r) { t_fail_reason = r; }
+    ~Capture() { t_fail_reason = nullptr; }
+  } capture(&reason);
   ef_status st = source_.comp->signal(source_.self, reinterpret_cast<const ef_value*>(&command));
-  t_fail_reason = nullptr;
   if (st == EF_OK) {
     rapidjson::StringBuffer text;
     rapidjson::Writer<rapidjson::StringBuffer> w(text);
@@ -383,6 +385,10 @@ bool Flow::run_once() {
   source_thread_ = std::thread([this] {
     ef_status st = source_.comp->run(source_.self);
     {
+      std::lock_guard lock(signal_mutex_);  // no signal is taken that no run() will see
+      signals_open_ = false;
+    }
+    {
       std::lock_guard lock(inbox_mutex_);
       source_done_ = true;
       source_status_ = st;
@@ -391,10 +397,6 @@ bool Flow::run_once() {
   });
   serve_source();
   source_thread_.join();
-  {
-    std::lock_guard lock(signal_mutex_);  // waits for a signal call under way
-    signals_open_ = false;
-  }
   source_running_ = false;
   if (source_status_ != EF_OK && !failed_) fail(source_, "run failed: " + source_.last_error);
   if (!failed_) drain();

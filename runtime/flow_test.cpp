@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -24,6 +25,9 @@ using Clock = std::chrono::steady_clock;
 using edgeflow::detail::C;
 using edgeflow::detail::FM;
 using edgeflow::detail::I;
+
+// Iterative: whatever nesting a payload has, parsing it cannot exhaust the stack.
+constexpr unsigned kParse = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
 
 // What one capture received.
 struct Got {
@@ -120,7 +124,7 @@ Got capture_message(ef_message* msg, bool dead_letter) {
   if (!dead_letter) return g;
   // The envelope the engine wrote (Flow::dead_letter): what the flow rejected, and why.
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag>(g.payload.data(), g.payload.size());
+  d.Parse<kParse>(g.payload.data(), g.payload.size());
   if (!d.IsObject()) return g;
   auto str = [&](const char* k) {
     auto it = d.FindMember(k);
@@ -187,13 +191,19 @@ ef_status capture_write(void* self, ef_batch* batch) {
   return EF_OK;
 }
 
+// A component table of the runtime's own, never registered: no flow file can name it.
+ef_component builtin(ef_kind kind, const char* type, const char* description) {
+  ef_component c{};
+  c.struct_size = sizeof c;
+  c.kind = kind;
+  c.type = type;
+  c.description = description;
+  return c;
+}
+
 const ef_component& input_component() {
   static const ef_component c = [] {
-    ef_component c{};
-    c.struct_size = sizeof c;
-    c.kind = EF_KIND_SOURCE;
-    c.type = "test-input";
-    c.description = "The messages of a flow test's input.";
+    ef_component c = builtin(EF_KIND_SOURCE, "test-input", "The messages of a flow test's input.");
     c.create = [](ef_ctx* ctx, const ef_value*, void** self) {
       *self = new Input{ctx};
       return EF_OK;
@@ -208,11 +218,7 @@ const ef_component& input_component() {
 
 const ef_component& capture_component() {
   static const ef_component c = [] {
-    ef_component c{};
-    c.struct_size = sizeof c;
-    c.kind = EF_KIND_SINK;
-    c.type = "test-capture";
-    c.description = "Keeps what a flow test's sink receives.";
+    ef_component c = builtin(EF_KIND_SINK, "test-capture", "Keeps what a flow test's sink receives.");
     c.create = [](ef_ctx* ctx, const ef_value*, void** self) {
       const std::string& key = I(ctx)->spec->key;
       *self = new Capture{ctx, key == "dead_letter" ? std::string() : key.substr(6)};
@@ -282,9 +288,11 @@ std::vector<std::string> compare(const Expected& e, const Got& g) {
   std::vector<std::string> d;
   if (e.payload_json) {
     rapidjson::Document want, got;
-    want.Parse<rapidjson::kParseFullPrecisionFlag>(e.payload_json->data(), e.payload_json->size());
-    got.Parse<rapidjson::kParseFullPrecisionFlag>(g.payload.data(), g.payload.size());
-    if (got.HasParseError()) {
+    want.Parse<kParse>(e.payload_json->data(), e.payload_json->size());
+    // Compared and printed recursively: a payload nested deeper than any message the engine parses is text here.
+    bool shallow = host::Message::nesting_depth(g.payload) <= host::Message::kMaxDepth;
+    if (shallow) got.Parse<kParse>(g.payload.data(), g.payload.size());
+    if (!shallow || got.HasParseError()) {
       d.push_back("payload: expected JSON " + shown(*e.payload_json) + ", got text that is not JSON: " + shown(g.payload));
     } else {
       std::vector<std::string> places;
@@ -382,10 +390,17 @@ std::vector<std::string> run_case(const FlowSpec& flow, const Case& test) {
   if (!f->check(errors)) return errors;
   Run run;
   run.test = &test;
-  {
-    std::lock_guard lock(g_runs_mutex);
-    g_runs[f.get()] = &run;
-  }
+  struct Registered {
+    const Flow* flow;
+    Registered(const Flow* f, Run* r) : flow(f) {
+      std::lock_guard lock(g_runs_mutex);
+      g_runs[f] = r;
+    }
+    ~Registered() {
+      std::lock_guard lock(g_runs_mutex);
+      g_runs.erase(flow);
+    }
+  } registered(f.get(), &run);
   f->start();
   bool ended = f->wait_for([&] { return f->ended() || f->state() == FlowState::backoff; }, test.timeout);
   if (!ended) {
@@ -398,10 +413,6 @@ std::vector<std::string> run_case(const FlowSpec& flow, const Case& test) {
   f->request_stop();
   if (!ended) f->force_stop();
   f->join();
-  {
-    std::lock_guard lock(g_runs_mutex);
-    g_runs.erase(f.get());
-  }
   if (!out.empty()) return out;
   for (size_t i = 0; i < flow.sinks.size(); ++i) {
     std::string name = flow.sink_name(i);
@@ -502,8 +513,18 @@ std::vector<CaseResult> run_test_files(const std::vector<std::string>& files, co
       load_error(diag.errors);
       continue;
     }
-    for (auto& [k, v] : file.env) setenv(k.c_str(), v.c_str(), 1);
+    // The file's env: holds for its own flow only, not for the files after it.
+    std::vector<std::pair<std::string, std::optional<std::string>>> before;
+    for (auto& [k, v] : file.env) {
+      const char* old = std::getenv(k.c_str());
+      before.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+      setenv(k.c_str(), v.c_str(), 1);
+    }
     auto flows = load_flows({file.flow_file}, plugins, limits, diag);
+    for (auto it = before.rbegin(); it != before.rend(); ++it) {
+      if (it->second) setenv(it->first.c_str(), it->second->c_str(), 1);
+      else unsetenv(it->first.c_str());
+    }
     if (!diag.ok()) {
       diag.errors.insert(diag.errors.begin(), "flow file " + file.flow_file + " does not load:");
       load_error(diag.errors);
@@ -516,7 +537,7 @@ std::vector<CaseResult> run_test_files(const std::vector<std::string>& files, co
       if (f.name == file.flow_name || (file.flow_name.empty() && flows.size() == 1)) flow = &f;
     }
     if (!flow) {
-      load_error({path + ": name: " +
+      load_error({file.name_where + ": name: " +
                   (file.flow_name.empty() ? "the flow file holds " + std::to_string(flows.size()) + " flows; say which with name:"
                                           : "no flow named '" + file.flow_name + "'") +
                   " (" + host::list_names(names) + ")"});

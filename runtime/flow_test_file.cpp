@@ -16,6 +16,21 @@ using host::JValue;
 struct Reader {
   const std::string& file;
   host::Diagnostics& diag;
+  // What the file's values may add up to once YAML aliases are expanded: an alias of a large
+  // scalar costs one node in the YAML guard, but a copy here.
+  uint64_t budget = kMaxExpandedBytes;
+  bool spent = false;
+
+  bool spend(const YAML::Node& n, const std::string& key, size_t bytes) {
+    if (bytes <= budget) {
+      budget -= bytes;
+      return true;
+    }
+    if (!spent) error(n, key, "the test file's values add up to more than " + std::to_string(kMaxExpandedBytes >> 20) +
+                                  " MiB once its aliases are expanded; write fewer or smaller ones");
+    spent = true;
+    return false;
+  }
 
   void error(const YAML::Node& n, const std::string& key, const std::string& msg) { diag.add(file, n.Mark(), key, msg); }
 
@@ -46,6 +61,7 @@ struct Reader {
       error(n, key, why);
       return std::nullopt;
     }
+    if (!spend(n, key, out.size())) return std::nullopt;
     return out;
   }
 
@@ -72,6 +88,7 @@ struct Reader {
     rapidjson::StringBuffer s;
     rapidjson::Writer<rapidjson::StringBuffer> w(s);
     doc.Accept(w);
+    if (!spend(n, key, s.GetSize())) return std::nullopt;
     return std::string(s.GetString(), s.GetSize());
   }
 
@@ -179,7 +196,7 @@ struct Reader {
     if (!map(n, key)) return;
     keys(n, key, {"name", "input", "expect", "timeout"});
     auto name = text(n["name"], key + ".name");
-    if (!name || name->empty()) error(n, key, "a test needs a name");
+    if (!name || name->empty()) error(n["name"] ? n["name"] : n, key + ".name", "a test needs a name");
     c.name = name.value_or("");
     if (auto t = text(n["timeout"], key + ".timeout")) {
       int64_t ms = 0;
@@ -231,6 +248,7 @@ struct Reader {
     fs::path p(*flow);
     f.flow_file = p.is_absolute() ? p.string() : (fs::path(file).parent_path() / p).lexically_normal().string();
     f.flow_name = text(root["name"], "name").value_or("");
+    f.name_where = host::where(file, (root["name"] ? root["name"] : root).Mark());
     f.env = pairs(root["env"], "env");
     const YAML::Node tests = root["tests"];
     if (!tests || !tests.IsSequence() || tests.size() == 0) {
@@ -329,10 +347,12 @@ bool cdc_fixture(const YAML::Node& n, const std::string& file, const std::string
 namespace {
 
 File from_docs(const std::string& name, const std::vector<YAML::Node>& docs, host::Diagnostics& diag) {
-  if (!diag.ok()) return File{name, {}, {}, {}, {}};
+  File none;
+  none.path = name;
+  if (!diag.ok()) return none;
   if (docs.size() != 1) {
     diag.errors.push_back(name + ": a test file holds one YAML document (flow:, tests:), not " + std::to_string(docs.size()));
-    return File{name, {}, {}, {}, {}};
+    return none;
   }
   Reader r{name, diag};
   return r.parse(docs[0]);

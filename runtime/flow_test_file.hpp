@@ -9,6 +9,7 @@
 #include <edgeflow/sdk/expr.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -60,6 +61,7 @@ struct File {
   std::string path;
   std::string flow_file;  // resolved against the test file's directory
   std::string flow_name;  // empty: the file's only flow
+  std::string name_where; // file:line:col of `name:` (or of the file's top)
   Pairs env;              // set before the flow file is read (its ${env:...})
   std::vector<Case> cases;
 };
@@ -67,6 +69,7 @@ struct File {
 // Bounds on what a test file may ask for.
 inline constexpr size_t kMaxInputs = 10000;
 inline constexpr size_t kMaxCases = 1000;
+inline constexpr uint64_t kMaxExpandedBytes = 256ull << 20;
 
 // Parses a test file's text (`name` is what errors call it, and where the flow file is found
 // from); problems go to diag.

@@ -123,9 +123,12 @@ bool PluginRegistry::load_file(const std::filesystem::path& path) {
     return refuse(file, "component 0 is truncated (struct_size " + std::to_string(stride) + ")");
   for (uint32_t i = 0; i < info->component_count; ++i) {
     const auto* raw = reinterpret_cast<const ef_component*>(reinterpret_cast<const char*>(info->components) + i * stride);
+    if (raw->struct_size != stride)
+      return refuse(file, "component " + std::to_string(i) + " has struct_size " + std::to_string(raw->struct_size) +
+                              ", component 0 has " + std::to_string(stride) + ": the array is not one ABI's");
     ef_component& c = p->components.emplace_back();
-    std::memcpy(&c, raw, std::min<size_t>(raw->struct_size, sizeof(ef_component)));
-    if (raw->struct_size != stride || !c.type || !c.create || !c.destroy)
+    std::memcpy(&c, raw, std::min(stride, sizeof(ef_component)));
+    if (!c.type || !c.create || !c.destroy)
       return refuse(file, "component " + std::to_string(i) + " is incomplete (type, create or destroy missing)");
     bool hooks_ok = (c.kind == EF_KIND_SOURCE && c.run && c.on_ack) ||
                     (c.kind == EF_KIND_TRANSFORMER && c.transform) ||

@@ -41,6 +41,10 @@ std::vector<std::string> IncrementalSnapshots::start(const std::vector<std::stri
     // A table no longer listed is forgotten: listed again later, it is read again.
     for (auto it = saved_.known.begin(); it != saved_.known.end();)
       it = std::find(listed.begin(), listed.end(), *it) == listed.end() ? saved_.known.erase(it) : std::next(it);
+    if (!listed.empty())  // a table no longer listed is not read on
+      saved_.pending.erase(std::remove_if(saved_.pending.begin(), saved_.pending.end(),
+                                          [&](auto& p) { return std::find(listed.begin(), listed.end(), p.table) == listed.end(); }),
+                           saved_.pending.end());
     for (auto& t : listed)
       if (!saved_.known.count(t) && !saved_.find(t)) {
         saved_.pending.push_back({t, {}});
@@ -53,9 +57,8 @@ std::vector<std::string> IncrementalSnapshots::start(const std::vector<std::stri
 }
 
 void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
-  SnapshotReader reader(o_.dsn, "");
+  SnapshotReader reader(o_.dsn, "", kReaderSettings);
   auto found = reader.tables(o_.publication, tables, o_.exclude);
-  reader.finish();
   for (auto& t : tables) {
     auto n = parse_table_name(t);
     auto it = std::find_if(found.begin(), found.end(), [&](auto& f) { return f.table.qualified() == n.qualified(); });
@@ -66,6 +69,9 @@ void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
       throw std::runtime_error("table " + n.qualified() +
                                " has no primary key or replica identity index: an incremental snapshot reads a "
                                "table in key order, and tells its rows from the stream's changes by key");
+    if (!reader.can_select(it->table))
+      throw std::runtime_error("the flow's role may not SELECT from " + n.qualified() + ": GRANT SELECT ON " +
+                               n.qualified() + " TO it");
   }
   std::lock_guard lock(requests_mutex_);
   for (auto& t : tables) requests_.push_back(parse_table_name(t).qualified());
@@ -92,34 +98,68 @@ void IncrementalSnapshots::step() {
     for (auto& t : taken) queue(t);
     if (!taken.empty()) save();
   }
-  if (window_ || reading_.pending.empty()) return;
-  auto& next = reading_.pending.front();
-  if (!reader_) reader_ = std::make_unique<SnapshotReader>(o_.dsn, "");
-  if (!table_ || table_->table.qualified() != next.table) {
-    auto found = reader_->tables(o_.publication, {next.table}, o_.exclude);
-    if (found.empty() || found[0].key_columns.empty()) {
-      o_.warn("incremental snapshot of " + next.table +
-                     " dropped: the table is no longer captured, or has no key to read it in order by");
-      saved_.pending.erase(std::remove_if(saved_.pending.begin(), saved_.pending.end(),
-                                          [&](auto& p) { return p.table == next.table; }),
-                           saved_.pending.end());
-      reading_.pending.pop_front();
-      save();
-      return;
+  if (window_) return;
+  if (reading_.pending.empty()) {
+    reader_.reset();  // no transaction, no connection left open while there is nothing to read
+    return;
+  }
+  if (std::chrono::steady_clock::now() < retry_at_) return;
+  const std::string table = reading_.pending.front().table;
+  try {
+    read_chunk();
+    failures_ = 0;
+  } catch (const std::exception& e) {
+    // Never the flow's failure: the stream goes on, and the table is tried again, then dropped.
+    window_.reset();
+    reader_.reset();
+    if (++failures_ >= kMaxFailures) {
+      o_.warn("incremental snapshot of " + table + " dropped after " + std::to_string(failures_) +
+              " failed attempts: " + e.what() + "; fix the cause and run `edgeflow cdc snapshot` again");
+      drop(table);
+      failures_ = 0;
+    } else {
+      o_.warn("incremental snapshot of " + table + ": " + e.what() + "; trying again in 10s");
+      retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     }
-    table_ = found[0];
-    o_.info("incremental snapshot of " + next.table + ": about " + std::to_string(table_->estimated_rows) +
-                   " rows, in chunks of " + std::to_string(o_.chunk_rows));
+  }
+}
+
+void IncrementalSnapshots::drop(const std::string& table) {
+  auto gone = [&](auto& p) { return p.table == table; };
+  saved_.pending.erase(std::remove_if(saved_.pending.begin(), saved_.pending.end(), gone), saved_.pending.end());
+  reading_.pending.erase(std::remove_if(reading_.pending.begin(), reading_.pending.end(), gone), reading_.pending.end());
+  save();
+}
+
+void IncrementalSnapshots::read_chunk() {
+  auto& next = reading_.pending.front();
+  if (!reader_) reader_ = std::make_unique<SnapshotReader>(o_.dsn, "", kReaderSettings);
+  // The table as it is now (a column added since the last chunk is read too), in a transaction
+  // of its own: none stays open between chunks, holding back vacuum or a lock.
+  reader_->renew();
+  auto found = reader_->tables(o_.publication, {next.table}, o_.exclude);
+  reader_->commit();
+  if (found.empty() || found[0].key_columns.empty()) {
+    o_.warn("incremental snapshot of " + next.table +
+            " dropped: the table is no longer captured, or has no key to read it in order by");
+    drop(next.table);
+    return;
+  }
+  const SnapshotTable& t = found[0];
+  if (announced_ != next.table) {
+    announced_ = next.table;
+    o_.info("incremental snapshot of " + next.table + ": about " + std::to_string(t.estimated_rows) +
+            " rows, in chunks of " + std::to_string(o_.chunk_rows));
   }
   std::string id = nonce_ + "-" + std::to_string(++seq_);
-  window_.reset();
   std::vector<SnapshotRow> rows;
   std::vector<std::string> last_key = next.after_key;
   emit_watermark(id + " low");
-  reader_->renew();  // the SELECT's snapshot is taken after LOW
-  size_t n = reader_->read_after(*table_, next.after_key, o_.chunk_rows, rows, last_key);
+  reader_->renew();  // its first statement, after LOW, takes the SELECT's snapshot
+  size_t n = reader_->read_after(t, next.after_key, o_.chunk_rows, rows, last_key);
+  reader_->commit();
   emit_watermark(id + " high");
-  window_.emplace(id, next.table, std::move(rows));
+  window_.emplace(id, next.table, std::move(rows), t.columns);
   window_last_key_ = std::move(last_key);
   window_last_ = n < o_.chunk_rows;
 }
@@ -164,7 +204,6 @@ void IncrementalSnapshots::chunk_emitted(uint64_t token) {
   if (window_last_) {
     o_.info("incremental snapshot of " + front.table + " read; it is complete once delivered");
     reading_.pending.pop_front();
-    table_.reset();
   } else {
     front.after_key = window_last_key_;
   }
@@ -175,7 +214,6 @@ void IncrementalSnapshots::chunk_discarded() {
   o_.info("incremental snapshot of " + window_->table() +
                  ": the table changed shape while a chunk was read; reading it again");
   window_.reset();
-  table_.reset();
 }
 
 void IncrementalSnapshots::delivered(const std::function<bool(uint64_t)>& done) {

@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -33,8 +34,9 @@ inline constexpr const char* kWatermarkPrefix = "edgeflow.watermark";
 // One chunk between its watermarks.
 class ChunkWindow {
  public:
-  ChunkWindow(std::string id, std::string table, std::vector<SnapshotRow> rows)
-      : id_(std::move(id)), table_(std::move(table)), rows_(std::move(rows)), gone_(rows_.size(), false) {
+  ChunkWindow(std::string id, std::string table, std::vector<SnapshotRow> rows, std::vector<std::string> columns = {})
+      : id_(std::move(id)), table_(std::move(table)), columns_(std::move(columns)), rows_(std::move(rows)),
+        gone_(rows_.size(), false) {
     for (size_t i = 0; i < rows_.size(); ++i) index_.emplace(rows_[i].key, i);
   }
   const std::string& id() const { return id_; }
@@ -59,8 +61,11 @@ class ChunkWindow {
         ++superseded_;
       }
   }
-  // The table's columns changed while the chunk was open: it is read again.
-  void mark_stale() { stale_ = true; }
+  // The server described the table again while the chunk was open: when its columns are not
+  // those the chunk was read with, the chunk is read again.
+  void relation(const std::vector<std::string>& columns) {
+    if (columns != columns_) stale_ = true;
+  }
   bool stale() const { return stale_; }
   size_t superseded() const { return superseded_; }
   size_t size() const { return rows_.size(); }
@@ -73,6 +78,7 @@ class ChunkWindow {
 
  private:
   std::string id_, table_;
+  std::vector<std::string> columns_;
   std::vector<SnapshotRow> rows_;
   std::vector<bool> gone_;
   std::unordered_map<std::string, size_t> index_;
@@ -213,16 +219,22 @@ class IncrementalSnapshots {
   uint64_t superseded() const { return superseded_; }
 
  private:
+  void read_chunk();
   void emit_watermark(const std::string& kind);
   void save();
   void queue(const std::string& table);
+  void drop(const std::string& table);
+
+  // A chunk read waiting for a lock (an ALTER TABLE) holds the stream: not for long.
+  static constexpr const char* kReaderSettings = "SET lock_timeout = '10s'; SET statement_timeout = '60s'";
+  static constexpr int kMaxFailures = 5;
 
   Options o_;
   std::unique_ptr<SnapshotReader> reader_;
   PGconn* marks_ = nullptr;  // a plain connection for the watermarks
   IncrementalState reading_;  // where reading is (the next chunk starts after its first key)
   IncrementalState saved_;    // what was delivered: what a restart resumes from
-  std::optional<SnapshotTable> table_;
+  std::string announced_;  // the table whose first chunk was logged
   std::optional<ChunkWindow> window_;
   std::vector<std::string> window_last_key_;
   bool window_last_ = false;
@@ -235,6 +247,8 @@ class IncrementalSnapshots {
   std::deque<Sent> sent_;
   std::string nonce_;
   uint64_t seq_ = 0;
+  int failures_ = 0;  // of the table in front, in a row
+  std::chrono::steady_clock::time_point retry_at_{};
   uint64_t rows_ = 0, chunks_ = 0, superseded_ = 0;
   std::mutex requests_mutex_;
   std::vector<std::string> requests_;

@@ -438,15 +438,7 @@ class PostgresCdcSource : public Source {
       uint64_t table_rows = 0;
       bool more = true;
       reader.read(t, size_t(cfg_.snapshot_chunk_rows), [&](std::vector<pg::SnapshotRow>& rows) {
-        for (auto& row : rows) {
-          out_.assign(R"({"op":"r","before":null,"after":)");
-          out_ += row.after;
-          out_ += source_tail;
-          out_ += R"(,"key":)";
-          out_ += row.key;
-          out_ += '}';
-          batch.push_back(make_event(token, row.key, 0));
-        }
+        for (auto& row : rows) batch.push_back(read_event(row, source_tail, token));
         tracker_.add(token, rows.size());
         table_rows += rows.size();
         snapshot_rows_ += rows.size();
@@ -671,18 +663,24 @@ class PostgresCdcSource : public Source {
     append_source(source_tail, table.schema, table.name, pg::format_lsn(m.lsn), "null", "null");
     uint64_t n = 0;
     w.each_remaining([&](const pg::SnapshotRow& row) {
-      out_.assign(R"({"op":"r","before":null,"after":)");
-      out_ += row.after;
-      out_ += source_tail;
-      out_ += R"(,"key":)";
-      out_ += row.key;
-      out_ += '}';
-      batch.push_back(make_event(token, row.key, 0));
+      batch.push_back(read_event(row, source_tail, token));
       ++n;
     });
     tracker_.add(token, n);
     tracker_.commit(token, m.lsn);
     inc_->chunk_emitted(token);
+    inc_->delivered([&](uint64_t t) { return tracker_.done(t); });  // a chunk with no rows left is done now
+  }
+
+  // A row as a snapshot read it: op "r", `source_tail` the `,"source":{...}` part.
+  ef_message* read_event(const pg::SnapshotRow& row, const std::string& source_tail, uint64_t token) {
+    out_.assign(R"({"op":"r","before":null,"after":)");
+    out_ += row.after;
+    out_ += source_tail;
+    out_ += R"(,"key":)";
+    out_ += row.key;
+    out_ += '}';
+    return make_event(token, row.key, 0);
   }
 
   // The chunk being read, when this change falls between its watermarks.
@@ -694,7 +692,11 @@ class PostgresCdcSource : public Source {
   // A changed table (columns added or dropped, renamed) is looked at afresh.
   void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) {
     const pg::Relation& rel = *m.relation;
-    if (auto* w = inc_ ? inc_->window() : nullptr; w && w->table() == rel.namespace_name + "." + rel.name) w->mark_stale();
+    if (auto* w = inc_ ? inc_->window() : nullptr; w && w->table() == rel.namespace_name + "." + rel.name) {
+      std::vector<std::string> columns;
+      for (auto& c : rel.columns) columns.push_back(c.name);
+      w->relation(columns);
+    }
     captured_.erase(rel.oid);
     key_masks_.erase(rel.oid);
     if (rel.replica_identity == pg::ReplicaIdentity::Full && captured(rel)) key_by_primary_key(rel);

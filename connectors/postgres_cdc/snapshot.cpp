@@ -131,7 +131,7 @@ struct SnapshotReader::Impl {
   Lsn position = 0;  // without an imported snapshot: the WAL position when it was taken
 };
 
-SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapshot)
+SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapshot, const std::string& settings)
     : impl_(std::make_unique<Impl>(dsn)) {
   Impl& d = *impl_;
   if (!d.redact.parse_error().empty()) {
@@ -150,6 +150,7 @@ SnapshotReader::SnapshotReader(const std::string& dsn, const std::string& snapsh
   try {
     pqxx::nontransaction setup(*d.conn);
     setup.exec(kSessionSetup);
+    if (!settings.empty()) setup.exec(settings);
   } catch (const std::exception& e) {
     d.fail("cannot set up the session", e);
   }
@@ -414,14 +415,34 @@ uint64_t SnapshotReader::read(const SnapshotTable& t, size_t chunk_rows,
 
 void SnapshotReader::renew() {
   Impl& d = *impl_;
-  d.transaction();  // throws when finished
+  if (!d.conn) throw std::runtime_error(std::string(kPrefix) + "the reader is finished");
   try {
-    d.tx->commit();
+    if (d.tx) d.tx->commit();
+    d.tx.reset();
     d.tx = std::make_unique<Impl::Transaction>(*d.conn);
   } catch (const std::exception& e) {
     d.tx.reset();
     d.fail("beginning a new snapshot transaction", e);
   }
+}
+
+void SnapshotReader::commit() {
+  Impl& d = *impl_;
+  if (!d.tx) return;
+  try {
+    d.tx->commit();
+  } catch (const std::exception& e) {
+    d.tx.reset();
+    d.fail("ending a snapshot transaction", e);
+  }
+  d.tx.reset();
+}
+
+bool SnapshotReader::can_select(const TableName& t) {
+  Impl& d = *impl_;
+  const pqxx::result r = d.exec_params("SELECT has_table_privilege(quote_ident($1) || '.' || quote_ident($2), 'SELECT')",
+                                       "checking the privileges on " + t.qualified(), t.schema, t.name);
+  return !r.empty() && r[0][0].as<bool>();
 }
 
 size_t SnapshotReader::read_after(const SnapshotTable& t, const std::vector<std::string>& after_key, size_t limit,
@@ -472,9 +493,9 @@ size_t SnapshotReader::read_after(const SnapshotTable& t, const std::vector<std:
 
 void SnapshotReader::finish() {
   Impl& d = *impl_;
-  if (!d.tx) return;
+  if (!d.conn) return;
   try {
-    d.tx->commit();
+    if (d.tx) d.tx->commit();
   } catch (const std::exception& e) {
     d.tx.reset();
     d.conn.reset();

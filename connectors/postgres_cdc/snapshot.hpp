@@ -67,7 +67,8 @@ class SnapshotReader {
   // Throws std::runtime_error with the server's message (never the DSN: it may hold a password;
   // the password is masked wherever libpq would quote it, and a DSN libpq cannot parse is
   // reported with its quoted parts hidden).
-  SnapshotReader(const std::string& dsn, const std::string& snapshot);
+  // `settings`: more SQL run once on the session (incremental snapshots set their timeouts).
+  SnapshotReader(const std::string& dsn, const std::string& snapshot, const std::string& settings = "");
   ~SnapshotReader();
   SnapshotReader(const SnapshotReader&) = delete;
   SnapshotReader& operator=(const SnapshotReader&) = delete;
@@ -92,9 +93,13 @@ class SnapshotReader {
   uint64_t read(const SnapshotTable& t, size_t chunk_rows,
                 const std::function<bool(std::vector<SnapshotRow>&)>& on_chunk);
 
-  // Incremental snapshots. renew() commits the transaction and begins another like it (without an
-  // imported snapshot): its first statement takes a snapshot of now.
+  // Incremental snapshots. renew() commits the transaction, if one is open, and begins another
+  // like it (without an imported snapshot): its first statement takes a snapshot of now.
+  // commit() ends it, leaving none open until the next renew().
   void renew();
+  void commit();
+  // Whether the session's role may SELECT from the table.
+  bool can_select(const TableName& t);
   // The next rows of `t` in key order after the key `after_key` (the key columns' text form;
   // empty: from the first row), at most `limit`, into `rows`; `last_key` gets the last row's key
   // text (unchanged when none came). Returns the rows read. A table without key columns throws.

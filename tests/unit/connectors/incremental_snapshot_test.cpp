@@ -41,10 +41,11 @@ TEST(ChunkWindow, ChangesBetweenTheWatermarksTakeTheirRowsOutInKeyOrder) {
   EXPECT_EQ(w.superseded(), 4u);
 }
 
-TEST(ChunkWindow, AStaleChunkSaysSo) {
-  ChunkWindow w("n-1", "public.t", rows({1}));
+TEST(ChunkWindow, OnlyChangedColumnsMakeAChunkStale) {
+  ChunkWindow w("n-1", "public.t", rows({1}), {"id", "v"});
+  w.relation({"id", "v"});  // described again, unchanged: pgoutput does so after any invalidation
   EXPECT_FALSE(w.stale());
-  w.mark_stale();
+  w.relation({"id", "v", "added"});
   EXPECT_TRUE(w.stale());
 }
 

@@ -40,6 +40,18 @@ Reply request(uint16_t port, const std::string& path, const std::string& token =
   return {int(res.getStatus()), body, res.getContentType()};
 }
 
+// A POST with a body of `type` (none when empty).
+Reply post(uint16_t port, const std::string& path, const std::string& body = "", const std::string& type = "application/json") {
+  Poco::Net::HTTPClientSession c("127.0.0.1", port);
+  Poco::Net::HTTPRequest req("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
+  if (!type.empty()) req.setContentType(type);
+  req.setContentLength(std::streamsize(body.size()));
+  c.sendRequest(req) << body;
+  Poco::Net::HTTPResponse res;
+  std::istream& in = c.receiveResponse(res);
+  return Reply{int(res.getStatus()), std::string(std::istreambuf_iterator<char>(in), {}), res.getContentType()};
+}
+
 // A shell command's stdout and exit status.
 std::pair<std::string, int> sh(const std::string& cmd) {
   std::string out;
@@ -360,16 +372,7 @@ sinks:
   serve();
   rt.start();
   ASSERT_TRUE(flow().wait_for([&] { return flow().stats().dead_lettered.load() == 1; }, 30s));
-  auto post = [&](const std::string& path, bool json = true) {
-    Poco::Net::HTTPClientSession c("127.0.0.1", port());
-    Poco::Net::HTTPRequest req("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
-    if (json) req.setContentType("application/json");
-    req.setContentLength(0);
-    c.sendRequest(req);
-    Poco::Net::HTTPResponse res;
-    std::istream& in = c.receiveResponse(res);
-    return Reply{int(res.getStatus()), std::string(std::istreambuf_iterator<char>(in), {}), res.getContentType()};
-  };
+  auto post = [&](const std::string& path, bool json = true) { return ::post(port(), path, "", json ? "application/json" : ""); };
   auto refused = [&](const Reply& r, int status, const std::string& says) {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_NE(r.body.find(says), std::string::npos) << r.body;
@@ -422,14 +425,7 @@ sinks:
   rt.start();
   ASSERT_TRUE(flow().wait_for([&] { return flow().state() == FlowState::running; }, 30s));
   auto post = [&](const std::string& path, const std::string& body, const std::string& type = "application/json") {
-    Poco::Net::HTTPClientSession c("127.0.0.1", port());
-    Poco::Net::HTTPRequest req("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
-    req.setContentType(type);
-    req.setContentLength(std::streamsize(body.size()));
-    c.sendRequest(req) << body;
-    Poco::Net::HTTPResponse res;
-    std::istream& in = c.receiveResponse(res);
-    return Reply{int(res.getStatus()), std::string(std::istreambuf_iterator<char>(in), {}), res.getContentType()};
+    return ::post(port(), path, body, type);
   };
   auto refused = [&](const Reply& r, int status, const std::string& says) {
     EXPECT_EQ(r.status, status) << r.body;
@@ -438,7 +434,8 @@ sinks:
   refused(post("/flows/f/signal", "{"), 400, "the body must be a JSON object");
   refused(post("/flows/f/signal", "[1]"), 400, "the body must be a JSON object");
   refused(post("/flows/f/signal", std::string(30000, '[') + std::string(30000, ']')), 400, "the body must be a JSON object");
-  refused(post("/flows/f/signal", "{\"a\":\"\xff\"}"), 409, "the sequence source of flow f takes no signals");
+  refused(post("/flows/f/signal", "{\"a\":\"\xff\"}"), 400, "the body must be a JSON object in UTF-8");
+  refused(post("/flows/f/signal", "{\"action\":\"snapshot\"}"), 409, "the sequence source of flow f takes no signals");
   EXPECT_EQ(post("/flows/f/signal", std::string(70000, ' ')).status, 413);
   refused(post("/flows/f/signal", "{}", "application/x-www-form-urlencoded"), 415, "application/json");
   refused(post("/flows/none/signal", "{}"), 404, "no flow named 'none'");
