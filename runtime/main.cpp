@@ -1,9 +1,10 @@
-// The edgeflow command line: run, validate, test, plugins list|inspect, plugin new, tap, dlq, reload, cdc,
+// The edgeflow command line: run, validate, test, docs, plugins list|inspect, plugin new, tap, dlq, reload, cdc,
 // dev kafka.
 #include "admin.hpp"
 #include "admin_client.hpp"
 #include "file_watch.hpp"
 #include "flow_test.hpp"
+#include "reference_docs.hpp"
 #include "dev_kafka.hpp"
 #include "dlq_cli.hpp"
 #include "engine.hpp"
@@ -76,6 +77,10 @@ Usage:
   edgeflow cdc snapshot [options] FLOW TABLE...     an incremental snapshot of the tables, taken by
                                                     the running postgres_cdc flow while it streams
                                                     (its admin API); exit 1 with the reason if refused
+  edgeflow docs     [options] [--out DIR] [--check]  write the component reference (every type and
+                                                    option of the plugins found, and the flow keys)
+                                                    into DIR (default docs/reference); --check: exit
+                                                    1 when DIR differs from it
   edgeflow version                                  the release and the plugin ABI it speaks
 
 Options:
@@ -112,6 +117,8 @@ struct Args {
   std::string kind;
   std::string dir;
   std::string junit;
+  std::string out = "docs/reference";
+  bool check = false;
   bool log_level_given = false;
   YamlLimits yaml;
   LogConfig log;
@@ -168,6 +175,8 @@ Args parse(int argc, char** argv) {
     else if (arg == "--kind") a.kind = value("--kind");
     else if (arg == "--dir") a.dir = value("--dir");
     else if (arg == "--junit") a.junit = value("--junit");
+    else if (arg == "--out") a.out = value("--out");
+    else if (arg == "--check") a.check = true;
     else if (arg == "--log-format") {
       std::string f = value("--log-format");
       if (f == "json") a.log.format = LogFormat::json;
@@ -408,6 +417,46 @@ int cmd_test(Args a) {
   return errors ? 2 : failed ? 1 : 0;
 }
 
+int cmd_docs(const Args& a) {
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
+  if (!rt.plugins().refusals().empty()) {
+    for (auto& r : rt.plugins().refusals()) std::fprintf(stderr, "error: %s\n", r.c_str());
+    return 1;
+  }
+  namespace fs = std::filesystem;
+  auto files = reference_docs(rt.plugins());
+  std::vector<std::string> stale;
+  std::error_code ec;
+  for (auto& [name, text] : files) {
+    std::string path = (fs::path(a.out) / name).string(), have, error;
+    bool same = host::read_regular_file(path, 16 << 20, "", have, error) && have == text;
+    if (same) continue;
+    if (a.check) {
+      stale.push_back(path);
+      continue;
+    }
+    fs::create_directories(a.out, ec);
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0) {
+      std::fprintf(stderr, "edgeflow docs: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+      return 1;
+    }
+    std::printf("wrote %s\n", path.c_str());
+  }
+  if (a.check) {
+    for (auto& e : fs::directory_iterator(a.out, ec))
+      if (e.path().extension() == ".md" && !files.count(e.path().filename().string())) stale.push_back(e.path().string() + " (not generated)");
+    for (auto& p : stale) std::fprintf(stderr, "stale: %s\n", p.c_str());
+    if (!stale.empty()) {
+      std::fprintf(stderr, "the component reference in %s is not what this build generates: run `edgeflow docs --out %s` "
+                           "and commit the result\n", a.out.c_str(), a.out.c_str());
+      return 1;
+    }
+    std::printf("ok: %s is current (%zu files)\n", a.out.c_str(), files.size());
+  }
+  return 0;
+}
+
 int cmd_run(const Args& a) {
   if (a.positional.empty()) usage_error("run needs flow files or directories");
   // Signals are taken by this thread alone (sigwait), never by a flow thread mid-batch.
@@ -541,6 +590,7 @@ int main(int argc, char** argv) {
   if (a.command == "dev") return cmd_dev(a);
   if (a.command == "tap") return cmd_tap(a);
   if (a.command == "test") return cmd_test(a);
+  if (a.command == "docs") return cmd_docs(a);
   if (a.command == "reload") {
     AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/reload", 15 * 60);
     if (r.status == 0) {
