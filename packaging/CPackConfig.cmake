@@ -22,6 +22,7 @@ if(TARGET edgeflow)
           DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime OPTIONAL)
   install(FILES ${_ef_src}/examples/quickstart.yaml ${_ef_pkg}/examples/heartbeat.yaml
           DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT runtime)
+  install(FILES ${_ef_pkg}/grafana/edgeflow.json DESTINATION ${CMAKE_INSTALL_DATADIR}/edgeflow/grafana COMPONENT runtime)
   set(CPACK_COMPONENTS_ALL runtime sdk)
 else()
   set(CPACK_COMPONENTS_ALL sdk)

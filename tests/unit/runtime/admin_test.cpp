@@ -9,9 +9,12 @@
 #include <Poco/Net/HTTPResponse.h>
 
 #include <gtest/gtest.h>
+
 #include <rapidjson/document.h>
 
 #include <cstdio>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <sys/wait.h>
 
@@ -441,6 +444,72 @@ sinks:
   refused(post("/flows/none/signal", "{}"), 404, "no flow named 'none'");
   EXPECT_EQ(request(port(), "/flows/f/signal").status, 405);
   EXPECT_EQ(flow().state(), FlowState::running);
+}
+
+// packaging/grafana/edgeflow.json: valid JSON, valid PromQL (promtool), and only metrics that exist:
+// the daemon's own as a running flow with a buffered sink exports them, plugin metrics as the
+// connector docs list them.
+TEST_F(Admin, TheGrafanaDashboardAsksOnlyForMetricsThatExist) {
+  load(R"(flow: f
+source: { type: sequence, count: 3 }
+sinks:
+  out: { type: drop, buffer: { type: disk } }
+)");
+  serve();
+  rt.start();
+  rt.wait();
+  auto [text, curl_rc] = sh("curl -sS --fail " + url("/metrics"));
+  ASSERT_EQ(curl_rc, 0) << text;
+
+  std::ifstream in(std::string(EDGEFLOW_SOURCE_DIR) + "/packaging/grafana/edgeflow.json");
+  std::string json((std::istreambuf_iterator<char>(in)), {});
+  rapidjson::Document d;
+  d.Parse(json.c_str());
+  ASSERT_TRUE(d.IsObject()) << "the dashboard is not JSON";
+  EXPECT_TRUE(d.HasMember("uid") && d.HasMember("panels") && d.HasMember("templating"));
+  std::vector<std::string> exprs;
+  std::function<void(const rapidjson::Value&)> walk = [&](const rapidjson::Value& v) {
+    if (v.IsObject()) {
+      for (auto& m : v.GetObject()) {
+        if (std::string(m.name.GetString()) == "expr" && m.value.IsString()) exprs.emplace_back(m.value.GetString());
+        walk(m.value);
+      }
+    } else if (v.IsArray()) {
+      for (auto& e : v.GetArray()) walk(e);
+    }
+  };
+  walk(d);
+  ASSERT_GE(exprs.size(), 20u);
+
+  std::string docs;
+  for (const char* f : {"postgres-cdc.md", "kafka.md", "mqtt.md", "http.md"}) {
+    std::ifstream doc(std::string(EDGEFLOW_SOURCE_DIR) + "/docs/" + f);
+    docs += std::string((std::istreambuf_iterator<char>(doc)), {});
+  }
+  std::string rules = "groups:\n  - name: dashboard\n    rules:\n";
+  int n = 0;
+  for (std::string e : exprs) {
+    for (auto [var, value] : {std::pair{"$__rate_interval", "5m"}, std::pair{"$flow", ".*"}})
+      for (size_t at; (at = e.find(var)) != std::string::npos;) e.replace(at, std::string(var).size(), value);
+    rules += "      - record: dashboard:q" + std::to_string(++n) + "\n        expr: '" + e + "'\n";
+    for (size_t at = 0; (at = e.find("edgeflow_", at)) != std::string::npos;) {
+      size_t end = e.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", at);
+      std::string name = e.substr(at, end - at);
+      at = end;
+      if (name.rfind("edgeflow_plugin_", 0) == 0) {
+        std::string plugin = name.substr(16);
+        if (plugin.size() > 6 && plugin.compare(plugin.size() - 6, 6, "_total") == 0) plugin.resize(plugin.size() - 6);
+        EXPECT_NE(docs.find("`" + plugin + "`"), std::string::npos) << name << " is no metric a connector documents";
+        continue;
+      }
+      for (const char* suffix : {"_bucket"})
+        if (name.size() > 7 && name.compare(name.size() - 7, 7, suffix) == 0) name.resize(name.size() - 7);
+      EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name << " is not in /metrics";
+    }
+  }
+  std::string file = dir.write("dashboard-rules.yml", rules);
+  auto [lint, rc] = sh("promtool check rules " + file + " 2>&1");
+  EXPECT_EQ(rc, 0) << lint << rules;
 }
 
 TEST(AdminAddress, ParsesHostPortAndOff) {
