@@ -43,7 +43,7 @@ std::string options_table(const ef_option_spec* options, uint32_t count) {
     if (o.flags & EF_OPT_HAS_MAX) type += (o.flags & EF_OPT_MAX_EXCLUSIVE ? ", < " : ", ≤ ") + number(o.max) + unit;
     if (o.flags & EF_OPT_SECRET) type += ", secret";
     std::string def = (o.flags & EF_OPT_REQUIRED) ? "**required**" : o.default_value ? code(o.default_value) : "";
-    s += "| `" + cell(o.name) + "` | " + cell(type) + " | " + def + " | " + cell(o.doc ? o.doc : "") + " | " +
+    s += "| `" + cell(o.name) + "` | " + type + " | " + def + " | " + cell(o.doc ? o.doc : "") + " | " +
          (o.example ? code(std::string(o.name) + ": " + o.example) : "") + " |\n";
   }
   return s;
