@@ -1,7 +1,8 @@
-// The edgeflow command line: run, validate, test, docs, plugins list|inspect, plugin new, tap, dlq, reload, cdc,
-// dev kafka.
+// The edgeflow command line: run, validate, test, docs, asyncapi, plugins list|inspect, plugin new,
+// tap, dlq, reload, cdc, dev kafka.
 #include "admin.hpp"
 #include "admin_client.hpp"
+#include "asyncapi.hpp"
 #include "file_watch.hpp"
 #include "flow_test.hpp"
 #include "reference_docs.hpp"
@@ -77,6 +78,10 @@ Usage:
   edgeflow cdc snapshot [options] FLOW TABLE...     an incremental snapshot of the tables, taken by
                                                     the running postgres_cdc flow while it streams
                                                     (its admin API); exit 1 with the reason if refused
+  edgeflow asyncapi [options] [--out FILE] FLOW_FILE_OR_DIR...
+                                                    the flows as an AsyncAPI 3.0 document: brokers,
+                                                    listeners, topics, webhook paths, what each
+                                                    flow receives and sends (secrets left out)
   edgeflow docs     [options] [--out DIR] [--check]  write the component reference (every type and
                                                     option of the plugins found, and the flow keys)
                                                     into DIR (default docs/reference); --check: exit
@@ -118,6 +123,7 @@ struct Args {
   std::string dir;
   std::string junit;
   std::string out = "docs/reference";
+  bool out_given = false;
   bool check = false;
   bool log_level_given = false;
   YamlLimits yaml;
@@ -175,7 +181,10 @@ Args parse(int argc, char** argv) {
     else if (arg == "--kind") a.kind = value("--kind");
     else if (arg == "--dir") a.dir = value("--dir");
     else if (arg == "--junit") a.junit = value("--junit");
-    else if (arg == "--out") a.out = value("--out");
+    else if (arg == "--out") {
+      a.out = value("--out");
+      a.out_given = true;
+    }
     else if (arg == "--check") a.check = true;
     else if (arg == "--log-format") {
       std::string f = value("--log-format");
@@ -417,6 +426,29 @@ int cmd_test(Args a) {
   return errors ? 2 : failed ? 1 : 0;
 }
 
+int cmd_asyncapi(const Args& a) {
+  if (a.positional.empty()) usage_error("asyncapi needs flow files or directories");
+  Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
+  host::Diagnostics diag;
+  if (!rt.load(a.positional, diag)) {
+    print_errors(diag);
+    return 1;
+  }
+  std::vector<FlowSpec> specs;
+  for (auto& f : rt.flows()) specs.push_back(f->spec());
+  std::string doc = asyncapi_document(specs);
+  if (!a.out_given) {
+    std::fputs(doc.c_str(), stdout);
+    return 0;
+  }
+  FILE* f = std::fopen(a.out.c_str(), "w");
+  if (!f || std::fwrite(doc.data(), 1, doc.size(), f) != doc.size() || std::fclose(f) != 0) {
+    std::fprintf(stderr, "edgeflow asyncapi: cannot write %s: %s\n", a.out.c_str(), std::strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 int cmd_docs(const Args& a) {
   Runtime rt(RuntimeOptions{plugin_dirs(a), a.state_dir, a.yaml});
   if (!rt.plugins().refusals().empty()) {
@@ -591,6 +623,7 @@ int main(int argc, char** argv) {
   if (a.command == "tap") return cmd_tap(a);
   if (a.command == "test") return cmd_test(a);
   if (a.command == "docs") return cmd_docs(a);
+  if (a.command == "asyncapi") return cmd_asyncapi(a);
   if (a.command == "reload") {
     AdminReply r = admin_request(a.admin, a.admin_token, "POST", "/reload", 15 * 60);
     if (r.status == 0) {
