@@ -28,7 +28,13 @@ std::string cell(std::string_view s) {
   return out;
 }
 
-std::string code(std::string_view s) { return s.empty() ? "" : "`" + cell(s) + "`"; }
+std::string code(std::string_view s) {
+  if (s.empty()) return "";
+  std::string c(1, '`');  // built up, not "`" + std::string&&: gcc 12 warns falsely of -Wrestrict there
+  c += cell(s);
+  c += '`';
+  return c;
+}
 
 std::string options_table(const ef_option_spec* options, uint32_t count) {
   if (count == 0) return "No options.\n";

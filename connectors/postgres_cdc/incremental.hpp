@@ -111,7 +111,10 @@ struct IncrementalState {
     for (auto& p : pending) {
       s += "pending " + hex(p.table) + " ";
       if (p.after_key.empty()) s += "-";
-      for (size_t i = 0; i < p.after_key.size(); ++i) s += (i ? "," : "") + hex(p.after_key[i]);
+      for (size_t i = 0; i < p.after_key.size(); ++i) {
+        if (i) s += ',';
+        s += hex(p.after_key[i]);
+      }
       s += "\n";
     }
     return s;
