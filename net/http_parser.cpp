@@ -56,6 +56,7 @@ const char* reason_phrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 302: return "Found";
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";

@@ -1,4 +1,5 @@
 #include "admin.hpp"
+#include "console_assets.hpp"
 #include "repair.hpp"
 
 #include "log.hpp"
@@ -55,6 +56,25 @@ void flow_summary(Writer& w, const Flow& f) {
   w.Int64(s.in_flight.load());
   w.Key("in_flight_bytes");
   w.Uint64(s.in_flight_bytes.load());
+  // What the plugins report: a source's position and lag among them.
+  w.Key("plugin_metrics");
+  w.StartArray();
+  for (auto& m : f.plugin_metrics()) {
+    auto [stage, type] = stage_of(m.instance);
+    w.StartObject();
+    w.Key("stage");
+    str(w, stage);
+    w.Key("type");
+    str(w, type);
+    w.Key("name");
+    str(w, m.name);
+    w.Key("kind");
+    w.String(m.kind == EF_METRIC_COUNTER ? "counter" : "gauge");
+    w.Key("value");
+    w.Double(m.value);
+    w.EndObject();
+  }
+  w.EndArray();
 }
 
 // Prometheus label values: backslash, double quote and newline escaped.
@@ -218,25 +238,8 @@ std::string flow_json(const Flow& f) {
     w.EndObject();
   }
   w.EndArray();
-  // What the plugins report: a source's position and lag among them.
-  w.Key("plugin_metrics");
-  w.StartArray();
-  for (auto& m : f.plugin_metrics()) {
-    auto [stage, type] = stage_of(m.instance);
-    w.StartObject();
-    w.Key("stage");
-    str(w, stage);
-    w.Key("type");
-    str(w, type);
-    w.Key("name");
-    str(w, m.name);
-    w.Key("kind");
-    w.String(m.kind == EF_METRIC_COUNTER ? "counter" : "gauge");
-    w.Key("value");
-    w.Double(m.value);
-    w.EndObject();
-  }
-  w.EndArray();
+  w.Key("config");  // the effective definition, secrets redacted
+  str(w, scrub(describe_flow(f.spec()), f.spec().secrets));  // also a value that equals a secret
   w.EndObject();
   return std::string(out.GetString(), out.GetSize());
 }
@@ -364,7 +367,9 @@ struct AdminServer::Impl : net::Handler {
       if (!type || type->rfind("application/json", 0) != 0)
         return net::error_response(415, "send actions with 'Content-Type: application/json' (filters go in the query)");
     }
-    if (req.path != "/health" && !options.token.empty()) {
+    // The console's own files hold no data: the page loads, then asks for the token its calls need.
+    bool console = req.path == "/" || req.path.rfind("/console/", 0) == 0;
+    if (req.path != "/health" && !console && !options.token.empty()) {
       const std::string* auth = req.header("Authorization");
       if (!auth || !constant_time_equal(*auth, "Bearer " + options.token)) {
         net::Response r = net::error_response(
@@ -386,6 +391,7 @@ struct AdminServer::Impl : net::Handler {
       return reply->send(std::move(r));
     }
     if (path == "/flows") return reply->send(json(200, flows_json(rt)));
+    if (path == "/" || path.rfind("/console/", 0) == 0) return reply->send(console(path));
     if (path == "/dlq" || path.rfind("/dlq/", 0) == 0) return reply->send(dlq(path, req.query));
     if (path == "/reload") {
       if (req.method == "POST") {
@@ -410,13 +416,36 @@ struct AdminServer::Impl : net::Handler {
       return tap(*f, req.query, *reply);
     }
     reply->send(net::error_response(
-        404, "no such endpoint; there are /health, /ready, /metrics, /flows, /flows/<name>, /flows/<name>/tap, "
-             "/flows/<name>/signal, /dlq, /dlq/<id>, /dlq/replay, /dlq/purge and /reload"));
+        404, "no such endpoint; there are /console/, /health, /ready, /metrics, /flows, /flows/<name>, "
+             "/flows/<name>/tap, /flows/<name>/signal, /dlq, /dlq/<id>, /dlq/replay, /dlq/purge and /reload"));
   }
 
  private:
   static constexpr int kMaxTaps = 6;  // of the 8 handler threads: two stay for everything else
   static constexpr uint64_t kMaxSignalBytes = 64 << 10;
+
+  // The web console (runtime/console): its page, script and style, from the binary.
+  static net::Response console(const std::string& path) {
+    net::Response r;
+    if (path == "/") {
+      r.status = 302;
+      r.headers.push_back({"Location", "/console/"});
+      r.content_type = "text/plain";
+      return r;
+    }
+    std::string name = path.substr(9);
+    const ConsoleAsset* a = console_asset(name.empty() ? "index.html" : name);
+    if (!a) return net::error_response(404, "the console has no file '" + name + "'");
+    r.body = a->body;
+    r.content_type = std::string(a->content_type) + "; charset=utf-8";
+    // Nothing but this daemon: no inline script, no other origin, no framing by another page.
+    r.headers.push_back({"Content-Security-Policy",
+                         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+                         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"});
+    r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+    r.headers.push_back({"Cache-Control", "no-cache"});
+    return r;
+  }
 
   // A command for the flow's source (`edgeflow cdc snapshot` sends one): a JSON object.
   static net::Response signal(Flow& f, const std::string& body) {

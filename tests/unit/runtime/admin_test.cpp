@@ -512,6 +512,48 @@ sinks:
   EXPECT_EQ(rc, 0) << lint << rules;
 }
 
+// The console's files come from the binary with a strict CSP and no token (they hold no data);
+// what they show needs the token. /flows carries each flow's plugin metrics, /flows/<name> its
+// configuration with secrets redacted.
+TEST_F(Admin, TheConsoleIsServedFromTheBinaryAndItsDataNeedsTheToken) {
+  load(R"(flow: f
+source: { type: sequence, count: 5, hold_open: true, metric: seq }
+sinks:
+  out: { type: flaky, token: console-secret-value }
+)");
+  const std::string token = "0123456789abcdef-console";
+  serve(token);
+  rt.start();
+  ASSERT_TRUE(running());
+  Reply page = request(port(), "/console/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("<script src=\"app.js\"></script>"), std::string::npos);
+  EXPECT_EQ(page.body.find("http"), std::string::npos) << "the page names no other origin";
+  auto [head, rc] = sh("curl -sSI " + url("/console/app.js"));
+  EXPECT_NE(head.find("Content-Security-Policy: default-src 'none'; script-src 'self'"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Content-Type-Options: nosniff"), std::string::npos) << head;
+  EXPECT_EQ(request(port(), "/console/app.js").content_type, "text/javascript; charset=utf-8");
+  EXPECT_EQ(request(port(), "/console/app.css").content_type, "text/css; charset=utf-8");
+  EXPECT_EQ(request(port(), "/console/../metrics").status, 404);
+  EXPECT_EQ(request(port(), "/console/nope.js").status, 404);
+  auto [redirect, rc2] = sh("curl -sSI " + url("/"));
+  EXPECT_NE(redirect.find("HTTP/1.1 302 Found"), std::string::npos) << redirect;
+  EXPECT_NE(redirect.find("Location: /console/"), std::string::npos) << redirect;
+
+  EXPECT_EQ(request(port(), "/flows").status, 401);
+  Reply flows = request(port(), "/flows", token);
+  ASSERT_EQ(flows.status, 200);
+  auto list = parse(flows.body);
+  ASSERT_TRUE(list["flows"][0]["plugin_metrics"].IsArray());
+  EXPECT_STREQ(list["flows"][0]["plugin_metrics"][0]["name"].GetString(), "seq");
+  Reply one = request(port(), "/flows/f", token);
+  std::string config = parse(one.body)["config"].GetString();
+  EXPECT_NE(config.find("flaky"), std::string::npos) << config;
+  EXPECT_NE(config.find("<redacted>"), std::string::npos) << config;
+  EXPECT_EQ(one.body.find("console-secret-value"), std::string::npos) << one.body;
+}
+
 TEST(AdminAddress, ParsesHostPortAndOff) {
   EXPECT_FALSE(parse_admin_address("off"));
   auto a = parse_admin_address("9000");

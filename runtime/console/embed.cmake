@@ -1,0 +1,20 @@
+# Writes OUT, a C++ file with the console's files as byte arrays and a lookup by name:
+#   cmake -DDIR=runtime/console -DOUT=console_assets.cpp -P embed.cmake
+set(files index.html app.js app.css)
+set(types text/html text/javascript text/css)  # a ';' would split a CMake list: the charset is added in C++
+set(body "// Generated from runtime/console by embed.cmake: the console ships inside the binary.\n#include \"console_assets.hpp\"\n\nnamespace edgeflow {\nnamespace {\n")
+set(table "")
+set(i 0)
+foreach(f IN LISTS files)
+  list(GET types ${i} type)
+  file(READ ${DIR}/${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(LENGTH "${hex}" n)
+  math(EXPR n "${n} / 2")
+  string(APPEND body "const unsigned char k${i}[] = {${bytes}};\n")
+  string(APPEND table "      {\"${f}\", \"${type}\", std::string_view(reinterpret_cast<const char*>(k${i}), ${n})},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "}  // namespace\n\nconst ConsoleAsset* console_asset(std::string_view name) {\n  static const ConsoleAsset assets[] = {\n${table}  };\n  for (auto& a : assets)\n    if (a.name == name) return &a;\n  return nullptr;\n}\n\n}  // namespace edgeflow\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
