@@ -368,7 +368,7 @@ struct AdminServer::Impl : net::Handler {
         return net::error_response(415, "send actions with 'Content-Type: application/json' (filters go in the query)");
     }
     // The console's own files hold no data: the page loads, then asks for the token its calls need.
-    bool console = req.path == "/" || req.path.rfind("/console/", 0) == 0;
+    bool console = req.path == "/" || req.path == "/favicon.ico" || req.path.rfind("/console/", 0) == 0;
     if (req.path != "/health" && !console && !options.token.empty()) {
       const std::string* auth = req.header("Authorization");
       if (!auth || !constant_time_equal(*auth, "Bearer " + options.token)) {
@@ -391,7 +391,7 @@ struct AdminServer::Impl : net::Handler {
       return reply->send(std::move(r));
     }
     if (path == "/flows") return reply->send(json(200, flows_json(rt)));
-    if (path == "/" || path.rfind("/console/", 0) == 0) return reply->send(console(path));
+    if (path == "/" || path == "/favicon.ico" || path.rfind("/console/", 0) == 0) return reply->send(console(path));
     if (path == "/dlq" || path.rfind("/dlq/", 0) == 0) return reply->send(dlq(path, req.query));
     if (path == "/reload") {
       if (req.method == "POST") {
@@ -427,6 +427,11 @@ struct AdminServer::Impl : net::Handler {
   // The web console (runtime/console): its page, script and style, from the binary.
   static net::Response console(const std::string& path) {
     net::Response r;
+    if (path == "/favicon.ico") {  // browsers ask; the console has none
+      r.status = 204;
+      r.content_type = "image/x-icon";
+      return r;
+    }
     if (path == "/") {
       r.status = 302;
       r.headers.push_back({"Location", "/console/"});

@@ -3,7 +3,7 @@
 'use strict';
 
 const view = document.getElementById('view');
-let timer = null, tap = null, last = {};
+let timer = null, tap = null, last = {}, dlqStatus = '';
 
 const h = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);
@@ -22,7 +22,9 @@ async function api(path, options = {}) {
   const res = await fetch(path, Object.assign({}, options, { headers }));
   if (res.status === 401) {
     document.getElementById('login').hidden = false;
-    throw new Error('the admin API wants its token');
+    const e = new Error('the admin API wants its token');
+    e.auth = true;
+    throw e;
   }
   const text = await res.text();
   let body;
@@ -30,7 +32,8 @@ async function api(path, options = {}) {
   if (!res.ok) throw new Error(body.error || res.statusText);
   return body;
 }
-const post = (path, body = {}) => api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+// Actions take their parameters in the query and no body; JSON is what marks them as no form post.
+const post = (path) => api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' } });
 
 document.getElementById('login').addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -165,13 +168,13 @@ async function dlqView(params) {
   q.set('limit', '200');
   const { letters } = await api('/dlq?' + q.toString());
   const detail = h('pre', { id: 'letter' });
-  const status = h('p', { id: 'dlq-status', role: 'status' });
+  // The outcome of the last replay or purge, kept across the redraw that shows its effect.
+  const status = h('p', { id: 'dlq-status', role: 'status' }, dlqStatus);
   const act = async (what, id) => {
     if (what === 'purge' && !confirm(`Forget dead letter ${id}?`)) return;
     try {
-      const r = await post(`/dlq/${what}?id=${id}`);
-      status.textContent = `${what} ${id}: ${JSON.stringify(r)}`;
-    } catch (e) { status.textContent = `${what} ${id}: ${e.message}`; }
+      dlqStatus = `${what} ${id}: ${JSON.stringify(await post(`/dlq/${what}?id=${id}`))}`;
+    } catch (e) { dlqStatus = `${what} ${id}: ${e.message}`; }
     route();
   };
   const rows = letters.map((l) => h('tr', { 'data-letter': l.id },
@@ -204,6 +207,7 @@ async function route() {
     await reloadStatus();
   } catch (e) {
     view.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message));
+    if (e.auth) return;  // no polling until the token is given
   }
   timer = setTimeout(refresh, 2000);
 }

@@ -43,6 +43,7 @@ EDGEFLOW_TEST_DEPS=(
   mosquitto-clients
   openssl
   wrk         # bench/http: the load generator (64 keep-alive connections)
+  chromium    # the web console's tests drive it headless (puppeteer-core, tests/tools)
 )
 
 # What scripts/fuzz.sh needs on top of the build deps: clang with libFuzzer's runtime.
