@@ -12,7 +12,7 @@
 
 namespace edgeflow::pg {
 
-IncrementalSnapshots::IncrementalSnapshots(Options o) : o_(std::move(o)) {
+IncrementalSnapshots::IncrementalSnapshots(Options o) : o_(std::move(o)), connect_(with_connect_timeout(o_.dsn, 10)) {
   // Watermarks of an earlier run (or of another flow's slot) are told apart by this.
   auto now = std::chrono::system_clock::now().time_since_epoch().count();
   nonce_ = std::to_string(::getpid()) + "-" + std::to_string(now);
@@ -57,7 +57,7 @@ std::vector<std::string> IncrementalSnapshots::start(const std::vector<std::stri
 }
 
 void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
-  SnapshotReader reader(o_.dsn, "", kReaderSettings);
+  SnapshotReader reader(connect_, "", kReaderSettings);
   auto found = reader.tables(o_.publication, tables, o_.exclude);
   for (auto& t : tables) {
     auto n = parse_table_name(t);
@@ -133,7 +133,7 @@ void IncrementalSnapshots::drop(const std::string& table) {
 
 void IncrementalSnapshots::read_chunk() {
   auto& next = reading_.pending.front();
-  if (!reader_) reader_ = std::make_unique<SnapshotReader>(o_.dsn, "", kReaderSettings);
+  if (!reader_) reader_ = std::make_unique<SnapshotReader>(connect_, "", kReaderSettings);
   // The table as it is now (a column added since the last chunk is read too), in a transaction
   // of its own: none stays open between chunks, holding back vacuum or a lock.
   reader_->renew();
@@ -167,7 +167,7 @@ void IncrementalSnapshots::read_chunk() {
 void IncrementalSnapshots::emit_watermark(const std::string& content) {
   if (!marks_ || PQstatus(marks_) != CONNECTION_OK) {
     if (marks_) PQfinish(marks_);
-    marks_ = PQconnectdb(o_.dsn.c_str());
+    marks_ = PQconnectdb(connect_.c_str());
     if (PQstatus(marks_) != CONNECTION_OK)
       throw std::runtime_error("incremental snapshot: cannot connect to write a watermark: " +
                                Redactor(o_.dsn)(PQerrorMessage(marks_)));

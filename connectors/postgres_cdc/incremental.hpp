@@ -31,6 +31,16 @@ namespace edgeflow::pg {
 
 inline constexpr const char* kWatermarkPrefix = "edgeflow.watermark";
 
+// The connection string with libpq's connect_timeout when it sets none: a server that does not
+// answer holds the caller (an operator's signal, the stream) that long, not the kernel's minutes.
+inline std::string with_connect_timeout(const std::string& dsn, int seconds) {
+  if (dsn.find("connect_timeout") != std::string::npos) return dsn;
+  std::string setting = "connect_timeout=" + std::to_string(seconds);
+  if (dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0)
+    return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + setting;
+  return dsn.empty() ? setting : dsn + " " + setting;
+}
+
 // One chunk between its watermarks.
 class ChunkWindow {
  public:
@@ -233,6 +243,7 @@ class IncrementalSnapshots {
   static constexpr int kMaxFailures = 5;
 
   Options o_;
+  std::string connect_;  // o_.dsn with a connect timeout
   std::unique_ptr<SnapshotReader> reader_;
   PGconn* marks_ = nullptr;  // a plain connection for the watermarks
   IncrementalState reading_;  // where reading is (the next chunk starts after its first key)

@@ -66,4 +66,12 @@ TEST(IncrementalState, RoundTripsAnyBytesAndRefusesGarbage) {
     EXPECT_FALSE(IncrementalState::parse(bad)) << bad;
 }
 
+TEST(IncrementalSnapshots, ConnectionsGetAConnectTimeoutUnlessTheDsnSetsOne) {
+  using edgeflow::pg::with_connect_timeout;
+  EXPECT_EQ(with_connect_timeout("host=db dbname=x", 10), "host=db dbname=x connect_timeout=10");
+  EXPECT_EQ(with_connect_timeout("postgresql://u@db/x", 10), "postgresql://u@db/x?connect_timeout=10");
+  EXPECT_EQ(with_connect_timeout("postgres://db/x?sslmode=require", 10), "postgres://db/x?sslmode=require&connect_timeout=10");
+  EXPECT_EQ(with_connect_timeout("host=db connect_timeout=3", 10), "host=db connect_timeout=3");
+}
+
 }  // namespace
