@@ -8,9 +8,11 @@
 
 #include <rapidjson/document.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -287,17 +289,16 @@ TEST(PostgresCdcDaemon, AnIncrementalSnapshotWithConcurrentChangesEndsEqualToThe
     ASSERT_TRUE(lines.wait_for("\"v\":\"streaming\"")) << edgeflow::test::join(edgeflow::test::read_lines(dir.file("err.log")));
 
     // Deterministic overlap: a transaction holds the table while it updates and deletes the first
-    // chunk's rows, and commits only once the chunk's SELECT waits for it, so its changes land
-    // between that chunk's watermarks and must take those rows out of the chunk.
-    std::thread locker([&] {
-      pg.psql("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;"
-              "UPDATE items SET v = 'locked', n = n + 100 WHERE id <= 50 AND id <> 25; DELETE FROM items WHERE id = 25;"
-              "DO $$ DECLARE until timestamptz := clock_timestamp() + interval '60 s'; BEGIN "
-              "WHILE NOT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-              "  WHERE l.relation = 'items'::regclass AND NOT l.granted AND a.query LIKE '%edgeflow_key_0%') "
-              "  AND clock_timestamp() < until LOOP PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.01); END LOOP; "
-              "END $$; COMMIT");
-    });
+    // chunk's rows, and commits only once the chunk's SELECT waits for it (the test sees the wait,
+    // then sends the COMMIT), so its changes land between that chunk's watermarks and must take
+    // those rows out of the chunk.
+    std::unique_ptr<FILE, int (*)(FILE*)> locker(
+        popen((pg.bin("psql") + " -X -q -v ON_ERROR_STOP=1 -d '" + pg.dsn() + "' >/dev/null").c_str(), "w"), &pclose);
+    ASSERT_TRUE(locker);
+    std::fputs("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;\n"
+               "UPDATE items SET v = 'locked', n = n + 100 WHERE id <= 50 AND id <> 25; DELETE FROM items WHERE id = 25;\n",
+               locker.get());
+    std::fflush(locker.get());
     ASSERT_TRUE(edgeflow::test::poll_until([&] {
       return pg.psql("SELECT count(*) FROM pg_locks WHERE relation = 'items'::regclass AND granted "
                      "AND mode = 'AccessExclusiveLock'") == "1";
@@ -307,7 +308,7 @@ TEST(PostgresCdcDaemon, AnIncrementalSnapshotWithConcurrentChangesEndsEqualToThe
               "UPDATE items SET n = n + 1, v = 'u' || i WHERE id = 1 + (i * 37) % 5000; "
               "DELETE FROM items WHERE id = 1 + (i * 101) % 5000; "
               "INSERT INTO items VALUES (5000 + i % 300, 'new', i) ON CONFLICT (id) DO UPDATE SET n = excluded.n; "
-              "COMMIT; PERFORM pg_sleep(0.004); END LOOP; END $$");
+              "COMMIT; END LOOP; END $$");
     });
     auto r = edgeflow::test::run_command({EDGEFLOW_BIN, "cdc", "snapshot", "--admin", admin, "cdc", "items"});
     EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -319,20 +320,25 @@ TEST(PostgresCdcDaemon, AnIncrementalSnapshotWithConcurrentChangesEndsEqualToThe
     auto bad = edgeflow::test::run_command({"curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-d",
                                             R"({"action":"shred"})", "http://" + admin + "/flows/cdc/signal"});
     EXPECT_NE(bad.out.find("unknown action 'shred'"), std::string::npos) << bad.out;
+    ASSERT_TRUE(edgeflow::test::poll_until([&] {
+      return pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "
+                     "l.relation = 'items'::regclass AND NOT l.granted AND a.query LIKE '%edgeflow\\_key\\_0%'") == "1";
+    })) << log();
+    std::fputs("COMMIT;\n", locker.get());
+    EXPECT_EQ(pclose(locker.release()), 0);
     writer.join();
-    locker.join();
     // Its last chunk delivered end to end (metrics are published at intervals: they may lag).
     ASSERT_TRUE(edgeflow::test::poll_until([&] { return log().find("incremental snapshot of public.items delivered") != std::string::npos; },
                                            std::chrono::seconds(120))) << log();
     pg.psql("INSERT INTO items VALUES (200000, 'last', 0)");
     ASSERT_TRUE(lines.wait_for("\"v\":\"last\""));
-    // 50-row chunks of 5000 rows and what the writer inserted; every row read went out as "r".
+    // 50-row chunks of what the table held (the writer deletes and inserts meanwhile); every row read went out as "r".
     ASSERT_TRUE(edgeflow::test::poll_until([&] { return plugin_metric(admin, "cdc", "incremental_snapshot_tables_pending") == "0"; }));
     long chunks = std::stol("0" + plugin_metric(admin, "cdc", "incremental_snapshot_chunks"));
     std::string rows = plugin_metric(admin, "cdc", "incremental_snapshot_rows");
     long superseded = std::stol("0" + plugin_metric(admin, "cdc", "incremental_snapshot_rows_superseded"));
     std::cout << "chunks " << chunks << ", rows " << rows << ", superseded by live changes " << superseded << "\n";
-    EXPECT_GE(chunks, 100);
+    EXPECT_GE(chunks * 50, std::stol("0" + rows));  // what the table held when read, 50 rows a chunk at most
     EXPECT_GE(superseded, 50);  // the first chunk's rows, changed by the locker inside its window
     d.signal(SIGTERM);
     EXPECT_EQ(d.wait(), 0);
@@ -430,6 +436,24 @@ TEST(PostgresCdcDaemon, AnIncrementalSnapshotNeedsOnlySelectOnTheTable) {
     EXPECT_EQ(refused.status, 1);
     EXPECT_NE(refused.out.find("the flow's role may not SELECT from public.secret: GRANT SELECT ON public.secret TO it"),
               std::string::npos) << refused.out;
+    // Commands that are not what the source takes: 422 with the reason, nothing queued.
+    std::string many = R"({"action":"snapshot","tables":[)";
+    for (int i = 0; i < 1001; ++i) many += std::string(i ? "," : "") + "\"items\"";
+    many += "]}";
+    for (auto [body, says] : std::vector<std::pair<std::string, std::string>>{
+             {R"({"action":7})", "unknown action ''"},
+             {R"({"action":"snapshot"})", "tables: give the tables to snapshot"},
+             {R"({"action":"snapshot","tables":"items"})", "tables: give the tables to snapshot"},
+             {R"({"action":"snapshot","tables":[]})", "tables: give the tables to snapshot"},
+             {many, "(at most 1000)"},
+             {R"({"action":"snapshot","tables":[1]})", "tables[0]: expected a table name"},
+             {R"({"action":"snapshot","tables":["items",""]})", "tables[1]: expected a table name"},
+             {R"({"action":"snapshot","tables":["public.items; DROP TABLE items"]})", "is not in this flow's tables"}}) {
+      auto c = edgeflow::test::run_command({"curl", "-s", "-w", " %{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+                                            "--data-binary", body, "http://" + admin + "/flows/cdc/signal"});
+      EXPECT_NE(c.out.find(says), std::string::npos) << body << ": " << c.out;
+      EXPECT_NE(c.out.find(" 422"), std::string::npos) << body << ": " << c.out;
+    }
     auto r = edgeflow::test::run_command({EDGEFLOW_BIN, "cdc", "snapshot", "--admin", admin, "cdc", "items"});
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     ASSERT_TRUE(edgeflow::test::poll_until([&] { return log().find("incremental snapshot of public.items delivered") != std::string::npos; },
