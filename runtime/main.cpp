@@ -390,6 +390,19 @@ int cmd_dev(const Args& a) {
   return dev_kafka(std::vector<std::string>(a.positional.begin() + 1, a.positional.end()));
 }
 
+// Writes a whole file; on failure says why on stderr ("edgeflow COMMAND: cannot write PATH: ...").
+bool write_file(const char* command, const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  bool ok = f && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  int why = errno;
+  if (f && std::fclose(f) != 0 && ok) {
+    ok = false;
+    why = errno;
+  }
+  if (!ok) std::fprintf(stderr, "edgeflow %s: cannot write %s: %s\n", command, path.c_str(), std::strerror(why));
+  return ok;
+}
+
 int cmd_test(Args a) {
   if (a.positional.empty()) a.positional.push_back(".");
   // The engine's own warnings (each dead letter) would bury the outcomes; --log-level shows them.
@@ -417,11 +430,7 @@ int cmd_test(Args a) {
               files.size(), results.size() - failed - errors, failed, errors);
   if (!a.junit.empty()) {
     std::string xml = flowtest::junit_xml(results);
-    FILE* f = std::fopen(a.junit.c_str(), "w");
-    if (!f || std::fwrite(xml.data(), 1, xml.size(), f) != xml.size() || std::fclose(f) != 0) {
-      std::fprintf(stderr, "edgeflow test: cannot write %s: %s\n", a.junit.c_str(), std::strerror(errno));
-      return 2;
-    }
+    if (!write_file("test", a.junit, xml)) return 2;
   }
   return errors ? 2 : failed ? 1 : 0;
 }
@@ -441,12 +450,7 @@ int cmd_asyncapi(const Args& a) {
     std::fputs(doc.c_str(), stdout);
     return 0;
   }
-  FILE* f = std::fopen(a.out.c_str(), "w");
-  if (!f || std::fwrite(doc.data(), 1, doc.size(), f) != doc.size() || std::fclose(f) != 0) {
-    std::fprintf(stderr, "edgeflow asyncapi: cannot write %s: %s\n", a.out.c_str(), std::strerror(errno));
-    return 1;
-  }
-  return 0;
+  return write_file("asyncapi", a.out, doc) ? 0 : 1;
 }
 
 int cmd_docs(const Args& a) {
@@ -468,11 +472,7 @@ int cmd_docs(const Args& a) {
       continue;
     }
     fs::create_directories(a.out, ec);
-    FILE* f = std::fopen(path.c_str(), "w");
-    if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0) {
-      std::fprintf(stderr, "edgeflow docs: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
-      return 1;
-    }
+    if (!write_file("docs", path, text)) return 1;
     std::printf("wrote %s\n", path.c_str());
   }
   if (a.check) {

@@ -75,6 +75,7 @@ void IncrementalSnapshots::request(const std::vector<std::string>& tables) {
   }
   std::lock_guard lock(requests_mutex_);
   for (auto& t : tables) requests_.push_back(parse_table_name(t).qualified());
+  requested_.store(true, std::memory_order_release);
 }
 
 void IncrementalSnapshots::queue(const std::string& table) {
@@ -89,11 +90,12 @@ void IncrementalSnapshots::queue(const std::string& table) {
 }
 
 void IncrementalSnapshots::step() {
-  {
+  if (requested_.load(std::memory_order_acquire)) {
     std::vector<std::string> taken;
     {
       std::lock_guard lock(requests_mutex_);
       taken.swap(requests_);
+      requested_.store(false, std::memory_order_relaxed);
     }
     for (auto& t : taken) queue(t);
     if (!taken.empty()) save();

@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -24,6 +25,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -51,6 +53,11 @@ class ChunkWindow {
   }
   const std::string& id() const { return id_; }
   const std::string& table() const { return table_; }
+  // Whether it is schema.name, without building the text (asked of every change while it is open).
+  bool is_table(std::string_view schema, std::string_view name) const {
+    return table_.size() == schema.size() + 1 + name.size() && table_.compare(0, schema.size(), schema) == 0 &&
+           table_[schema.size()] == '.' && table_.compare(schema.size() + 1, name.size(), name) == 0;
+  }
   // LOW was seen: changes from here on supersede rows of the chunk.
   void open() { open_ = true; }
   bool is_open() const { return open_; }
@@ -266,6 +273,7 @@ class IncrementalSnapshots {
   uint64_t rows_ = 0, chunks_ = 0, superseded_ = 0;
   std::mutex requests_mutex_;
   std::vector<std::string> requests_;
+  std::atomic<bool> requested_{false};  // requests_ has some: step() takes the lock only then
 };
 
 }  // namespace edgeflow::pg

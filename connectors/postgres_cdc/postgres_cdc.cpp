@@ -686,13 +686,13 @@ class PostgresCdcSource : public Source {
   // The chunk being read, when this change falls between its watermarks.
   pg::ChunkWindow* open_window(const pg::Relation& rel) {
     pg::ChunkWindow* w = inc_ ? inc_->window() : nullptr;
-    return w && w->is_open() && w->table() == rel.namespace_name + "." + rel.name ? w : nullptr;
+    return w && w->is_open() && w->is_table(rel.namespace_name, rel.name) ? w : nullptr;
   }
 
   // A changed table (columns added or dropped, renamed) is looked at afresh.
   void on_message(pg::RelationMessage& m, Lsn, std::vector<ef_message*>&) {
     const pg::Relation& rel = *m.relation;
-    if (auto* w = inc_ ? inc_->window() : nullptr; w && w->table() == rel.namespace_name + "." + rel.name) {
+    if (auto* w = inc_ ? inc_->window() : nullptr; w && w->is_table(rel.namespace_name, rel.name)) {
       std::vector<std::string> columns;
       for (auto& c : rel.columns) columns.push_back(c.name);
       w->relation(columns);

@@ -41,6 +41,14 @@ TEST(ChunkWindow, ChangesBetweenTheWatermarksTakeTheirRowsOutInKeyOrder) {
   EXPECT_EQ(w.superseded(), 4u);
 }
 
+TEST(ChunkWindow, KnowsItsTableWithoutBuildingItsName) {
+  ChunkWindow w("n-1", "public.t", rows({1}));
+  EXPECT_TRUE(w.is_table("public", "t"));
+  EXPECT_FALSE(w.is_table("public", "tt"));
+  EXPECT_FALSE(w.is_table("publi", "c.t"));
+  EXPECT_FALSE(w.is_table("other", "t"));
+}
+
 TEST(ChunkWindow, OnlyChangedColumnsMakeAChunkStale) {
   ChunkWindow w("n-1", "public.t", rows({1}), {"id", "v"});
   w.relation({"id", "v"});  // described again, unchanged: pgoutput does so after any invalidation
