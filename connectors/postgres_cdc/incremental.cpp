@@ -173,11 +173,15 @@ void IncrementalSnapshots::emit_watermark(const std::string& content) {
     if (PQstatus(marks_) != CONNECTION_OK)
       throw std::runtime_error("incremental snapshot: cannot connect to write a watermark: " +
                                Redactor(o_.dsn)(PQerrorMessage(marks_)));
+    PQclear(PQexec(marks_, "SET synchronous_commit = on"));
   }
   std::string text = o_.slot + " " + content;
   const char* params[] = {kWatermarkPrefix, text.c_str()};
-  PGresult* r = PQexecParams(marks_, "SELECT pg_logical_emit_message(false, $1, $2)", 2, nullptr, params, nullptr,
-                             nullptr, 0);
+  // A non-transactional message is not flushed (before PostgreSQL 17's `flush` argument): the
+  // stream would see it only at the WAL writer's next round, 200 ms later, for every watermark.
+  // Giving the statement's transaction an id makes its commit write and flush a record after it.
+  PGresult* r = PQexecParams(marks_, "SELECT pg_logical_emit_message(false, $1, $2), pg_current_xact_id()", 2, nullptr,
+                             params, nullptr, nullptr, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     std::string msg = Redactor(o_.dsn)(PQerrorMessage(marks_));
     PQclear(r);
